@@ -1,0 +1,3 @@
+from nnlab.train import main
+
+main()

@@ -1,0 +1,62 @@
+"""The torch side of the tasks: loss functions on raw outputs (logits) and evaluation metrics
+(torchmetrics), computed once per epoch on the whole validation or test split."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics.functional import (
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+)
+from torchmetrics.functional.classification import (
+    binary_accuracy,
+    binary_auroc,
+    multiclass_accuracy,
+    multiclass_f1_score,
+)
+
+from nnlab.data import BINARY, MULTICLASS, REGRESSION
+from nnlab.scratch import HUBER_DELTA
+from nnlab.tasks import Task
+
+# Each mirrors the NumPy loss of the same name in nnlab.scratch.LOSSES.
+LOSS_FUNCTIONS = {
+    "mse": F.mse_loss,
+    "half_mse": lambda out, y: 0.5 * F.mse_loss(out, y),
+    "l1": F.l1_loss,
+    "huber": lambda out, y: F.huber_loss(out, y, delta=HUBER_DELTA),
+    "bce": F.binary_cross_entropy_with_logits,
+    "cross_entropy": F.cross_entropy,
+}
+
+
+def evaluate(task: Task, loss_name: str, out: torch.Tensor, y: torch.Tensor, stage: str
+             ) -> dict[str, float]:
+    """Loss and every metric of `task` for one split, keyed '<stage>/<name>'."""
+    out, y = out.detach(), y.detach()
+    values = {"loss": LOSS_FUNCTIONS[loss_name](out, y)}
+    if task.name == REGRESSION:
+        values["mse"] = mean_squared_error(out, y)
+        values["mae"] = mean_absolute_error(out, y)
+        # R^2 is undefined on fewer than two points; report NaN rather than fail the run.
+        values["r2"] = r2_score(out, y) if len(y) > 1 else torch.tensor(float("nan"))
+    elif task.name == BINARY:
+        prob, target = torch.sigmoid(out).ravel(), y.ravel().long()
+        values["acc"] = binary_accuracy(prob, target)
+        values["auroc"] = binary_auroc(prob, target)
+    elif task.name == MULTICLASS:
+        k = out.shape[1]
+        values["acc"] = multiclass_accuracy(out, y, num_classes=k, average="micro")
+        values["f1_macro"] = multiclass_f1_score(out, y, num_classes=k, average="macro")
+    return {f"{stage}/{name}": float(v) for name, v in values.items()}
+
+
+def predict(task: Task, out: torch.Tensor) -> torch.Tensor:
+    """Class indices for classifiers, the output itself for regression."""
+    if task.name == BINARY:
+        return (out > 0).long().ravel()
+    if task.name == MULTICLASS:
+        return out.argmax(dim=1)
+    return out

@@ -1,0 +1,189 @@
+"""One training run, from a checked config to a closed MLflow run:
+data -> network -> Lightning fit and test -> figures, config and checkpoint as artifacts.
+
+Heavy imports (torch, Lightning, MLflow) live here, not in nnlab.train, so that `--help` and
+config errors answer before any of them load.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab import plots
+from nnlab.config_check import OPTIMIZERS
+from nnlab.data import MULTICLASS, REGRESSION, Splits, data_module, make_splits
+from nnlab.mlflow_logger import BufferedMlflowLogger
+from nnlab.modules import NetModule
+from nnlab.nets import TorchMLP
+from nnlab.progress import EpochProgress
+from nnlab.tasks import TASKS, Task
+from nnlab.tracking import (
+    TAG_PREFIX,
+    flatten,
+    get_client,
+    git_commit,
+    log_params,
+    open_run,
+    set_tags,
+    tracking_uri,
+)
+
+log = logging.getLogger("nnlab")
+
+DTYPES = {32: torch.float32, 64: torch.float64}
+
+
+def quiet_lightning() -> None:
+    """Lightning's banner lines (GPU/TPU available, seed set, ...) say nothing about a CPU run
+    of a small net; its warnings about DataLoader workers do not apply to in-memory batches."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*does not have many workers.*", ".*`DataLoader`.*",
+                    ".*LeafSpec.*", ".*treespec.*", ".*GPU available but not used.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+def layer_sizes(cfg: DictConfig, splits: Splits) -> list[int]:
+    """The dataset gives the ends, the config the middle."""
+    return [splits.n_features, *cfg.model.hidden, splits.n_outputs]
+
+
+def run_name(cfg: DictConfig, sizes: list[int]) -> str:
+    if cfg.tracking.run_name:
+        return str(cfg.tracking.run_name)
+    opt = OPTIMIZERS[cfg.optimizer._target_]
+    return (f"{cfg.data.name}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
+            f"-lr{cfg.optimizer.lr:g}")
+
+
+def build_network(cfg: DictConfig, sizes: list[int], dtype: torch.dtype) -> torch.nn.Module:
+    return TorchMLP(sizes, cfg.model.activation, cfg.model.init, cfg.seed, dtype=dtype)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_name: str
+    objective: float
+    metrics: dict[str, float]
+    tracking_uri: str
+
+
+def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResult:
+    quiet_lightning()
+    splits = make_splits(cfg.data, cfg.seed)
+    task = TASKS[splits.task]
+    loss_name = task.resolve_loss(cfg.model.loss)
+    dtype = DTYPES[cfg.trainer.precision]
+    sizes = layer_sizes(cfg, splits)
+    name = run_name(cfg, sizes)
+
+    uri = tracking_uri(cfg.tracking.uri)
+    client = get_client(uri)
+    tags = {
+        f"{TAG_PREFIX}task": task.name,
+        f"{TAG_PREFIX}dataset": cfg.data.name,
+        f"{TAG_PREFIX}backend": cfg.backend.name,
+        f"{TAG_PREFIX}loss": loss_name,
+        "mlflow.source.git.commit": git_commit(),
+    }
+    with open_run(client, cfg.tracking.experiment, uri, name, tags) as run_id:
+        log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
+        logger = BufferedMlflowLogger(client, run_id)
+        try:
+            module, trainer, dm = _fit_and_test(cfg, splits, task, loss_name, sizes, dtype,
+                                                logger, name)
+        finally:
+            logger.flush()  # whatever was measured is kept, also when training fails
+        metrics = {k: v[-1][1] for k, v in logger.history.items()}
+        objective = metrics.get(cfg.objective, math.nan)
+        set_tags(client, run_id, {f"{TAG_PREFIX}objective": cfg.objective})
+        _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger)
+    return RunResult(run_id, name, objective, metrics, uri)
+
+
+def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    net = build_network(cfg, sizes, dtype)
+    module = NetModule(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
+    dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
+    with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
+        trainer = pl.Trainer(
+            max_epochs=cfg.trainer.max_epochs,
+            accelerator=cfg.trainer.accelerator,
+            devices=1,
+            precision=f"{cfg.trainer.precision}-true",
+            logger=logger,
+            callbacks=[EpochProgress(cfg.trainer.progress, task.headline, name)],
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
+            default_root_dir=scratch,
+        )
+        trainer.fit(module, datamodule=dm)
+        trainer.test(module, datamodule=dm, verbose=False)
+    return module, trainer, dm
+
+
+def _predict_numpy(module: NetModule, dtype: torch.dtype):
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return module.net(torch.as_tensor(x, dtype=dtype)).double().numpy()
+
+    return predict
+
+
+def probabilities(task: Task, outputs: np.ndarray) -> np.ndarray:
+    if task.name == MULTICLASS:
+        e = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-outputs.ravel()))
+
+
+def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, Any]:
+    """Figures for one run, keyed by their file name under plots/."""
+    module.eval()
+    predict = _predict_numpy(module, DTYPES[cfg.trainer.precision])
+    figures = {"curves.png": plots.curves_figure(history, task.headline, module_title(cfg))}
+    if task.name == REGRESSION:
+        figures["predictions.png"] = plots.regression_figure(
+            splits.x_test, splits.y_test, predict(splits.x_test), predict,
+            title=f"{cfg.data.name}: test set")
+    elif splits.n_features == 2:
+        figures["decision_boundary.png"] = plots.decision_boundary_figure(
+            lambda x: probabilities(task, predict(x)), splits.x_test, splits.y_test,
+            max(splits.n_outputs, 2), title=f"{module_title(cfg)}: test points")
+    return figures
+
+
+def module_title(cfg) -> str:
+    return f"{cfg.data.name} {list(cfg.model.hidden)} {cfg.model.activation}"
+
+
+def _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger):
+    with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
+        out = Path(tmp)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(list(overrides or [])))
+        if cfg.tracking.log_plots:
+            (out / "plots").mkdir()
+            for file_name, fig in run_figures(cfg, module, splits, task, logger.history).items():
+                fig.savefig(out / "plots" / file_name, dpi=90)
+        if cfg.tracking.log_model:
+            (out / "checkpoints").mkdir()
+            trainer.save_checkpoint(out / "checkpoints" / "model.ckpt")
+        client.log_artifacts(run_id, str(out))

@@ -1,0 +1,120 @@
+"""Every figure nnlab draws, each a function returning a matplotlib Figure.
+
+Figures are built with `matplotlib.figure.Figure` directly (no pyplot): no global state, no
+display needed, safe in parallel sweep workers. Inputs are plain NumPy arrays and dicts so
+that runs, sweeps and reports can all draw with the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+Curve = Sequence[tuple[int, float]]  # [(epoch, value), ...]
+
+CLASS_COLOURS = "tab10"
+
+
+def _plot_curve(ax, curve: Curve, label: str, **style) -> None:
+    if curve:
+        epochs, values = zip(*curve, strict=True)
+        ax.plot(epochs, values, label=label, **style)
+
+
+def curves_figure(history: Mapping[str, Curve], metric: str, title: str = "") -> Figure:
+    """Loss (train and val on one chart) beside the validation `metric` curve."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    _plot_curve(loss_ax, history.get("train/loss", []), "train")
+    _plot_curve(loss_ax, history.get("val/loss", []), "val")
+    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    if _spans_decades(history.get("train/loss", [])):
+        loss_ax.set_yscale("log")
+    loss_ax.legend()
+    _plot_curve(metric_ax, history.get(f"val/{metric}", []), "val", color="tab:orange")
+    metric_ax.set(xlabel="epoch", ylabel=metric, title=f"val/{metric}")
+    fig.suptitle(title)
+    return fig
+
+
+def _spans_decades(curve: Curve) -> bool:
+    values = np.array([v for _, v in curve], dtype=float)
+    values = values[np.isfinite(values)]
+    return len(values) > 1 and values.min() > 0 and values.max() / values.min() > 100
+
+
+def decision_boundary_figure(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+                             y: np.ndarray, n_classes: int, title: str = "",
+                             ax=None, resolution: int = 200) -> Figure:
+    """The model's decision regions over the plane, with the points `x`, `y` on top.
+
+    `predict` maps (N, 2) inputs to class probabilities: (N,) for binary (probability of class
+    1, shown as a shaded map with the 0.5 contour), (N, K) for K classes (shown as regions).
+    """
+    fig = ax.figure if ax is not None else Figure(figsize=(5.5, 5), layout="constrained")
+    ax = ax if ax is not None else fig.subplots()
+    pad = 0.5
+    (x0, y0), (x1, y1) = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    grid = np.c_[gx.ravel(), gy.ravel()]
+    prob = predict(grid)
+    if n_classes <= 2:
+        ax.contourf(gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.6,
+                    vmin=0, vmax=1)
+        ax.contour(gx, gy, prob.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.5)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1)
+    else:
+        regions = prob.argmax(axis=1).reshape(gx.shape)
+        ax.contourf(gx, gy, regions, levels=np.arange(n_classes + 1) - 0.5, cmap=CLASS_COLOURS,
+                    alpha=0.35, vmin=0, vmax=9)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", s=18, vmin=0,
+                   vmax=9)
+    ax.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)", title=title)
+    return fig
+
+
+def regression_figure(x: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                      predict: Callable[[np.ndarray], np.ndarray] | None = None,
+                      title: str = "") -> Figure:
+    """Predictions against ground truth, in the view the input dimension allows:
+
+    1 input: the data as points and the model as a line over the input range;
+    3 inputs: a 4-D plot (three input axes, colour for the value), truth beside prediction;
+    otherwise: predicted vs true with the identity line.
+    """
+    y_true, y_pred = np.ravel(y_true), np.ravel(y_pred)
+    if x.shape[1] == 1:
+        fig = Figure(figsize=(6, 4.5), layout="constrained")
+        ax = fig.subplots()
+        ax.scatter(x[:, 0], y_true, s=10, alpha=0.6, label="ground truth")
+        line_x = np.linspace(x.min(), x.max(), 300).reshape(-1, 1)
+        line_y = predict(line_x) if predict is not None else None
+        if line_y is not None:
+            ax.plot(line_x[:, 0], np.ravel(line_y), color="tab:red", lw=2, label="model")
+        else:
+            order = np.argsort(x[:, 0])
+            ax.plot(x[order, 0], y_pred[order], color="tab:red", lw=2, label="model")
+        ax.set(xlabel="x (standardised)", ylabel="y", title=title)
+        ax.legend()
+        return fig
+    if x.shape[1] == 3:
+        fig = Figure(figsize=(12, 5), layout="constrained")
+        lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
+        for i, (values, name) in enumerate([(y_true, "ground truth"), (y_pred, "prediction")]):
+            ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+            points = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=values, cmap="viridis", vmin=lo,
+                                vmax=hi, s=12)
+            ax.set(xlabel="x1", ylabel="x2", zlabel="x3", title=name)
+        fig.colorbar(points, ax=fig.axes, label="y", shrink=0.7)
+        fig.suptitle(title)
+        return fig
+    fig = Figure(figsize=(5, 5), layout="constrained")
+    ax = fig.subplots()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.6)
+    lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.set(xlabel="ground truth", ylabel="prediction", title=title)
+    ax.legend()
+    return fig

@@ -1,0 +1,156 @@
+"""The MLflow store: where it is, how a run is named, opened, described and closed.
+
+MLflow only (no torch, no Lightning), so reports can use it without the training stack.
+A run is opened only after the config has passed its checks, and `open_run` guarantees that
+it is closed as FINISHED, FAILED (with the error) or KILLED (Ctrl-C / SIGTERM): never left
+RUNNING by anything that Python can catch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Param, RunStatus, RunTag
+from mlflow.tracking import MlflowClient
+
+from nnlab.paths import PROJECT_ROOT
+
+TAG_PREFIX = "nnlab."
+MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
+MAX_PARAM_LENGTH = 6000
+
+
+def default_store_dir() -> Path:
+    """`mlruns/` at the project root for a source checkout, else in the current directory."""
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return root / "mlruns"
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """The config key wins, then $MLFLOW_TRACKING_URI, then the sqlite store in mlruns/."""
+    if configured:
+        return str(configured)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{default_store_dir() / 'mlflow.db'}"
+
+
+def local_store_dir(uri: str) -> Path | None:
+    """The folder holding a sqlite store (its artifacts go beside it); None for a server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent
+    return None
+
+
+def get_client(uri: str) -> MlflowClient:
+    store = local_store_dir(uri)
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
+    """The id of experiment `name`, created on first use. In a local store its artifacts live
+    in mlruns/artifacts/<name>/, wherever the process was started from."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    store = local_store_dir(uri)
+    location = (store / "artifacts" / name).as_uri() if store else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:
+        # Another process created it between our lookup and our create.
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists stay whole ('[10, 5]')."""
+    flat: dict[str, Any] = {}
+    for key, value in cfg.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+    items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
+    for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None])
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised in place of SIGTERM so that the run closes as KILLED, as for Ctrl-C."""
+
+
+def _raise_interrupted(signum, frame):
+    raise RunInterrupted(f"signal {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def open_run(client: MlflowClient, experiment: str, uri: str, run_name: str,
+             tags: Mapping[str, Any]) -> Iterator[str]:
+    """Create a run and yield its id; close it FINISHED, FAILED or KILLED whatever happens."""
+    exp_id = experiment_id(client, experiment, uri)
+    base_tags = {
+        f"{TAG_PREFIX}pid": os.getpid(),
+        f"{TAG_PREFIX}host": socket.gethostname(),
+    }
+    run = client.create_run(exp_id, run_name=run_name,
+                            tags={k: str(v) for k, v in {**base_tags, **tags}.items()
+                                  if v is not None})
+    run_id = run.info.run_id
+    try:
+        with terminate_on_sigterm():
+            yield run_id
+    except KeyboardInterrupt as exc:
+        _close(client, run_id, RunStatus.KILLED, f"interrupted: {exc or 'Ctrl-C'}")
+        raise
+    except BaseException as exc:
+        _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    else:
+        _close(client, run_id, RunStatus.FINISHED, None)
+
+
+def _close(client: MlflowClient, run_id: str, status: int, error: str | None) -> None:
+    if error:
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            client.set_tag(run_id, f"{TAG_PREFIX}error", error[:5000])
+    client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))
