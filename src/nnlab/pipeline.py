@@ -48,10 +48,12 @@ DTYPES = {32: torch.float32, 64: torch.float64}
 def quiet_lightning() -> None:
     """Lightning's banner lines (GPU/TPU available, seed set, ...) say nothing about a CPU run
     of a small net; its warnings about DataLoader workers do not apply to in-memory batches."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning"):
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning",
+                 "matplotlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*`DataLoader`.*",
-                    ".*LeafSpec.*", ".*treespec.*", ".*GPU available but not used.*"):
+                    ".*LeafSpec.*", ".*treespec.*", ".*GPU available but not used.*",
+                    ".*smaller than the logging interval.*"):
         warnings.filterwarnings("ignore", message=pattern)
 
 

@@ -38,23 +38,27 @@ class EpochProgress(pl.Callback):
                 shown.append(f"{key}={float(value):.4g}")
         return " ".join(shown)
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epoch = trainer.current_epoch + 1
-        if self._bar is not None:
-            self._bar.update(1)
-            if self._bar.n % max(1, trainer.max_epochs // 100) == 0:
-                self._bar.set_postfix_str(self._summary(trainer), refresh=False)
-        elif self.mode == "lines":
-            step = max(1, trainer.max_epochs // 10)
-            if epoch % step == 0 or epoch == trainer.max_epochs:
-                print(f"[{self.label}] epoch {epoch}/{trainer.max_epochs} {self._summary(trainer)}",
-                      file=sys.stderr, flush=True)
+    # Lightning calls callbacks' on_train_epoch_end *before* the module's, where train/loss is
+    # logged; so an epoch is reported when the next one starts, and the last one at the end.
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:
+            self._report(trainer, trainer.current_epoch)
 
     def on_train_end(self, trainer, pl_module) -> None:
+        self._report(trainer, trainer.current_epoch)
         if self._bar is not None:
-            self._bar.set_postfix_str(self._summary(trainer))
             self._bar.close()
             self._bar = None
+
+    def _report(self, trainer, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            self._bar.set_postfix_str(self._summary(trainer), refresh=False)
+        elif self.mode == "lines":
+            step = max(1, trainer.max_epochs // 10)
+            if done % step == 0 or done == trainer.max_epochs:
+                print(f"[{self.label}] epoch {done}/{trainer.max_epochs} {self._summary(trainer)}",
+                      file=sys.stderr, flush=True)
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         # Close the bar cleanly on errors and Ctrl-C too, so the error line is readable.

@@ -1,0 +1,67 @@
+import pytest
+
+from nnlab.config_check import ConfigError, check_config
+from tests.conftest import compose_config
+
+DATASET_OPTIONS = ["moons", "circles", "xor", "spiral", "blobs", "iris", "sine", "linear",
+                   "nonlinear3d"]
+
+
+@pytest.mark.parametrize("data", DATASET_OPTIONS)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_every_shipped_choice_passes(data, optimizer):
+    check_config(compose_config(f"data={data}", f"optimizer={optimizer}", shrink=False))
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("data.name=mnist", "data.name"),
+        ("model.activation=swish", "model.activation"),
+        ("model.init=orthogonal", "model.init"),
+        ("model.loss=hinge", "model.loss"),
+        ("data=sine model.loss=bce", "model.loss"),
+        ("data=moons model.loss=mse", "model.loss"),
+        ("optimizer._target_=torch.optim.LBFGS", "optimizer._target_"),
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("optimizer.lr=abc", "optimizer.lr"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay"),
+        ("optimizer=sgd optimizer.momentum=1.5", "optimizer.momentum"),
+        ("model.l1=-0.1", "model.l1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("trainer.max_epochs=2.5", "trainer.max_epochs"),
+        ("trainer.precision=16", "trainer.precision"),
+        ("data.n_samples=0", "data.n_samples"),
+        ("data.n_samples=-5", "data.n_samples"),
+        ("data.n_samples=3", "data.n_samples"),
+        ("data=iris data.n_samples=500", "data.n_samples"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("data.val_fraction=0", "data.val_fraction"),
+        ("data.test_fraction=1.5", "data.test_fraction"),
+        ("data.val_fraction=0.6 data.test_fraction=0.5", "data.val_fraction"),
+        ("data.noise=-0.1", "data.noise"),
+        ("data=blobs data.n_classes=1", "data.n_classes"),
+        ("model.hidden=[10,0]", "model.hidden"),
+        ("model.hidden=[-3]", "model.hidden"),
+        ("model.hidden=[a]", "model.hidden"),
+        ("model.hidden=5", "model.hidden"),
+        ("seed=-1", "seed"),
+        ("data=sine objective=val/acc", "objective"),
+        ("objective=val/banana", "objective"),
+        ("backend.name=jax", "backend.name"),
+    ],
+)
+def test_bad_value_is_named_in_one_line(override, key):
+    cfg = compose_config(*override.split())
+    with pytest.raises(ConfigError) as caught:
+        check_config(cfg)
+    message = str(caught.value)
+    assert message.startswith(f"{key}="), message
+    assert "\n" not in message
+    bad_value = override.split()[-1].split("=", 1)[1]
+    assert bad_value.strip("[]").split(",")[-1] in message  # the value is shown
+
+
+def test_linear_model_and_full_batch_are_allowed():
+    check_config(compose_config("model.hidden=[]", "data.batch_size=null"))
