@@ -47,12 +47,19 @@ def store(migrated_store, tmp_path, monkeypatch) -> str:
     return uri
 
 
-def run_cli(*args: str, timeout: float = 300, check: bool = False, **kwargs
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 300, check: bool = False, **kwargs
+) -> subprocess.CompletedProcess:
     """Run an nnlab console script (e.g. 'nnlab-train') as a user would."""
     env = {**os.environ, **kwargs.pop("env", {})}
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True,
-                          timeout=timeout, env=env, **kwargs)
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc

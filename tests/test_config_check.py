@@ -3,8 +3,17 @@ import pytest
 from nnlab.config_check import ConfigError, check_config
 from tests.conftest import compose_config
 
-DATASET_OPTIONS = ["moons", "circles", "xor", "spiral", "blobs", "iris", "sine", "linear",
-                   "nonlinear3d"]
+DATASET_OPTIONS = [
+    "moons",
+    "circles",
+    "xor",
+    "spiral",
+    "blobs",
+    "iris",
+    "sine",
+    "linear",
+    "nonlinear3d",
+]
 
 
 @pytest.mark.parametrize("data", DATASET_OPTIONS)

@@ -45,8 +45,10 @@ def int_at_least(low: int) -> tuple[Callable[[Any], bool], str]:
 
 
 def positive_number() -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: _is_number(v) and v > 0 and v == v and v != float("inf"),
-            "must be a finite number > 0")
+    return (
+        lambda v: _is_number(v) and v > 0 and v == v and v != float("inf"),
+        "must be a finite number > 0",
+    )
 
 
 def non_negative_number() -> tuple[Callable[[Any], bool], str]:
@@ -68,8 +70,10 @@ def optional(rule) -> tuple[Callable[[Any], bool], str]:
 
 
 def widths() -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, list) and all(_is_int(w) and w >= 1 for w in v),
-            "must be a list of integers >= 1, e.g. [10, 5] ([] for a linear model)")
+    return (
+        lambda v: isinstance(v, list) and all(_is_int(w) and w >= 1 for w in v),
+        "must be a list of integers >= 1, e.g. [10, 5] ([] for a linear model)",
+    )
 
 
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -95,21 +99,20 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key}={_show(value)}: {allowed}")
+    shown = "null" if value is None else str(_plain(value))
+    raise ConfigError(f"{key}={shown}: {allowed}")
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, DictConfig | ListConfig):
-        value = OmegaConf.to_container(value)
-    return "null" if value is None else str(value)
+def _plain(value: Any) -> Any:
+    """OmegaConf lists and dicts as Python ones, so checks and messages see plain values."""
+    return OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
 
 
 def check_config(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key whose value nnlab cannot run."""
     plain = OmegaConf.to_container(cfg, resolve=True)
     for key, (test, allowed) in RULES.items():
-        value = OmegaConf.select(cfg, key, default=None)
-        value = OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+        value = _plain(OmegaConf.select(cfg, key, default=None))
         if not test(value):
             _fail(key, value, allowed)
     _check_data(plain["data"])
@@ -118,7 +121,8 @@ def check_config(cfg: DictConfig) -> None:
     task = TASKS[spec.task]
     loss = plain["model"]["loss"]
     if loss != "auto" and loss not in task.losses:
-        _fail("model.loss", loss, f"for a {task.name} dataset allowed: auto, {', '.join(task.losses)}")
+        allowed = ", ".join(["auto", *task.losses])
+        _fail("model.loss", loss, f"for a {task.name} dataset allowed: {allowed}")
     if plain["objective"] not in ["train/loss", *task.keys("val"), *task.keys("test")]:
         allowed = ", ".join(["train/loss", *task.keys("val")])
         _fail("objective", plain["objective"], f"for a {task.name} dataset allowed: {allowed}")
@@ -130,8 +134,11 @@ def _check_data(data: dict) -> None:
     if spec.name == "iris":
         test, allowed = optional(int_at_least(1))
         if not test(n) or (n is not None and n > IRIS_SIZE):
-            _fail("data.n_samples", n, f"iris has {IRIS_SIZE} samples: an integer in [1, "
-                  f"{IRIS_SIZE}], or null for all")
+            _fail(
+                "data.n_samples",
+                n,
+                f"iris has {IRIS_SIZE} samples: an integer in [1, {IRIS_SIZE}], or null for all",
+            )
         n = n or IRIS_SIZE
     elif not int_at_least(1)[0](n):
         _fail("data.n_samples", n, int_at_least(1)[1])
@@ -140,12 +147,19 @@ def _check_data(data: dict) -> None:
         if not test(data.get("n_classes")):
             _fail("data.n_classes", data.get("n_classes"), allowed)
     if data["val_fraction"] + data["test_fraction"] >= 1:
-        _fail("data.val_fraction", data["val_fraction"],
-              f"val_fraction + test_fraction must be < 1 (test_fraction={data['test_fraction']})")
+        _fail(
+            "data.val_fraction",
+            data["val_fraction"],
+            f"val_fraction + test_fraction must be < 1 (test_fraction={data['test_fraction']})",
+        )
     n_train, _, _ = split_sizes(n, data["val_fraction"], data["test_fraction"])
     if n_train < 2:
-        _fail("data.n_samples", n, f"leaves {n_train} training samples after the val/test "
-              "split: use more samples or smaller fractions")
+        _fail(
+            "data.n_samples",
+            n,
+            f"leaves {n_train} training samples after the val/test "
+            "split: use more samples or smaller fractions",
+        )
 
 
 def _check_optimizer(opt: dict) -> None:

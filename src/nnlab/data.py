@@ -74,8 +74,9 @@ def _spiral(n, noise, k, rng):
 def _blobs(n, noise, k, rng):
     from sklearn.datasets import make_blobs
 
-    return make_blobs(n_samples=n, centers=k, n_features=2, cluster_std=noise,
-                      random_state=_seed_int(rng))
+    return make_blobs(
+        n_samples=n, centers=k, n_features=2, cluster_std=noise, random_state=_seed_int(rng)
+    )
 
 
 def _iris(n, noise, _k, rng):
@@ -165,8 +166,18 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
     scale = x[train].std(axis=0)
     scale[scale == 0] = 1.0  # a constant feature stays constant instead of becoming NaN
     z = (x - mean) / scale
-    return Splits(spec, spec.n_outputs(n_classes), z[train], y[train], z[val], y[val],
-                  z[test], y[test], mean, scale)
+    return Splits(
+        spec,
+        spec.n_outputs(n_classes),
+        z[train],
+        y[train],
+        z[val],
+        y[val],
+        z[test],
+        y[test],
+        mean,
+        scale,
+    )
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:

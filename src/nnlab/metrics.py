@@ -32,8 +32,9 @@ LOSS_FUNCTIONS = {
 }
 
 
-def evaluate(task: Task, loss_name: str, out: torch.Tensor, y: torch.Tensor, stage: str
-             ) -> dict[str, float]:
+def evaluate(
+    task: Task, loss_name: str, out: torch.Tensor, y: torch.Tensor, stage: str
+) -> dict[str, float]:
     """Loss and every metric of `task` for one split, keyed '<stage>/<name>'."""
     out, y = out.detach(), y.detach()
     values = {"loss": LOSS_FUNCTIONS[loss_name](out, y)}

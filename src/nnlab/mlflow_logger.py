@@ -21,8 +21,13 @@ MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
 
 class BufferedMlflowLogger(Logger):
-    def __init__(self, client: MlflowClient | None, run_id: str | None,
-                 flush_every_s: float = 5.0, step_offset: int = 0):
+    def __init__(
+        self,
+        client: MlflowClient | None,
+        run_id: str | None,
+        flush_every_s: float = 5.0,
+        step_offset: int = 0,
+    ):
         super().__init__()
         self.client = client
         self.run_id = run_id

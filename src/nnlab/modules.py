@@ -24,8 +24,14 @@ class TrainingDiverged(RuntimeError):
 class NetModule(pl.LightningModule):
     """Trains any torch network (`nnlab.nets`) with the configured optimizer."""
 
-    def __init__(self, net: torch.nn.Module, task: Task, loss_name: str,
-                 make_optimizer: Callable, l1: float = 0.0):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        task: Task,
+        loss_name: str,
+        make_optimizer: Callable,
+        l1: float = 0.0,
+    ):
         super().__init__()
         self.net = net
         self.task = task
@@ -68,6 +74,10 @@ class NetModule(pl.LightningModule):
         self.log(TRAIN_LOSS, mean, prog_bar=True)
         if not torch.isfinite(mean):
             # A NaN/inf loss never recovers; stop now rather than log garbage as a result.
+            # Lightning would drop this epoch's metrics on the exception: record the bad value
+            # directly, so the curve in the store shows where it diverged.
+            if self.logger is not None:
+                self.logger.log_metrics({TRAIN_LOSS: float(mean), "epoch": self.current_epoch})
             raise TrainingDiverged(f"train/loss is {float(mean)} at epoch {self.current_epoch}")
 
     def configure_optimizers(self):

@@ -25,8 +25,14 @@ TORCH_ACTIVATIONS = {
 
 
 class TorchMLP(nn.Module):
-    def __init__(self, sizes: list[int], activation: str, init: str, seed: int,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str,
+        init: str,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         for i, (w, b) in enumerate(init_params(sizes, init, seed)):
@@ -48,12 +54,19 @@ class TorchMLP(nn.Module):
 
 
 class ScratchTorchMLP(nn.Module):
-    def __init__(self, sizes: list[int], activation: str, init: str, seed: int,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str,
+        init: str,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         params = init_params(sizes, init, seed)
-        self.weights = nn.ParameterList(nn.Parameter(torch.tensor(w, dtype=dtype)) for w, _ in params)
-        self.biases = nn.ParameterList(nn.Parameter(torch.tensor(b, dtype=dtype)) for _, b in params)
+        as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=dtype))  # noqa: E731
+        self.weights = nn.ParameterList(as_param(w) for w, _ in params)
+        self.biases = nn.ParameterList(as_param(b) for _, b in params)
         self.activation = TORCH_ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -48,12 +48,22 @@ DTYPES = {32: torch.float32, 64: torch.float64}
 def quiet_lightning() -> None:
     """Lightning's banner lines (GPU/TPU available, seed set, ...) say nothing about a CPU run
     of a small net; its warnings about DataLoader workers do not apply to in-memory batches."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning",
-                 "matplotlib"):
+    for name in (
+        "pytorch_lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "lightning",
+        "matplotlib",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern in (".*does not have many workers.*", ".*`DataLoader`.*",
-                    ".*LeafSpec.*", ".*treespec.*", ".*GPU available but not used.*",
-                    ".*smaller than the logging interval.*"):
+    for pattern in (
+        ".*does not have many workers.*",
+        ".*`DataLoader`.*",
+        ".*LeafSpec.*",
+        ".*treespec.*",
+        ".*GPU available but not used.*",
+        ".*smaller than the logging interval.*",
+    ):
         warnings.filterwarnings("ignore", message=pattern)
 
 
@@ -66,8 +76,10 @@ def run_name(cfg: DictConfig, sizes: list[int]) -> str:
     if cfg.tracking.run_name:
         return str(cfg.tracking.run_name)
     opt = OPTIMIZERS[cfg.optimizer._target_]
-    return (f"{cfg.data.name}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
-            f"-lr{cfg.optimizer.lr:g}")
+    return (
+        f"{cfg.data.name}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
+        f"-lr{cfg.optimizer.lr:g}"
+    )
 
 
 def build_network(cfg: DictConfig, sizes: list[int], dtype: torch.dtype) -> torch.nn.Module:
@@ -81,6 +93,7 @@ class RunResult:
     objective: float
     metrics: dict[str, float]
     tracking_uri: str
+    module: NetModule  # the trained LightningModule, for scripts that look further
 
 
 def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResult:
@@ -105,15 +118,16 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResu
         log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
         logger = BufferedMlflowLogger(client, run_id)
         try:
-            module, trainer, dm = _fit_and_test(cfg, splits, task, loss_name, sizes, dtype,
-                                                logger, name)
+            module, trainer, dm = _fit_and_test(
+                cfg, splits, task, loss_name, sizes, dtype, logger, name
+            )
         finally:
             logger.flush()  # whatever was measured is kept, also when training fails
         metrics = {k: v[-1][1] for k, v in logger.history.items()}
         objective = metrics.get(cfg.objective, math.nan)
         set_tags(client, run_id, {f"{TAG_PREFIX}objective": cfg.objective})
         _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger)
-    return RunResult(run_id, name, objective, metrics, uri)
+    return RunResult(run_id, name, objective, metrics, uri, module)
 
 
 def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
@@ -163,12 +177,20 @@ def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, A
     figures = {"curves.png": plots.curves_figure(history, task.headline, module_title(cfg))}
     if task.name == REGRESSION:
         figures["predictions.png"] = plots.regression_figure(
-            splits.x_test, splits.y_test, predict(splits.x_test), predict,
-            title=f"{cfg.data.name}: test set")
+            splits.x_test,
+            splits.y_test,
+            predict(splits.x_test),
+            predict,
+            title=f"{cfg.data.name}: test set",
+        )
     elif splits.n_features == 2:
         figures["decision_boundary.png"] = plots.decision_boundary_figure(
-            lambda x: probabilities(task, predict(x)), splits.x_test, splits.y_test,
-            max(splits.n_outputs, 2), title=f"{module_title(cfg)}: test points")
+            lambda x: probabilities(task, predict(x)),
+            splits.x_test,
+            splits.y_test,
+            max(splits.n_outputs, 2),
+            title=f"{module_title(cfg)}: test points",
+        )
     return figures
 
 

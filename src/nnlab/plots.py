@@ -45,9 +45,15 @@ def _spans_decades(curve: Curve) -> bool:
     return len(values) > 1 and values.min() > 0 and values.max() / values.min() > 100
 
 
-def decision_boundary_figure(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-                             y: np.ndarray, n_classes: int, title: str = "",
-                             ax=None, resolution: int = 200) -> Figure:
+def decision_boundary_figure(
+    predict: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    title: str = "",
+    ax=None,
+    resolution: int = 200,
+) -> Figure:
     """The model's decision regions over the plane, with the points `x`, `y` on top.
 
     `predict` maps (N, 2) inputs to class probabilities: (N,) for binary (probability of class
@@ -61,23 +67,35 @@ def decision_boundary_figure(predict: Callable[[np.ndarray], np.ndarray], x: np.
     grid = np.c_[gx.ravel(), gy.ravel()]
     prob = predict(grid)
     if n_classes <= 2:
-        ax.contourf(gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.6,
-                    vmin=0, vmax=1)
+        ax.contourf(
+            gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.6, vmin=0, vmax=1
+        )
         ax.contour(gx, gy, prob.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.5)
         ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1)
     else:
         regions = prob.argmax(axis=1).reshape(gx.shape)
-        ax.contourf(gx, gy, regions, levels=np.arange(n_classes + 1) - 0.5, cmap=CLASS_COLOURS,
-                    alpha=0.35, vmin=0, vmax=9)
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", s=18, vmin=0,
-                   vmax=9)
+        ax.contourf(
+            gx,
+            gy,
+            regions,
+            levels=np.arange(n_classes + 1) - 0.5,
+            cmap=CLASS_COLOURS,
+            alpha=0.35,
+            vmin=0,
+            vmax=9,
+        )
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", s=18, vmin=0, vmax=9)
     ax.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)", title=title)
     return fig
 
 
-def regression_figure(x: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                      predict: Callable[[np.ndarray], np.ndarray] | None = None,
-                      title: str = "") -> Figure:
+def regression_figure(
+    x: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    predict: Callable[[np.ndarray], np.ndarray] | None = None,
+    title: str = "",
+) -> Figure:
     """Predictions against ground truth, in the view the input dimension allows:
 
     1 input: the data as points and the model as a line over the input range;
@@ -104,8 +122,9 @@ def regression_figure(x: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
         lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
         for i, (values, name) in enumerate([(y_true, "ground truth"), (y_pred, "prediction")]):
             ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-            points = ax.scatter(x[:, 0], x[:, 1], x[:, 2], c=values, cmap="viridis", vmin=lo,
-                                vmax=hi, s=12)
+            points = ax.scatter(
+                x[:, 0], x[:, 1], x[:, 2], c=values, cmap="viridis", vmin=lo, vmax=hi, s=12
+            )
             ax.set(xlabel="x1", ylabel="x2", zlabel="x3", title=name)
         fig.colorbar(points, ax=fig.axes, label="y", shrink=0.7)
         fig.suptitle(title)

@@ -27,8 +27,14 @@ class EpochProgress(pl.Callback):
         if self.mode == "bar":
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=trainer.max_epochs, desc=self.label, unit="epoch",
-                             initial=trainer.current_epoch, mininterval=0.25, leave=True)
+            self._bar = tqdm(
+                total=trainer.max_epochs,
+                desc=self.label,
+                unit="epoch",
+                initial=trainer.current_epoch,
+                mininterval=0.25,
+                leave=True,
+            )
 
     def _summary(self, trainer) -> str:
         shown = []
@@ -57,8 +63,11 @@ class EpochProgress(pl.Callback):
         elif self.mode == "lines":
             step = max(1, trainer.max_epochs // 10)
             if done % step == 0 or done == trainer.max_epochs:
-                print(f"[{self.label}] epoch {done}/{trainer.max_epochs} {self._summary(trainer)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[{self.label}] epoch {done}/{trainer.max_epochs} {self._summary(trainer)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         # Close the bar cleanly on errors and Ctrl-C too, so the error line is readable.

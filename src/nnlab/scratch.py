@@ -80,22 +80,33 @@ HUBER_DELTA = 1.0  # PyTorch's default
 
 # Every loss averages over all output elements, as PyTorch's reduction="mean" does.
 LOSSES: dict[str, Loss] = {
-    "mse": Loss(lambda o, y: np.mean((o - y) ** 2), lambda o, y: 2.0 * (o - y) / o.size,
-                lambda o: o),
+    "mse": Loss(
+        lambda o, y: np.mean((o - y) ** 2), lambda o, y: 2.0 * (o - y) / o.size, lambda o: o
+    ),
     # Seed 000's L = 1/2 (y - y_pred)^2: its gradient is just (y_pred - y).
-    "half_mse": Loss(lambda o, y: 0.5 * np.mean((o - y) ** 2), lambda o, y: (o - y) / o.size,
-                     lambda o: o),
-    "l1": Loss(lambda o, y: np.mean(np.abs(o - y)), lambda o, y: np.sign(o - y) / o.size,
-               lambda o: o),
+    "half_mse": Loss(
+        lambda o, y: 0.5 * np.mean((o - y) ** 2), lambda o, y: (o - y) / o.size, lambda o: o
+    ),
+    "l1": Loss(
+        lambda o, y: np.mean(np.abs(o - y)), lambda o, y: np.sign(o - y) / o.size, lambda o: o
+    ),
     "huber": Loss(
-        lambda o, y: np.mean(np.where(np.abs(o - y) < HUBER_DELTA, 0.5 * (o - y) ** 2,
-                                      HUBER_DELTA * (np.abs(o - y) - 0.5 * HUBER_DELTA))),
+        lambda o, y: np.mean(
+            np.where(
+                np.abs(o - y) < HUBER_DELTA,
+                0.5 * (o - y) ** 2,
+                HUBER_DELTA * (np.abs(o - y) - 0.5 * HUBER_DELTA),
+            )
+        ),
         lambda o, y: np.clip(o - y, -HUBER_DELTA, HUBER_DELTA) / o.size,
         lambda o: o,
     ),
     # Binary cross-entropy on logits: softplus(z) - y z, stable for any z.
-    "bce": Loss(lambda o, y: np.mean(_softplus(o) - y * o), lambda o, y: (_sigmoid(o) - y) / o.size,
-                _sigmoid),
+    "bce": Loss(
+        lambda o, y: np.mean(_softplus(o) - y * o),
+        lambda o, y: (_sigmoid(o) - y) / o.size,
+        _sigmoid,
+    ),
     # Softmax cross-entropy on logits; y holds class indices.
     "cross_entropy": Loss(
         lambda o, y: -np.mean(np.sum(_onehot(y, o.shape[1]) * _log_softmax(o), axis=1)),

@@ -33,8 +33,9 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    REGRESSION: Task(REGRESSION, "mse", ("mse", "half_mse", "l1", "huber"),
-                     ("mse", "mae", "r2"), "r2"),
+    REGRESSION: Task(
+        REGRESSION, "mse", ("mse", "half_mse", "l1", "huber"), ("mse", "mae", "r2"), "r2"
+    ),
     BINARY: Task(BINARY, "bce", ("bce",), ("acc", "auroc"), "acc"),
     MULTICLASS: Task(MULTICLASS, "cross_entropy", ("cross_entropy",), ("acc", "f1_macro"), "acc"),
 }

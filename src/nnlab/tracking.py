@@ -89,8 +89,14 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                             text=True, timeout=5, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -124,17 +130,20 @@ def terminate_on_sigterm() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def open_run(client: MlflowClient, experiment: str, uri: str, run_name: str,
-             tags: Mapping[str, Any]) -> Iterator[str]:
+def open_run(
+    client: MlflowClient, experiment: str, uri: str, run_name: str, tags: Mapping[str, Any]
+) -> Iterator[str]:
     """Create a run and yield its id; close it FINISHED, FAILED or KILLED whatever happens."""
     exp_id = experiment_id(client, experiment, uri)
     base_tags = {
         f"{TAG_PREFIX}pid": os.getpid(),
         f"{TAG_PREFIX}host": socket.gethostname(),
     }
-    run = client.create_run(exp_id, run_name=run_name,
-                            tags={k: str(v) for k, v in {**base_tags, **tags}.items()
-                                  if v is not None})
+    run = client.create_run(
+        exp_id,
+        run_name=run_name,
+        tags={k: str(v) for k, v in {**base_tags, **tags}.items() if v is not None},
+    )
     run_id = run.info.run_id
     try:
         with terminate_on_sigterm():

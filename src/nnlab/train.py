@@ -19,13 +19,16 @@ from nnlab.paths import CONF_DIR
 
 def ui_command(uri: str) -> str:
     """The command that browses `uri` in the MLflow UI, bound to this machine only."""
-    return (f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
-            "--host 127.0.0.1 --port 5000")
+    return (
+        f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
+        "--host 127.0.0.1 --port 5000"
+    )
 
 
 def print_summary(result, experiment: str) -> None:
-    shown = "   ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items())
-                       if k.startswith("test/"))
+    shown = "   ".join(
+        f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
+    )
     print(f"nnlab: {result.run_name} finished", flush=True)
     print(f"  {shown}")
     print(f"  run id  {result.run_id}")
@@ -42,10 +45,14 @@ def main(cfg: DictConfig) -> float:
         print(f"nnlab-train: bad config: {err}", file=sys.stderr)
         sys.exit(2)
 
+    from nnlab.modules import TrainingDiverged
     from nnlab.pipeline import run_training
 
     try:
         result = run_training(cfg, list(HydraConfig.get().overrides.task))
+    except TrainingDiverged as err:
+        print(f"nnlab-train: training diverged ({err}); the run is marked FAILED", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt as err:
         print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
         sys.exit(130)

@@ -1,0 +1,64 @@
+"""The store: where it is, and that a run always ends in a final state."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.paths import PROJECT_ROOT
+from nnlab.tracking import default_store_dir, flatten, open_run, tracking_uri
+
+
+def test_default_store_is_sqlite_in_the_project_mlruns(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # whatever the current directory
+    assert default_store_dir() == PROJECT_ROOT / "mlruns"
+    assert tracking_uri() == f"sqlite:///{PROJECT_ROOT / 'mlruns' / 'mlflow.db'}"
+
+
+def test_config_key_beats_environment_beats_default(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/from-env.db")
+    assert tracking_uri(None) == "sqlite:////tmp/from-env.db"
+    assert tracking_uri("http://127.0.0.1:5005") == "http://127.0.0.1:5005"
+
+
+def test_flatten_gives_dotted_keys_and_keeps_lists_whole():
+    flat = flatten({"optimizer": {"lr": 0.1, "nested": {"a": 1}}, "model": {"hidden": [10, 5]}})
+    assert flat == {"optimizer.lr": 0.1, "optimizer.nested.a": 1, "model.hidden": [10, 5]}
+
+
+def _only_run(uri):
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    return run
+
+
+def test_run_that_raises_ends_failed_with_the_error(store):
+    client = MlflowClient(store)
+    with pytest.raises(ValueError), open_run(client, "t", store, "r", {}):
+        raise ValueError("boom")
+    run = _only_run(store)
+    assert run.info.status == "FAILED" and run.data.tags["nnlab.error"] == "ValueError: boom"
+
+
+def test_interrupted_run_ends_killed(store):
+    client = MlflowClient(store)
+    with pytest.raises(KeyboardInterrupt), open_run(client, "t", store, "r", {}):
+        raise KeyboardInterrupt
+    assert _only_run(store).info.status == "KILLED"
+
+
+def test_run_records_process_and_host(store):
+    import os
+
+    with open_run(MlflowClient(store), "t", store, "r", {"nnlab.task": "binary"}):
+        pass
+    run = _only_run(store)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["nnlab.pid"] == str(os.getpid()) and run.data.tags["nnlab.host"]
+    assert run.data.tags["nnlab.task"] == "binary"
+
+
+def test_artifacts_of_a_local_store_live_beside_it(store):
+    with open_run(MlflowClient(store), "t", store, "r", {}) as run_id:
+        pass
+    uri = MlflowClient(store).get_run(run_id).info.artifact_uri
+    assert uri.startswith("file://" + store.removeprefix("sqlite:///").removesuffix("mlflow.db"))

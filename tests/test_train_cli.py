@@ -1,0 +1,99 @@
+"""`nnlab-train` as a user runs it: a subprocess writing to a temporary store, read back with
+MlflowClient."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+TINY = ["trainer.max_epochs=3", "data.n_samples=200"]
+
+
+def runs(uri, experiment="nnlab"):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def artifact_paths(client, run_id, path=""):
+    found = []
+    for item in client.list_artifacts(run_id, path):
+        found += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+    return found
+
+
+def test_classification_run_is_fully_tracked(store):
+    proc = run_cli(
+        "nnlab-train", "data=moons", "model.hidden=[8,4]", "optimizer.lr=0.02", *TINY, check=True
+    )
+    (run,) = runs(store)
+    assert run.info.run_id in proc.stdout and "mlflow ui" in proc.stdout
+    assert "127.0.0.1" in proc.stdout
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "moons-2-8-4-1-relu-adam-lr0.02"
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.02" and params["model.hidden"] == "[8, 4]"
+    assert params["data.name"] == "moons" and params["trainer.max_epochs"] == "3"
+    tags = run.data.tags
+    assert (tags["nnlab.task"], tags["nnlab.dataset"], tags["nnlab.backend"]) == (
+        "binary",
+        "moons",
+        "torch",
+    )
+    assert len(tags["mlflow.source.git.commit"]) == 40
+    client = MlflowClient(store)
+    for key in ("train/loss", "val/loss", "val/acc"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2]
+    assert {"test/loss", "test/acc", "test/auroc", "val/auroc"} <= set(run.data.metrics)
+    assert set(artifact_paths(client, run.info.run_id)) == {
+        "config.yaml",
+        "overrides.yaml",
+        "plots/curves.png",
+        "plots/decision_boundary.png",
+        "checkpoints/model.ckpt",
+    }
+
+
+def test_regression_run_logs_r2_mse_and_prediction_plot(store):
+    run_cli("nnlab-train", "data=nonlinear3d", "model.hidden=[10,10]", *TINY, check=True)
+    (run,) = runs(store)
+    assert {"val/r2", "test/r2", "test/mse", "test/mae"} <= set(run.data.metrics)
+    assert "plots/predictions.png" in artifact_paths(MlflowClient(store), run.info.run_id)
+
+
+def test_bad_value_gets_one_line_exit_2_and_no_run(store):
+    proc = run_cli("nnlab-train", "model.activation=swish", *TINY)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "model.activation=swish" in lines[0] and "relu" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert runs(store) == []
+
+
+def test_unknown_dataset_names_the_choices_and_creates_no_run(store):
+    proc = run_cli("nnlab-train", "data=mnist", *TINY)
+    assert proc.returncode != 0
+    assert "data/mnist" in proc.stderr and "moons" in proc.stderr
+    assert runs(store) == []
+
+
+def test_failed_run_exits_nonzero_and_ends_failed(store):
+    proc = run_cli("nnlab-train", "data=sine", "optimizer=sgd", "optimizer.lr=1e8", *TINY)
+    assert proc.returncode != 0
+    (run,) = runs(store)
+    assert run.info.status == "FAILED" and "TrainingDiverged" in run.data.tags["nnlab.error"]
+    assert "Traceback" not in proc.stderr and "train/loss is" in proc.stderr
+
+
+def test_config_key_chooses_the_store_and_experiment(store, tmp_path):
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    run_cli(
+        "nnlab-train", f"tracking.uri={other}", "tracking.experiment=elsewhere", *TINY, check=True
+    )
+    assert runs(store) == [] and len(runs(other, "elsewhere")) == 1
+
+
+def test_print_config_creates_no_run(store):
+    proc = run_cli("nnlab-train", "--cfg", "job", check=True)
+    assert "activation: relu" in proc.stdout and runs(store) == []
