@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup run test lint format clean-store
+.PHONY: setup run test lint format ui
 
 setup: $(STAMP)
 
@@ -28,3 +28,6 @@ lint: setup
 format: setup
 	$(BIN)/ruff format src tests scripts benchmarks
 	$(BIN)/ruff check --fix src tests scripts benchmarks
+
+ui: setup
+	scripts/mlflow_ui.sh

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Browse the nnlab store in the MLflow UI. Binds to 127.0.0.1 (this machine only) unless
+# NNLAB_UI_HOST says otherwise. Usage: scripts/mlflow_ui.sh [PORT]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+uri="${MLFLOW_TRACKING_URI:-sqlite:///$root/mlruns/mlflow.db}"
+exec "$root/.venv/bin/mlflow" ui --backend-store-uri "$uri" \
+  --host "${NNLAB_UI_HOST:-127.0.0.1}" --port "${1:-5000}"
