@@ -16,7 +16,7 @@ from nnlab.data import DATASETS, IRIS_SIZE, MULTICLASS, split_sizes
 from nnlab.scratch import ACTIVATIONS, INITS
 from nnlab.tasks import ALL_METRIC_KEYS, TASKS
 
-BACKENDS = ("torch",)
+BACKENDS = ("torch", "torch_scratch", "numpy")
 PRECISIONS = (32, 64)
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
 OPTIMIZERS = {  # the optimizer group's _target_ values
@@ -116,6 +116,9 @@ def check_config(cfg: DictConfig) -> None:
         if not test(value):
             _fail(key, value, allowed)
     _check_data(plain["data"])
+    if plain["backend"]["name"] == "numpy" and plain["trainer"]["accelerator"] != "cpu":
+        _fail("trainer.accelerator", plain["trainer"]["accelerator"],
+              "the numpy backend runs on the CPU only: allowed: cpu")
     _check_optimizer(plain["optimizer"])
     spec = DATASETS[plain["data"]["name"]]
     task = TASKS[spec.task]

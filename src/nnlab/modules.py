@@ -51,9 +51,12 @@ class NetModule(pl.LightningModule):
         """The batch's mean loss, summed into this epoch's train/loss."""
         x, y = batch
         loss = self.loss_fn(self.net(x), y)
-        self._train_loss_sum += loss.detach() * len(x)
-        self._train_count += len(x)
+        self._count_train_loss(loss.detach(), len(x))
         return loss
+
+    def _count_train_loss(self, batch_mean, n: int) -> None:
+        self._train_loss_sum += batch_mean * n
+        self._train_count += n
 
     def penalty(self) -> torch.Tensor | float:
         if not self.l1:
@@ -106,3 +109,24 @@ class NetModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._evaluate("test")
+
+
+class NumpyNetModule(NetModule):
+    """The NumPy MLP (`nnlab.nets.NumpyBackedMLP`) trained through the same module.
+
+    NumPy computes the loss and every gradient; Lightning's manual optimization then lets the
+    configured torch optimizer apply them. Data, metrics, logging, checkpoints and plots are
+    the ones every backend uses.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        optimizer = self.optimizers()
+        optimizer.zero_grad()
+        loss = self.net.compute_gradients(x, y, self.loss_name, self.l1)
+        optimizer.step()
+        self._count_train_loss(loss, len(x))

@@ -25,8 +25,8 @@ from nnlab import plots
 from nnlab.config_check import OPTIMIZERS
 from nnlab.data import MULTICLASS, REGRESSION, Splits, data_module, make_splits
 from nnlab.mlflow_logger import BufferedMlflowLogger
-from nnlab.modules import NetModule
-from nnlab.nets import TorchMLP
+from nnlab.modules import NetModule, NumpyNetModule
+from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
 from nnlab.tasks import TASKS, Task
 from nnlab.tracking import (
@@ -82,8 +82,21 @@ def run_name(cfg: DictConfig, sizes: list[int]) -> str:
     )
 
 
-def build_network(cfg: DictConfig, sizes: list[int], dtype: torch.dtype) -> torch.nn.Module:
-    return TorchMLP(sizes, cfg.model.activation, cfg.model.init, cfg.seed, dtype=dtype)
+# backend name -> (network class, LightningModule class)
+BACKENDS = {
+    "torch": (TorchMLP, NetModule),
+    "torch_scratch": (ScratchTorchMLP, NetModule),
+    "numpy": (NumpyBackedMLP, NumpyNetModule),
+}
+
+
+def build_module(cfg: DictConfig, task: Task, loss_name: str, sizes: list[int],
+                 dtype: torch.dtype) -> NetModule:
+    """The configured backend's network inside its LightningModule; every backend starts from
+    the same initial weights for the same seed and init."""
+    net_class, module_class = BACKENDS[cfg.backend.name]
+    net = net_class(sizes, cfg.model.activation, cfg.model.init, cfg.seed, dtype=dtype)
+    return module_class(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
 
 
 @dataclass
@@ -132,8 +145,7 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResu
 
 def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
-    net = build_network(cfg, sizes, dtype)
-    module = NetModule(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
+    module = build_module(cfg, task, loss_name, sizes, dtype)
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
         trainer = pl.Trainer(
@@ -158,7 +170,7 @@ def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
 def _predict_numpy(module: NetModule, dtype: torch.dtype):
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return module.net(torch.as_tensor(x, dtype=dtype)).double().numpy()
+            return module(torch.as_tensor(x, dtype=dtype)).double().numpy()
 
     return predict
 

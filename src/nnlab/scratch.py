@@ -72,8 +72,8 @@ def _log_softmax(z):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _onehot(y, k):
-    return np.eye(k, dtype=np.float64)[y.astype(np.int64).ravel()]
+def _onehot(y, k, dtype):
+    return np.eye(k, dtype=dtype)[y.astype(np.int64).ravel()]
 
 
 HUBER_DELTA = 1.0  # PyTorch's default
@@ -109,8 +109,8 @@ LOSSES: dict[str, Loss] = {
     ),
     # Softmax cross-entropy on logits; y holds class indices.
     "cross_entropy": Loss(
-        lambda o, y: -np.mean(np.sum(_onehot(y, o.shape[1]) * _log_softmax(o), axis=1)),
-        lambda o, y: (_softmax(o) - _onehot(y, o.shape[1])) / o.shape[0],
+        lambda o, y: -np.mean(np.sum(_onehot(y, o.shape[1], o.dtype) * _log_softmax(o), axis=1)),
+        lambda o, y: (_softmax(o) - _onehot(y, o.shape[1], o.dtype)) / o.shape[0],
         _softmax,
     ),
 }
@@ -198,14 +198,20 @@ class MLP:
         return d_w, d_b
 
     def loss_and_grads(self, x, y, loss: str, l1: float = 0.0, l2: float = 0.0):
-        """Mean loss (plus the L1 / L2 penalty terms on the weights) and its gradients."""
+        """Mean data loss, and the gradients of data loss + L1/L2 penalties on the weights.
+
+        The returned value leaves the penalties out, so that it compares with a validation loss.
+        """
         out = self.forward(x)
         value = LOSSES[loss].fn(out, y)
         d_w, d_b = self.backward(LOSSES[loss].grad(out, y))
-        for i, w in enumerate(self.weights):
-            value += l1 * np.abs(w).sum() + 0.5 * l2 * (w * w).sum()
-            d_w[i] = d_w[i] + l1 * np.sign(w) + l2 * w
+        if l1 or l2:
+            d_w = [g + l1 * np.sign(w) + l2 * w for g, w in zip(d_w, self.weights, strict=True)]
         return value, d_w, d_b
+
+    def penalty(self, l1: float = 0.0, l2: float = 0.0) -> float:
+        """l1 * sum|W| + l2/2 * sum W^2 over the weights (not the biases)."""
+        return sum(l1 * np.abs(w).sum() + 0.5 * l2 * (w * w).sum() for w in self.weights)
 
     def fit(self, x, y, epochs: int, lr: float, loss: str, l1: float = 0.0, l2: float = 0.0):
         """Full-batch gradient descent, recording loss (and accuracy for classifiers)."""
@@ -232,3 +238,47 @@ class MLP:
 
     def accuracy(self, x, y, loss: str) -> float:
         return float(np.mean(self.predict(x, loss).ravel() == y.ravel()))
+
+
+@dataclass
+class TinyNet:
+    """Seed 000's 2-1-1 network, written with its own scalar formulas:
+
+        z1 = w1 x1 + w2 x2 + b        a1 = relu(z1)        y_pred = w3 a1 + b2
+        L  = 1/2 (y_true - y_pred)^2  (averaged over the batch)
+
+    and the gradients derived by hand with the chain rule, dL/dy_pred = (y_pred - y_true):
+
+        dL/dw3 = dL/dy_pred * a1                dL/db2 = dL/dy_pred
+        dL/dw1 = dL/dy_pred * w3 * relu'(z1) * x1
+        dL/dw2 = dL/dy_pred * w3 * relu'(z1) * x2
+        dL/db  = dL/dy_pred * w3 * relu'(z1)
+
+    It is `MLP([2, 1, 1], "relu")` spelled out; the tests hold the two (and autograd) equal.
+    """
+
+    w1: float
+    w2: float
+    b: float
+    w3: float
+    b2: float
+
+    @classmethod
+    def from_mlp(cls, mlp: MLP) -> TinyNet:
+        (w_in, w_out), (b_in, b_out) = mlp.weights, mlp.biases
+        return cls(w_in[0, 0], w_in[1, 0], b_in[0], w_out[0, 0], b_out[0])
+
+    def forward(self, x1, x2):
+        z1 = self.w1 * x1 + self.w2 * x2 + self.b
+        a1 = np.maximum(0.0, z1)
+        return z1, a1, self.w3 * a1 + self.b2
+
+    def loss(self, x1, x2, y_true) -> float:
+        return float(np.mean(0.5 * (y_true - self.forward(x1, x2)[2]) ** 2))
+
+    def gradients(self, x1, x2, y_true) -> dict[str, float]:
+        z1, a1, y_pred = self.forward(x1, x2)
+        d_y = (y_pred - y_true) / np.size(y_true)  # mean over the batch
+        d_z1 = d_y * self.w3 * (z1 > 0)
+        return {"w1": float(np.sum(d_z1 * x1)), "w2": float(np.sum(d_z1 * x2)),
+                "b": float(np.sum(d_z1)), "w3": float(np.sum(d_y * a1)), "b2": float(np.sum(d_y))}
