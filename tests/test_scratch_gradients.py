@@ -25,16 +25,18 @@ def _problem(draw_widths, n_in, n_out, batch, loss, seed):
     return [n_in, *draw_widths, n_out if loss == "cross_entropy" else 1], x, y
 
 
-problems = st.fixed_dictionaries({
-    "widths": st.lists(st.integers(1, 8), min_size=0, max_size=3),
-    "n_in": st.integers(1, 4),
-    "n_out": st.integers(2, 4),
-    "batch": st.integers(1, 17),
-    "loss": st.sampled_from(sorted(LOSSES)),
-    "activation": st.sampled_from(sorted(ACTIVATIONS)),
-    "init": st.sampled_from(["default", "he", "xavier"]),
-    "seed": st.integers(0, 10_000),
-})
+problems = st.fixed_dictionaries(
+    {
+        "widths": st.lists(st.integers(1, 8), min_size=0, max_size=3),
+        "n_in": st.integers(1, 4),
+        "n_out": st.integers(2, 4),
+        "batch": st.integers(1, 17),
+        "loss": st.sampled_from(sorted(LOSSES)),
+        "activation": st.sampled_from(sorted(ACTIVATIONS)),
+        "init": st.sampled_from(["default", "he", "xavier"]),
+        "seed": st.integers(0, 10_000),
+    }
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -53,8 +55,9 @@ def test_backward_matches_autograd(p):
 
 
 @settings(max_examples=60, deadline=None)
-@given(problems.filter(lambda p: p["loss"] not in ("l1", "huber")),
-       st.sampled_from(SMOOTH_ACTIVATIONS))
+@given(
+    problems.filter(lambda p: p["loss"] not in ("l1", "huber")), st.sampled_from(SMOOTH_ACTIVATIONS)
+)
 def test_backward_matches_central_finite_differences(p, activation):
     sizes, x, y = _problem(p["widths"], p["n_in"], p["n_out"], p["batch"], p["loss"], p["seed"])
     mlp = MLP(sizes, activation, p["init"], seed=p["seed"])
@@ -91,10 +94,13 @@ def test_seed000_tiny_net_formulas_match_the_mlp_and_autograd():
     assert tiny.loss(x[:, 0], x[:, 1], y[:, 0]) == pytest.approx(value, rel=1e-12)
     g = tiny.gradients(x[:, 0], x[:, 1], y[:, 0])
     assert [g["w1"], g["w2"], g["b"], g["w3"], g["b2"]] == pytest.approx(
-        [d_w[0][0, 0], d_w[0][1, 0], d_b[0][0], d_w[1][0, 0], d_b[1][0]], rel=1e-12)
+        [d_w[0][0, 0], d_w[0][1, 0], d_b[0][0], d_w[1][0, 0], d_b[1][0]], rel=1e-12
+    )
 
-    params = {k: torch.tensor(float(v), dtype=torch.float64, requires_grad=True)
-              for k, v in vars(tiny).items()}
+    params = {
+        k: torch.tensor(float(v), dtype=torch.float64, requires_grad=True)
+        for k, v in vars(tiny).items()
+    }
     tx, ty = torch.tensor(x), torch.tensor(y[:, 0])
     a1 = torch.relu(params["w1"] * tx[:, 0] + params["w2"] * tx[:, 1] + params["b"])
     loss = (0.5 * (ty - (params["w3"] * a1 + params["b2"])) ** 2).mean()
@@ -107,8 +113,9 @@ def test_fit_reduces_loss_and_tracks_accuracy():
     from sklearn.datasets import make_moons
 
     x, y = make_moons(200, noise=0.1, random_state=0)
-    mlp = MLP([2, 10, 5, 1], "relu", "he", seed=0).fit(x, y.reshape(-1, 1), epochs=300, lr=0.5,
-                                                         loss="bce")
+    mlp = MLP([2, 10, 5, 1], "relu", "he", seed=0).fit(
+        x, y.reshape(-1, 1), epochs=300, lr=0.5, loss="bce"
+    )
     assert mlp.history["loss"][-1] < 0.5 * mlp.history["loss"][0]
     assert mlp.history["accuracy"][-1] > 0.85
     assert mlp.predict_proba(x, "bce").min() >= 0 and mlp.predict_proba(x, "bce").max() <= 1
@@ -118,7 +125,6 @@ def test_fit_reduces_loss_and_tracks_accuracy():
 def test_mlp_keeps_its_dtype(dtype):
     mlp = MLP([3, 4, 2], "tanh", seed=0, dtype=dtype)
     out = mlp.forward(np.ones((2, 3), dtype=dtype))
-    _, d_w, _ = mlp.loss_and_grads(np.ones((2, 3), dtype=dtype), np.array([0, 1]),
-                                   "cross_entropy")
+    _, d_w, _ = mlp.loss_and_grads(np.ones((2, 3), dtype=dtype), np.array([0, 1]), "cross_entropy")
     assert out.dtype == dtype and all(w.dtype == dtype for w in mlp.weights)
     assert all(g.dtype == dtype for g in d_w)

@@ -117,8 +117,11 @@ def check_config(cfg: DictConfig) -> None:
             _fail(key, value, allowed)
     _check_data(plain["data"])
     if plain["backend"]["name"] == "numpy" and plain["trainer"]["accelerator"] != "cpu":
-        _fail("trainer.accelerator", plain["trainer"]["accelerator"],
-              "the numpy backend runs on the CPU only: allowed: cpu")
+        _fail(
+            "trainer.accelerator",
+            plain["trainer"]["accelerator"],
+            "the numpy backend runs on the CPU only: allowed: cpu",
+        )
     _check_optimizer(plain["optimizer"])
     spec = DATASETS[plain["data"]["name"]]
     task = TASKS[spec.task]

@@ -93,8 +93,14 @@ class NumpyBackedMLP(nn.Module):
     `compute_gradients` writes NumPy's gradients into the Parameters' `.grad`.
     """
 
-    def __init__(self, sizes: list[int], activation: str, init: str, seed: int,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        sizes: list[int],
+        activation: str,
+        init: str,
+        seed: int,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         np_dtype = {torch.float32: "float32", torch.float64: "float64"}[dtype]
         self.mlp = ScratchMLP(sizes, activation, init, seed, dtype=np_dtype)

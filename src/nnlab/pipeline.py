@@ -90,8 +90,9 @@ BACKENDS = {
 }
 
 
-def build_module(cfg: DictConfig, task: Task, loss_name: str, sizes: list[int],
-                 dtype: torch.dtype) -> NetModule:
+def build_module(
+    cfg: DictConfig, task: Task, loss_name: str, sizes: list[int], dtype: torch.dtype
+) -> NetModule:
     """The configured backend's network inside its LightningModule; every backend starts from
     the same initial weights for the same seed and init."""
     net_class, module_class = BACKENDS[cfg.backend.name]

@@ -137,3 +137,28 @@ def regression_figure(
     ax.set(xlabel="ground truth", ylabel="prediction", title=title)
     ax.legend()
     return fig
+
+
+def overlaid_curves_figure(
+    curves: Mapping[str, Mapping[str, Curve]], keys: Sequence[str], title: str = ""
+) -> Figure:
+    """One chart per metric key, with one line per run (label -> {key: curve}) laid over each
+    other: backends that agree draw on top of each other."""
+    fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(keys)))
+    styles = ["-", "--", ":", "-."]
+    for ax, key in zip(axes, keys, strict=True):
+        for i, (label, history) in enumerate(curves.items()):
+            _plot_curve(
+                ax,
+                history.get(key, []),
+                label,
+                linestyle=styles[i % len(styles)],
+                linewidth=2.5 - 0.5 * (i % 3),
+            )
+        ax.set(xlabel="epoch", ylabel=key, title=key)
+        if _spans_decades([p for h in curves.values() for p in h.get(key, [])]):
+            ax.set_yscale("log")
+        ax.legend()
+    fig.suptitle(title)
+    return fig

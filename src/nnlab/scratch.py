@@ -280,5 +280,10 @@ class TinyNet:
         z1, a1, y_pred = self.forward(x1, x2)
         d_y = (y_pred - y_true) / np.size(y_true)  # mean over the batch
         d_z1 = d_y * self.w3 * (z1 > 0)
-        return {"w1": float(np.sum(d_z1 * x1)), "w2": float(np.sum(d_z1 * x2)),
-                "b": float(np.sum(d_z1)), "w3": float(np.sum(d_y * a1)), "b2": float(np.sum(d_y))}
+        return {
+            "w1": float(np.sum(d_z1 * x1)),
+            "w2": float(np.sum(d_z1 * x2)),
+            "b": float(np.sum(d_z1)),
+            "w3": float(np.sum(d_y * a1)),
+            "b2": float(np.sum(d_y)),
+        }
