@@ -105,7 +105,9 @@ def _fail(key: str, value: Any, allowed: str) -> None:
 
 def _plain(value: Any) -> Any:
     """OmegaConf lists and dicts as Python ones, so checks and messages see plain values."""
-    return OmegaConf.to_container(value) if isinstance(value, DictConfig | ListConfig) else value
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -7,6 +7,8 @@ config errors answer before any of them load.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import tempfile
@@ -107,10 +109,30 @@ class RunResult:
     objective: float
     metrics: dict[str, float]
     tracking_uri: str
-    module: NetModule  # the trained LightningModule, for scripts that look further
+    module: NetModule | None  # the trained LightningModule, for scripts that look further
+    skipped: bool = False  # True: an identical FINISHED run was found (tracking.skip_finished)
 
 
-def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResult:
+def config_hash(cfg: DictConfig) -> str:
+    """Identifies what a run computes: the resolved config minus where it is recorded."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("tracking", None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
+    """A FINISHED run of the same experiment with the same config hash, if any."""
+    exp = client.get_experiment_by_name(cfg.tracking.experiment)
+    if exp is None:
+        return None
+    found = client.search_runs([exp.experiment_id],
+                               f"tags.`{TAG_PREFIX}config_hash` = '{digest}' "
+                               "and attributes.status = 'FINISHED'", max_results=1)
+    return found[0] if found else None
+
+
+def run_training(cfg: DictConfig, overrides: list[str] | None = None,
+                 extra_tags: dict[str, str] | None = None) -> RunResult:
     quiet_lightning()
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
@@ -121,7 +143,16 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> RunResu
 
     uri = tracking_uri(cfg.tracking.uri)
     client = get_client(uri)
+    digest = config_hash(cfg)
+    if cfg.tracking.skip_finished:
+        twin = finished_twin(client, cfg, uri, digest)
+        if twin is not None:
+            metrics = dict(twin.data.metrics)
+            return RunResult(twin.info.run_id, twin.info.run_name, metrics.get(cfg.objective,
+                             math.nan), metrics, uri, None, skipped=True)
     tags = {
+        **(extra_tags or {}),
+        f"{TAG_PREFIX}config_hash": digest,
         f"{TAG_PREFIX}task": task.name,
         f"{TAG_PREFIX}dataset": cfg.data.name,
         f"{TAG_PREFIX}backend": cfg.backend.name,

@@ -71,7 +71,7 @@ def decision_boundary_figure(
             gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.6, vmin=0, vmax=1
         )
         ax.contour(gx, gy, prob.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.5)
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", s=18, vmin=0, vmax=1)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", linewidths=0.3, s=18, vmin=0, vmax=1)
     else:
         regions = prob.argmax(axis=1).reshape(gx.shape)
         ax.contourf(
@@ -84,7 +84,7 @@ def decision_boundary_figure(
             vmin=0,
             vmax=9,
         )
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", s=18, vmin=0, vmax=9)
+        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", linewidths=0.3, s=18, vmin=0, vmax=9)
     ax.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)", title=title)
     return fig
 
@@ -160,5 +160,81 @@ def overlaid_curves_figure(
         if _spans_decades([p for h in curves.values() for p in h.get(key, [])]):
             ax.set_yscale("log")
         ax.legend()
+    fig.suptitle(title)
+    return fig
+
+
+def _sort_key(value):
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def objective_vs_figure(points: Sequence[tuple[object, float, str]], x_label: str,
+                        objective: str, group_label: str | None = None, log_x: bool = False,
+                        title: str = "") -> Figure:
+    """Objective against one swept value, one line per group (e.g. per activation).
+    points: (x, objective, group). Failed or diverged jobs (NaN) leave a gap, not a lie."""
+    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
+    ax = fig.subplots()
+    groups: dict[str, list[tuple[object, float]]] = {}
+    for x, y, g in points:
+        groups.setdefault(g, []).append((x, y))
+    numeric = all(_sort_key(x)[0] == 0 for x, _, _ in points)
+    categories = sorted({str(x) for x, _, _ in points}, key=_sort_key)
+    for g, pts in groups.items():
+        pts.sort(key=lambda p: _sort_key(p[0]))
+        xs = [float(x) if numeric else categories.index(str(x)) for x, _ in pts]
+        ys = [y if np.isfinite(y) else np.nan for _, y in pts]
+        ax.plot(xs, ys, marker="o", label=f"{group_label}={g}" if group_label else None)
+    if log_x and numeric:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(categories)), categories, rotation=20)
+    ax.set(xlabel=x_label, ylabel=objective, title=title or f"{objective} vs {x_label}")
+    if group_label:
+        ax.legend()
+    return fig
+
+
+def heatmap_figure(cells: Sequence[tuple[str, str, float]], row_key: str, col_key: str,
+                   objective: str, title: str = "") -> Figure:
+    """Objective over two swept keys (the mean where other keys vary too)."""
+    rows = sorted({str(r) for r, _, _ in cells}, key=_sort_key)
+    cols = sorted({str(c) for _, c, _ in cells}, key=_sort_key)
+    total = np.zeros((len(rows), len(cols)))
+    count = np.zeros_like(total)
+    for r, c, v in cells:
+        if np.isfinite(v):
+            total[rows.index(str(r)), cols.index(str(c))] += v
+            count[rows.index(str(r)), cols.index(str(c))] += 1
+    grid = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    fig = Figure(figsize=(1.6 * len(cols) + 3, 0.6 * len(rows) + 2.5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=20)
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            text = "failed" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
+            ax.text(j, i, text, ha="center", va="center", color="w", fontsize=9)
+    ax.set(xlabel=col_key, ylabel=row_key, title=title or objective)
+    fig.colorbar(image, ax=ax, label=objective)
+    return fig
+
+
+def image_grid_figure(images: Sequence[tuple[str, np.ndarray]], title: str = "",
+                      columns: int = 4) -> Figure:
+    """Images (e.g. each job's decision boundary) side by side, captioned."""
+    columns = min(columns, len(images))
+    n_rows = -(-len(images) // columns)
+    fig = Figure(figsize=(3.6 * columns, 3.6 * n_rows + 0.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n_rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, (caption, image) in zip(axes, images, strict=False):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=8)
     fig.suptitle(title)
     return fig

@@ -43,3 +43,8 @@ TASKS: dict[str, Task] = {
 ALL_METRIC_KEYS = sorted(
     {TRAIN_LOSS} | {k for t in TASKS.values() for s in ("val", "test") for k in t.keys(s)}
 )
+
+
+def higher_is_better(key: str) -> bool:
+    """Losses and errors are minimised; accuracy, AUROC, F1 and R^2 are maximised."""
+    return key.rsplit("/", 1)[-1] in ("acc", "auroc", "f1_macro", "r2")

@@ -2,34 +2,40 @@
 
 Only Hydra and the config checks load before the config is known to be good: a typo is
 answered in about a second, and the training stack (torch, Lightning, MLflow) loads after.
+
+In a multirun (`-m`), one job's failure must not end the sweep: a job that fails or diverges
+is recorded FAILED, reported in one line, and returns NaN to the sweeper. Ctrl-C and SIGTERM
+end the sweep, with the running job and the sweep's parent run marked KILLED.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import shlex
 import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nnlab.config_check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
+from nnlab.sweeps import PARENT_ENV, abort_active_sweep
 
 
 def ui_command(uri: str) -> str:
     """The command that browses `uri` in the MLflow UI, bound to this machine only."""
-    return (
-        f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
-        "--host 127.0.0.1 --port 5000"
-    )
+    return (f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
+            "--host 127.0.0.1 --port 5000")
 
 
 def print_summary(result, experiment: str) -> None:
-    shown = "   ".join(
-        f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
-    )
-    print(f"nnlab: {result.run_name} finished", flush=True)
+    shown = "   ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items())
+                       if k.startswith("test/"))
+    verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
+    print(f"nnlab: {result.run_name} {verb}", flush=True)
     print(f"  {shown}")
     print(f"  run id  {result.run_id}")
     print(f"  store   {result.tracking_uri} (experiment '{experiment}')")
@@ -37,27 +43,65 @@ def print_summary(result, experiment: str) -> None:
         print(f"  browse  {ui_command(result.tracking_uri)}")
 
 
+def job_tags(hydra_cfg) -> dict[str, str]:
+    """Tags that place a run: its overrides, and in a sweep its parent and job number."""
+    tags = {"nnlab.overrides": "\n".join(hydra_cfg.overrides.task)}
+    parent = os.environ.get(PARENT_ENV)
+    if hydra_cfg.mode == RunMode.MULTIRUN and parent:
+        tags.update({"mlflow.parentRunId": parent, "nnlab.sweep_id": parent,
+                     "nnlab.job_num": str(hydra_cfg.job.num)})
+    return tags
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
-def main(cfg: DictConfig) -> float:
+def train(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    where = f"job {hydra_cfg.job.num}: " if in_sweep else ""
     try:
         check_config(cfg)
     except ConfigError as err:
-        print(f"nnlab-train: bad config: {err}", file=sys.stderr)
+        print(f"nnlab-train: {where}bad config: {err}", file=sys.stderr, flush=True)
+        if in_sweep:
+            return math.nan  # this job is refused; the others still run
         sys.exit(2)
 
     from nnlab.modules import TrainingDiverged
     from nnlab.pipeline import run_training
 
     try:
-        result = run_training(cfg, list(HydraConfig.get().overrides.task))
-    except TrainingDiverged as err:
-        print(f"nnlab-train: training diverged ({err}); the run is marked FAILED", file=sys.stderr)
-        sys.exit(1)
+        result = run_training(cfg, list(hydra_cfg.overrides.task), job_tags(hydra_cfg))
     except KeyboardInterrupt as err:
         print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
         sys.exit(130)
+    except Exception as err:
+        reason = "training diverged" if isinstance(err, TrainingDiverged) else "failed"
+        print(f"nnlab-train: {where}{reason} ({type(err).__name__}: {err}); the run is marked "
+              "FAILED", file=sys.stderr, flush=True)
+        if in_sweep:
+            return math.nan
+        if isinstance(err, TrainingDiverged):
+            sys.exit(1)
+        raise
     print_summary(result, cfg.tracking.experiment)
     return result.objective
+
+
+def main() -> None:
+    """Console entry: the Hydra app, plus closing a sweep's parent run if it ends early."""
+    try:
+        train()
+    except KeyboardInterrupt:
+        abort_active_sweep("KILLED", "interrupted")
+        print("nnlab-train: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit as done:
+        if done.code not in (0, None):
+            abort_active_sweep("KILLED" if done.code == 130 else "FAILED", f"exit {done.code}")
+        raise
+    except BaseException as err:
+        abort_active_sweep("FAILED", f"{type(err).__name__}: {err}")
+        raise
 
 
 if __name__ == "__main__":

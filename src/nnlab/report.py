@@ -1,0 +1,235 @@
+"""Query the store: runs and sweeps as tables, CSV files and comparison figures.
+
+No torch, no Lightning: `nnlab-report` answers in about the time MLflow takes to import.
+The sweep callback (nnlab.sweeps) builds a sweep's summary with these same functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import io
+import math
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from nnlab import plots
+from nnlab.tasks import higher_is_better
+from nnlab.tracking import TAG_PREFIX
+
+PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = f"{TAG_PREFIX}sweep"
+OVERRIDES_TAG = f"{TAG_PREFIX}overrides"
+PAGE = 1000  # MLflow's search page size
+# Artifact downloads for sweep figures are small and many: no progress bar for each.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    name: str
+    status: str
+    overrides: dict[str, str]
+    objective_key: str | None
+    metrics: dict[str, float]
+    params: dict[str, str] = field(repr=False)
+    tags: dict[str, str] = field(repr=False)
+
+    @property
+    def objective(self) -> float:
+        if self.objective_key is None:
+            return math.nan
+        return self.metrics.get(self.objective_key, math.nan)
+
+
+def parse_overrides(text: str | None) -> dict[str, str]:
+    """'a=1 b=[1, 2]' as stored in the overrides tag (one override per line)."""
+    pairs = (line.split("=", 1) for line in (text or "").splitlines() if "=" in line)
+    return {k.lstrip("+~"): v for k, v in pairs}
+
+
+def to_row(run: Run) -> RunRow:
+    tags = run.data.tags
+    return RunRow(
+        run_id=run.info.run_id,
+        name=run.info.run_name or "",
+        status=run.info.status,
+        overrides=parse_overrides(tags.get(OVERRIDES_TAG)),
+        objective_key=tags.get(f"{TAG_PREFIX}objective") or run.data.params.get("objective"),
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=dict(tags),
+    )
+
+
+def search_all(client: MlflowClient, experiment_ids: Sequence[str], filter_string: str = "",
+               order_by: Sequence[str] = ("attributes.start_time DESC",),
+               limit: int | None = None) -> list[Run]:
+    """Every matching run, following MLflow's pages (it answers at most 1,000 at a time)."""
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(list(experiment_ids), filter_string, max_results=PAGE,
+                                  order_by=list(order_by), page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token or (limit is not None and len(runs) >= limit):
+            return runs[:limit] if limit is not None else runs
+
+
+def experiment_ids(client: MlflowClient, names: Sequence[str] | None) -> list[str]:
+    if names:
+        found = [client.get_experiment_by_name(n) for n in names]
+        missing = [n for n, e in zip(names, found, strict=True) if e is None]
+        if missing:
+            known = ", ".join(sorted(e.name for e in client.search_experiments()))
+            raise LookupError(f"no experiment named {', '.join(missing)} (known: {known})")
+        return [e.experiment_id for e in found]
+    return [e.experiment_id for e in client.search_experiments()]
+
+
+def latest_sweep(client: MlflowClient, exp_ids: Sequence[str]) -> Run | None:
+    found = client.search_runs(list(exp_ids), f"tags.`{SWEEP_TAG}` = 'true'", max_results=1,
+                               order_by=["attributes.start_time DESC"])
+    return found[0] if found else None
+
+
+def sweep_children(client: MlflowClient, parent: Run) -> list[Run]:
+    children = search_all(client, [parent.info.experiment_id],
+                          f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                          order_by=["attributes.start_time ASC"])
+    return sorted(children, key=lambda r: int(r.data.tags.get(f"{TAG_PREFIX}job_num", 0)))
+
+
+def swept_keys(rows: Sequence[RunRow]) -> list[str]:
+    """Override keys whose values differ between the rows, in the order they were given."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row.overrides if k not in keys]
+    return [k for k in keys if len({r.overrides.get(k) for r in rows}) > 1]
+
+
+def best_row(rows: Sequence[RunRow]) -> RunRow | None:
+    scored = [r for r in rows if r.status == "FINISHED" and math.isfinite(r.objective)]
+    if not scored:
+        return None
+    sign = -1 if higher_is_better(scored[0].objective_key or "") else 1
+    return min(scored, key=lambda r: sign * r.objective)
+
+
+def summary_columns(rows: Sequence[RunRow]) -> list[str]:
+    """Final metrics worth a column: losses and the test metrics present in any row."""
+    present = {k for r in rows for k in r.metrics}
+    order = ["train/loss", "val/loss"] + sorted(k for k in present if k.startswith("test/"))
+    return [k for k in order if k in present]
+
+
+def table(rows: Sequence[RunRow], params: Sequence[str] = (), metrics: Sequence[str] = ()
+          ) -> list[dict[str, str]]:
+    """One dict per run, in display order: id, name, status, chosen params, objective, metrics."""
+    out = []
+    for r in rows:
+        line = {"run_id": r.run_id, "name": r.name, "status": r.status}
+        for p in params:
+            line[p] = r.overrides.get(p, r.params.get(p, ""))
+        line["objective"] = _fmt(r.objective)
+        for m in metrics:
+            line[m] = _fmt(r.metrics.get(m, math.nan))
+        error = r.tags.get(f"{TAG_PREFIX}error", "")
+        line["error"] = error.splitlines()[0][:80] if error else ""
+        out.append(line)
+    return out
+
+
+def _fmt(value: float) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.5g}"
+
+
+def render(lines: Sequence[dict[str, str]], hide: Iterable[str] = ()) -> str:
+    """A plain-text table; columns that are empty in every row are left out."""
+    if not lines:
+        return "(no runs)"
+    hidden = set(hide)
+    cols = [c for c in lines[0] if c not in hidden and any(line[c] for line in lines)]
+    widths = {c: max(len(c), *(len(line[c]) for line in lines)) for c in cols}
+    head = "  ".join(c.ljust(widths[c]) for c in cols)
+    body = ["  ".join(line[c].ljust(widths[c]) for c in cols) for line in lines]
+    return "\n".join([head, "-" * len(head), *body])
+
+
+def to_csv(lines: Sequence[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    if lines:
+        writer = csv.DictWriter(buffer, fieldnames=list(lines[0]))
+        writer.writeheader()
+        writer.writerows(lines)
+    return buffer.getvalue()
+
+
+def sweep_figures(client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str],
+                  title: str = "") -> dict[str, Figure]:
+    """The comparison figures a sweep calls for, keyed by file name:
+
+    objective_vs_lr.png     objective against learning rate (log axis), one line per value of
+                            the other swept key (e.g. per activation)
+    objective_heatmap.png   objective over the first two swept keys
+    curves.png              train and val loss of every job, overlaid
+    decision_boundaries.png the jobs' decision-boundary plots side by side (2-D classifiers)
+    """
+    done = [r for r in rows if r.status in ("FINISHED", "FAILED")]
+    if not done:
+        return {}
+    objective = done[0].objective_key or "objective"
+    figures: dict[str, Figure] = {}
+    if "optimizer.lr" in keys:
+        other = next((k for k in keys if k != "optimizer.lr"), None)
+        figures["objective_vs_lr.png"] = plots.objective_vs_figure(
+            [(float(r.overrides["optimizer.lr"]), r.objective,
+              r.overrides.get(other, "") if other else "") for r in done],
+            "optimizer.lr", objective, group_label=other, log_x=True, title=title)
+    if len(keys) >= 2:
+        a, b = keys[0], keys[1]
+        figures["objective_heatmap.png"] = plots.heatmap_figure(
+            [(r.overrides.get(a, ""), r.overrides.get(b, ""), r.objective) for r in done],
+            a, b, objective, title=title)
+    elif len(keys) == 1 and keys[0] != "optimizer.lr":
+        figures["objective_vs_value.png"] = plots.objective_vs_figure(
+            [(r.overrides.get(keys[0], ""), r.objective, "") for r in done], keys[0], objective,
+            title=title)
+    histories = {}
+    for r in done:
+        label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
+        histories[label] = {k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
+                            for k in ("train/loss", "val/loss")}
+    figures["curves.png"] = plots.overlaid_curves_figure(histories, ["train/loss", "val/loss"],
+                                                         title=title)
+    boundaries = _download_boundaries(client, done, keys)
+    if boundaries:
+        figures["decision_boundaries.png"] = plots.image_grid_figure(boundaries, title=title)
+    return figures
+
+
+def _download_boundaries(client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str]
+                         ) -> list[tuple[str, np.ndarray]]:
+    from matplotlib.image import imread
+
+    images = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in rows:
+            names = {a.path for a in client.list_artifacts(r.run_id, "plots")}
+            if "plots/decision_boundary.png" not in names:
+                continue
+            path = client.download_artifacts(r.run_id, "plots/decision_boundary.png", tmp)
+            label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
+            images.append((f"{label}\n{r.objective_key}={_fmt(r.objective)}", imread(path)))
+            Path(path).unlink()
+    return images

@@ -1,0 +1,169 @@
+"""A Hydra multirun as one MLflow unit: a parent run that holds every job as its child.
+
+Hydra calls `MlflowSweepCallback.on_multirun_start` in the launching process before the
+first job: it opens the parent run and publishes its id in the environment, which every job
+inherits (also the joblib launcher's worker processes, started afterwards). Each job's run
+then carries `mlflow.parentRunId`. `on_multirun_end` writes the summary table and figures to
+the parent, names the best job, and closes the parent.
+
+A multirun that is interrupted (Ctrl-C, SIGTERM) never reaches `on_multirun_end`; nnlab's
+entry point then calls `abort_active_sweep`, so the parent ends KILLED, not RUNNING.
+Import-light on purpose: Hydra instantiates this callback before the config is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
+MAX_RUN_NAME = 250
+
+# (client, run_id) of the sweep this process opened, until it is closed.
+_active: tuple[Any, str] | None = None
+_previous_sigterm: Any = None
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGTERM during a sweep, handled like Ctrl-C: the running job and the parent end KILLED."""
+
+
+def _on_sigterm(signum, frame):
+    raise SweepInterrupted("SIGTERM")
+
+
+def sweep_description(config: DictConfig) -> dict[str, str]:
+    """What was swept: the command line's overrides and the sweeper's own params."""
+    swept = {}
+    for item in config.hydra.overrides.task:
+        key, _, value = str(item).partition("=")
+        swept[key.lstrip("+~")] = value
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    if params:
+        swept.update({str(k): str(v) for k, v in params.items()})
+    return swept
+
+
+class MlflowSweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _active, _previous_sigterm
+        from nnlab.tracking import (
+            TAG_PREFIX,
+            experiment_id,
+            get_client,
+            log_params,
+            tracking_uri,
+        )
+
+        try:
+            uri = tracking_uri(config.tracking.uri)
+            client = get_client(uri)
+            swept = sweep_description(config)
+            name = "sweep " + " ".join(f"{k}={v}" for k, v in swept.items())
+            run = client.create_run(
+                experiment_id(client, config.tracking.experiment, uri),
+                run_name=name[:MAX_RUN_NAME],
+                tags={
+                    f"{TAG_PREFIX}sweep": "true",
+                    f"{TAG_PREFIX}objective": str(config.objective),
+                    f"{TAG_PREFIX}sweeper": str(config.hydra.sweeper._target_),
+                    f"{TAG_PREFIX}launcher": str(config.hydra.launcher._target_),
+                    f"{TAG_PREFIX}pid": str(os.getpid()),
+                    f"{TAG_PREFIX}host": socket.gethostname(),
+                },
+            )
+        except Exception as err:  # Hydra would only warn and run the jobs unparented
+            raise SystemExit(f"nnlab-train: cannot open the sweep's parent run in "
+                             f"{config.tracking.uri or 'the store'}: {err}") from err
+        run_id = run.info.run_id
+        log_params(client, run_id, {f"sweep.{k}": v for k, v in swept.items()})
+        _active = (client, run_id)
+        os.environ[PARENT_ENV] = run_id
+        _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        print(f"nnlab: sweep parent run {run_id} ({name[:80]})", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if _active is None:
+            return
+        client, run_id = _active
+        try:
+            finished = summarise_sweep(client, run_id)
+        except Exception as err:
+            _close("FAILED", f"summary failed: {type(err).__name__}: {err}")
+            raise
+        if finished == 0:
+            _close("FAILED", "every job failed")
+            raise SystemExit(1)
+        _close("FINISHED", None)
+
+
+def summarise_sweep(client, run_id: str) -> int:
+    """Write the summary table, figures and best job to the parent; return how many jobs
+    finished."""
+    from mlflow.entities import Metric
+
+    from nnlab import report
+    from nnlab.tracking import TAG_PREFIX
+
+    parent = client.get_run(run_id)
+    rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
+    keys = report.swept_keys(rows)
+    lines = report.table(rows, keys, report.summary_columns(rows))
+    best = report.best_row(rows)
+    with tempfile.TemporaryDirectory(prefix="nnlab-sweep-") as tmp:
+        out = Path(tmp)
+        (out / "sweep_summary.csv").write_text(report.to_csv(lines))
+        (out / "plots").mkdir()
+        title = f"sweep over {', '.join(keys)}" if keys else "sweep"
+        for file_name, fig in report.sweep_figures(client, rows, keys, title).items():
+            fig.savefig(out / "plots" / file_name, dpi=90)
+        client.log_artifacts(run_id, str(out))
+    tags = {f"{TAG_PREFIX}jobs": str(len(rows)),
+            f"{TAG_PREFIX}jobs_failed": str(sum(r.status != "FINISHED" for r in rows))}
+    if best is not None:
+        tags.update({f"{TAG_PREFIX}best_run_id": best.run_id,
+                     f"{TAG_PREFIX}best_run_name": best.name})
+        client.log_batch(run_id, metrics=[Metric("best/objective", best.objective,
+                                                 int(time.time() * 1000), 0)])
+    client.log_batch(run_id, tags=[_tag(k, v) for k, v in tags.items()])
+    print(report.render(lines, hide=("run_id",)))
+    if best is not None:
+        print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
+    return sum(r.status == "FINISHED" for r in rows)
+
+
+def _tag(key: str, value: str):
+    from mlflow.entities import RunTag
+
+    return RunTag(key, value)
+
+
+def _close(status: str, error: str | None) -> None:
+    global _active
+    if _active is None:
+        return
+    client, run_id = _active
+    _active = None
+    os.environ.pop(PARENT_ENV, None)
+    if _previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, _previous_sigterm)
+    try:
+        if error:
+            client.set_tag(run_id, "nnlab.error", error[:5000])
+        client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
+    except Exception as err:  # the store may be what failed; say so rather than hide it
+        print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)
+
+
+def abort_active_sweep(status: str, reason: str) -> None:
+    """Close the parent of a multirun that ended early (interrupt or fatal error)."""
+    _close(status, reason)
