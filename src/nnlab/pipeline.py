@@ -125,14 +125,17 @@ def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     if exp is None:
         return None
-    found = client.search_runs([exp.experiment_id],
-                               f"tags.`{TAG_PREFIX}config_hash` = '{digest}' "
-                               "and attributes.status = 'FINISHED'", max_results=1)
+    found = client.search_runs(
+        [exp.experiment_id],
+        f"tags.`{TAG_PREFIX}config_hash` = '{digest}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
     return found[0] if found else None
 
 
-def run_training(cfg: DictConfig, overrides: list[str] | None = None,
-                 extra_tags: dict[str, str] | None = None) -> RunResult:
+def run_training(
+    cfg: DictConfig, overrides: list[str] | None = None, extra_tags: dict[str, str] | None = None
+) -> RunResult:
     quiet_lightning()
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
@@ -148,8 +151,15 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None,
         twin = finished_twin(client, cfg, uri, digest)
         if twin is not None:
             metrics = dict(twin.data.metrics)
-            return RunResult(twin.info.run_id, twin.info.run_name, metrics.get(cfg.objective,
-                             math.nan), metrics, uri, None, skipped=True)
+            return RunResult(
+                twin.info.run_id,
+                twin.info.run_name,
+                metrics.get(cfg.objective, math.nan),
+                metrics,
+                uri,
+                None,
+                skipped=True,
+            )
     tags = {
         **(extra_tags or {}),
         f"{TAG_PREFIX}config_hash": digest,

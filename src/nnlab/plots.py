@@ -71,7 +71,17 @@ def decision_boundary_figure(
             gx, gy, prob.reshape(gx.shape), levels=20, cmap="RdBu_r", alpha=0.6, vmin=0, vmax=1
         )
         ax.contour(gx, gy, prob.reshape(gx.shape), levels=[0.5], colors="k", linewidths=1.5)
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", linewidths=0.3, s=18, vmin=0, vmax=1)
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            c=y,
+            cmap="RdBu_r",
+            edgecolors="k",
+            linewidths=0.3,
+            s=18,
+            vmin=0,
+            vmax=1,
+        )
     else:
         regions = prob.argmax(axis=1).reshape(gx.shape)
         ax.contourf(
@@ -84,7 +94,17 @@ def decision_boundary_figure(
             vmin=0,
             vmax=9,
         )
-        ax.scatter(x[:, 0], x[:, 1], c=y, cmap=CLASS_COLOURS, edgecolors="k", linewidths=0.3, s=18, vmin=0, vmax=9)
+        ax.scatter(
+            x[:, 0],
+            x[:, 1],
+            c=y,
+            cmap=CLASS_COLOURS,
+            edgecolors="k",
+            linewidths=0.3,
+            s=18,
+            vmin=0,
+            vmax=9,
+        )
     ax.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)", title=title)
     return fig
 
@@ -171,9 +191,14 @@ def _sort_key(value):
         return (1, 0.0, str(value))
 
 
-def objective_vs_figure(points: Sequence[tuple[object, float, str]], x_label: str,
-                        objective: str, group_label: str | None = None, log_x: bool = False,
-                        title: str = "") -> Figure:
+def objective_vs_figure(
+    points: Sequence[tuple[object, float, str]],
+    x_label: str,
+    objective: str,
+    group_label: str | None = None,
+    log_x: bool = False,
+    title: str = "",
+) -> Figure:
     """Objective against one swept value, one line per group (e.g. per activation).
     points: (x, objective, group). Failed or diverged jobs (NaN) leave a gap, not a lie."""
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
@@ -198,8 +223,13 @@ def objective_vs_figure(points: Sequence[tuple[object, float, str]], x_label: st
     return fig
 
 
-def heatmap_figure(cells: Sequence[tuple[str, str, float]], row_key: str, col_key: str,
-                   objective: str, title: str = "") -> Figure:
+def heatmap_figure(
+    cells: Sequence[tuple[str, str, float]],
+    row_key: str,
+    col_key: str,
+    objective: str,
+    title: str = "",
+) -> Figure:
     """Objective over two swept keys (the mean where other keys vary too)."""
     rows = sorted({str(r) for r, _, _ in cells}, key=_sort_key)
     cols = sorted({str(c) for _, c, _ in cells}, key=_sort_key)
@@ -224,8 +254,9 @@ def heatmap_figure(cells: Sequence[tuple[str, str, float]], row_key: str, col_ke
     return fig
 
 
-def image_grid_figure(images: Sequence[tuple[str, np.ndarray]], title: str = "",
-                      columns: int = 4) -> Figure:
+def image_grid_figure(
+    images: Sequence[tuple[str, np.ndarray]], title: str = "", columns: int = 4
+) -> Figure:
     """Images (e.g. each job's decision boundary) side by side, captioned."""
     columns = min(columns, len(images))
     n_rows = -(-len(images) // columns)

@@ -7,9 +7,9 @@ The sweep callback (nnlab.sweeps) builds a sweep's summary with these same funct
 from __future__ import annotations
 
 import csv
-import os
 import io
 import math
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -70,15 +70,24 @@ def to_row(run: Run) -> RunRow:
     )
 
 
-def search_all(client: MlflowClient, experiment_ids: Sequence[str], filter_string: str = "",
-               order_by: Sequence[str] = ("attributes.start_time DESC",),
-               limit: int | None = None) -> list[Run]:
+def search_all(
+    client: MlflowClient,
+    experiment_ids: Sequence[str],
+    filter_string: str = "",
+    order_by: Sequence[str] = ("attributes.start_time DESC",),
+    limit: int | None = None,
+) -> list[Run]:
     """Every matching run, following MLflow's pages (it answers at most 1,000 at a time)."""
     runs: list[Run] = []
     token = None
     while True:
-        page = client.search_runs(list(experiment_ids), filter_string, max_results=PAGE,
-                                  order_by=list(order_by), page_token=token)
+        page = client.search_runs(
+            list(experiment_ids),
+            filter_string,
+            max_results=PAGE,
+            order_by=list(order_by),
+            page_token=token,
+        )
         runs.extend(page)
         token = page.token
         if not token or (limit is not None and len(runs) >= limit):
@@ -97,15 +106,22 @@ def experiment_ids(client: MlflowClient, names: Sequence[str] | None) -> list[st
 
 
 def latest_sweep(client: MlflowClient, exp_ids: Sequence[str]) -> Run | None:
-    found = client.search_runs(list(exp_ids), f"tags.`{SWEEP_TAG}` = 'true'", max_results=1,
-                               order_by=["attributes.start_time DESC"])
+    found = client.search_runs(
+        list(exp_ids),
+        f"tags.`{SWEEP_TAG}` = 'true'",
+        max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )
     return found[0] if found else None
 
 
 def sweep_children(client: MlflowClient, parent: Run) -> list[Run]:
-    children = search_all(client, [parent.info.experiment_id],
-                          f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                          order_by=["attributes.start_time ASC"])
+    children = search_all(
+        client,
+        [parent.info.experiment_id],
+        f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+        order_by=["attributes.start_time ASC"],
+    )
     return sorted(children, key=lambda r: int(r.data.tags.get(f"{TAG_PREFIX}job_num", 0)))
 
 
@@ -132,8 +148,9 @@ def summary_columns(rows: Sequence[RunRow]) -> list[str]:
     return [k for k in order if k in present]
 
 
-def table(rows: Sequence[RunRow], params: Sequence[str] = (), metrics: Sequence[str] = ()
-          ) -> list[dict[str, str]]:
+def table(
+    rows: Sequence[RunRow], params: Sequence[str] = (), metrics: Sequence[str] = ()
+) -> list[dict[str, str]]:
     """One dict per run, in display order: id, name, status, chosen params, objective, metrics."""
     out = []
     for r in rows:
@@ -150,8 +167,9 @@ def table(rows: Sequence[RunRow], params: Sequence[str] = (), metrics: Sequence[
 
 
 def _fmt(value: float) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.5g}"
+    return (
+        "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.5g}"
+    )
 
 
 def render(lines: Sequence[dict[str, str]], hide: Iterable[str] = ()) -> str:
@@ -175,8 +193,9 @@ def to_csv(lines: Sequence[dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
-def sweep_figures(client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str],
-                  title: str = "") -> dict[str, Figure]:
+def sweep_figures(
+    client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str], title: str = ""
+) -> dict[str, Figure]:
     """The comparison figures a sweep calls for, keyed by file name:
 
     objective_vs_lr.png     objective against learning rate (log axis), one line per value of
@@ -193,33 +212,55 @@ def sweep_figures(client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[s
     if "optimizer.lr" in keys:
         other = next((k for k in keys if k != "optimizer.lr"), None)
         figures["objective_vs_lr.png"] = plots.objective_vs_figure(
-            [(float(r.overrides["optimizer.lr"]), r.objective,
-              r.overrides.get(other, "") if other else "") for r in done],
-            "optimizer.lr", objective, group_label=other, log_x=True, title=title)
+            [
+                (
+                    float(r.overrides["optimizer.lr"]),
+                    r.objective,
+                    r.overrides.get(other, "") if other else "",
+                )
+                for r in done
+            ],
+            "optimizer.lr",
+            objective,
+            group_label=other,
+            log_x=True,
+            title=title,
+        )
     if len(keys) >= 2:
         a, b = keys[0], keys[1]
         figures["objective_heatmap.png"] = plots.heatmap_figure(
             [(r.overrides.get(a, ""), r.overrides.get(b, ""), r.objective) for r in done],
-            a, b, objective, title=title)
+            a,
+            b,
+            objective,
+            title=title,
+        )
     elif len(keys) == 1 and keys[0] != "optimizer.lr":
         figures["objective_vs_value.png"] = plots.objective_vs_figure(
-            [(r.overrides.get(keys[0], ""), r.objective, "") for r in done], keys[0], objective,
-            title=title)
+            [(r.overrides.get(keys[0], ""), r.objective, "") for r in done],
+            keys[0],
+            objective,
+            title=title,
+        )
     histories = {}
     for r in done:
         label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
-        histories[label] = {k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
-                            for k in ("train/loss", "val/loss")}
-    figures["curves.png"] = plots.overlaid_curves_figure(histories, ["train/loss", "val/loss"],
-                                                         title=title)
+        histories[label] = {
+            k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
+            for k in ("train/loss", "val/loss")
+        }
+    figures["curves.png"] = plots.overlaid_curves_figure(
+        histories, ["train/loss", "val/loss"], title=title
+    )
     boundaries = _download_boundaries(client, done, keys)
     if boundaries:
         figures["decision_boundaries.png"] = plots.image_grid_figure(boundaries, title=title)
     return figures
 
 
-def _download_boundaries(client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str]
-                         ) -> list[tuple[str, np.ndarray]]:
+def _download_boundaries(
+    client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str]
+) -> list[tuple[str, np.ndarray]]:
     from matplotlib.image import imread
 
     images = []

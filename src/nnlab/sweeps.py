@@ -82,8 +82,10 @@ class MlflowSweepCallback(Callback):
                 },
             )
         except Exception as err:  # Hydra would only warn and run the jobs unparented
-            raise SystemExit(f"nnlab-train: cannot open the sweep's parent run in "
-                             f"{config.tracking.uri or 'the store'}: {err}") from err
+            raise SystemExit(
+                f"nnlab-train: cannot open the sweep's parent run in "
+                f"{config.tracking.uri or 'the store'}: {err}"
+            ) from err
         run_id = run.info.run_id
         log_params(client, run_id, {f"sweep.{k}": v for k, v in swept.items()})
         _active = (client, run_id)
@@ -127,13 +129,17 @@ def summarise_sweep(client, run_id: str) -> int:
         for file_name, fig in report.sweep_figures(client, rows, keys, title).items():
             fig.savefig(out / "plots" / file_name, dpi=90)
         client.log_artifacts(run_id, str(out))
-    tags = {f"{TAG_PREFIX}jobs": str(len(rows)),
-            f"{TAG_PREFIX}jobs_failed": str(sum(r.status != "FINISHED" for r in rows))}
+    tags = {
+        f"{TAG_PREFIX}jobs": str(len(rows)),
+        f"{TAG_PREFIX}jobs_failed": str(sum(r.status != "FINISHED" for r in rows)),
+    }
     if best is not None:
-        tags.update({f"{TAG_PREFIX}best_run_id": best.run_id,
-                     f"{TAG_PREFIX}best_run_name": best.name})
-        client.log_batch(run_id, metrics=[Metric("best/objective", best.objective,
-                                                 int(time.time() * 1000), 0)])
+        tags.update(
+            {f"{TAG_PREFIX}best_run_id": best.run_id, f"{TAG_PREFIX}best_run_name": best.name}
+        )
+        client.log_batch(
+            run_id, metrics=[Metric("best/objective", best.objective, int(time.time() * 1000), 0)]
+        )
     client.log_batch(run_id, tags=[_tag(k, v) for k, v in tags.items()])
     print(report.render(lines, hide=("run_id",)))
     if best is not None:
@@ -157,11 +163,25 @@ def _close(status: str, error: str | None) -> None:
     if _previous_sigterm is not None:
         signal.signal(signal.SIGTERM, _previous_sigterm)
     try:
+        if status == "KILLED":
+            _kill_running_children(client, run_id)
         if error:
             client.set_tag(run_id, "nnlab.error", error[:5000])
         client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
     except Exception as err:  # the store may be what failed; say so rather than hide it
         print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)
+
+
+def _kill_running_children(client, run_id: str) -> None:
+    """Jobs in worker processes may be killed with their pool before they can close their own
+    runs: close whatever of this sweep is still RUNNING."""
+    from nnlab import report
+
+    parent = client.get_run(run_id)
+    for child in report.sweep_children(client, parent):
+        if child.info.status == "RUNNING":
+            client.set_tag(child.info.run_id, "nnlab.error", "interrupted: the sweep was stopped")
+            client.set_terminated(child.info.run_id, "KILLED", end_time=int(time.time() * 1000))
 
 
 def abort_active_sweep(status: str, reason: str) -> None:

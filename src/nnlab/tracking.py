@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -113,20 +114,31 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Raised in place of SIGTERM so that the run closes as KILLED, as for Ctrl-C."""
-
-
-def _raise_interrupted(signum, frame):
-    raise RunInterrupted(f"signal {signal.Signals(signum).name}")
+    """Raised on SIGINT / SIGTERM so that the run closes as KILLED."""
 
 
 @contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+def interrupts_recorded() -> Iterator[dict[str, str]]:
+    """Turn SIGINT and SIGTERM into RunInterrupted, and remember which signal came.
+
+    The memory matters because Lightning catches KeyboardInterrupt itself and turns it into
+    `sys.exit(1)`: without it an interrupted run would look like a failed one.
+    """
+    received: dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals reach only the main thread; nothing to install here
+        return
+
+    def handler(signum, frame):
+        received["signal"] = signal.Signals(signum).name
+        raise RunInterrupted(f"signal {received['signal']}")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield received
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
@@ -145,17 +157,20 @@ def open_run(
         tags={k: str(v) for k, v in {**base_tags, **tags}.items() if v is not None},
     )
     run_id = run.info.run_id
-    try:
-        with terminate_on_sigterm():
+    with interrupts_recorded() as received:
+        try:
             yield run_id
-    except KeyboardInterrupt as exc:
-        _close(client, run_id, RunStatus.KILLED, f"interrupted: {exc or 'Ctrl-C'}")
-        raise
-    except BaseException as exc:
-        _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        raise
-    else:
-        _close(client, run_id, RunStatus.FINISHED, None)
+        except BaseException as exc:
+            if received or isinstance(exc, KeyboardInterrupt):
+                why = received.get("signal", "Ctrl-C")
+                _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}")
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                raise RunInterrupted(f"signal {why}") from exc
+            _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            _close(client, run_id, RunStatus.FINISHED, None)
 
 
 def _close(client: MlflowClient, run_id: str, status: int, error: str | None) -> None:

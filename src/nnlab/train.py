@@ -27,13 +27,16 @@ from nnlab.sweeps import PARENT_ENV, abort_active_sweep
 
 def ui_command(uri: str) -> str:
     """The command that browses `uri` in the MLflow UI, bound to this machine only."""
-    return (f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
-            "--host 127.0.0.1 --port 5000")
+    return (
+        f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
+        "--host 127.0.0.1 --port 5000"
+    )
 
 
 def print_summary(result, experiment: str) -> None:
-    shown = "   ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items())
-                       if k.startswith("test/"))
+    shown = "   ".join(
+        f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
+    )
     verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
     print(f"nnlab: {result.run_name} {verb}", flush=True)
     print(f"  {shown}")
@@ -48,8 +51,13 @@ def job_tags(hydra_cfg) -> dict[str, str]:
     tags = {"nnlab.overrides": "\n".join(hydra_cfg.overrides.task)}
     parent = os.environ.get(PARENT_ENV)
     if hydra_cfg.mode == RunMode.MULTIRUN and parent:
-        tags.update({"mlflow.parentRunId": parent, "nnlab.sweep_id": parent,
-                     "nnlab.job_num": str(hydra_cfg.job.num)})
+        tags.update(
+            {
+                "mlflow.parentRunId": parent,
+                "nnlab.sweep_id": parent,
+                "nnlab.job_num": str(hydra_cfg.job.num),
+            }
+        )
     return tags
 
 
@@ -76,8 +84,11 @@ def train(cfg: DictConfig) -> float:
         sys.exit(130)
     except Exception as err:
         reason = "training diverged" if isinstance(err, TrainingDiverged) else "failed"
-        print(f"nnlab-train: {where}{reason} ({type(err).__name__}: {err}); the run is marked "
-              "FAILED", file=sys.stderr, flush=True)
+        print(
+            f"nnlab-train: {where}{reason} ({type(err).__name__}: {err}); the run is marked FAILED",
+            file=sys.stderr,
+            flush=True,
+        )
         if in_sweep:
             return math.nan
         if isinstance(err, TrainingDiverged):

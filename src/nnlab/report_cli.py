@@ -1,0 +1,146 @@
+"""`nnlab-report`: the store as a table, without loading torch.
+
+nnlab-report                               # the latest sweep's jobs
+nnlab-report --sweep RUN_ID                # one sweep
+nnlab-report --runs -e nnlab --sort val/loss --filter model.activation=relu
+nnlab-report --csv out.csv --plots out/    # the same table as CSV, the sweep's figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from nnlab.tracking import TAG_PREFIX, local_store_dir, tracking_uri
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nnlab-report", description=__doc__.split("\n\n")[0])
+    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or mlruns/)")
+    p.add_argument("-e", "--experiment", action="append", help="experiment name (repeatable)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--sweep", metavar="RUN_ID", help="a sweep's parent run id")
+    what.add_argument("--runs", action="store_true", help="list runs instead of a sweep")
+    p.add_argument("--sort", metavar="KEY", help="sort by a metric, param or 'objective'")
+    p.add_argument(
+        "--ascending",
+        action="store_true",
+        help="smallest first (default: best first for 'objective', largest first otherwise)",
+    )
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="keep runs whose param has this value (repeatable)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="show at most this many rows")
+    p.add_argument("--csv", type=Path, help="also write the table here")
+    p.add_argument("--plots", type=Path, help="write the comparison figures into this folder")
+    args = p.parse_args(argv)
+    for item in args.filter:
+        if "=" not in item:
+            p.error(f"--filter {item!r}: expected PARAM=VALUE, e.g. model.activation=relu")
+    if args.limit is not None and args.limit < 1:
+        p.error(f"--limit {args.limit}: must be an integer >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    uri = tracking_uri(args.uri)
+    if local_store_dir(uri) is not None and not Path(uri.removeprefix("sqlite:///")).exists():
+        print(f"nnlab-report: no store at {uri} (train something first: make run)", file=sys.stderr)
+        return 1
+
+    from mlflow.tracking import MlflowClient
+
+    from nnlab import report
+
+    client = MlflowClient(uri)
+    try:
+        exp_ids = report.experiment_ids(client, args.experiment)
+    except LookupError as err:
+        print(f"nnlab-report: --experiment: {err}", file=sys.stderr)
+        return 2
+
+    parent = None
+    if args.sweep:
+        try:
+            parent = client.get_run(args.sweep)
+        except Exception:
+            print(f"nnlab-report: --sweep {args.sweep}: no such run in {uri}", file=sys.stderr)
+            return 2
+    elif not args.runs:
+        parent = report.latest_sweep(client, exp_ids)
+
+    if parent is not None:
+        runs = report.sweep_children(client, parent)
+        title = f"sweep {parent.info.run_id}: {parent.info.run_name}"
+    else:
+        filters = " and ".join(
+            f"params.`{k}` = '{v}'" for k, v in (f.split("=", 1) for f in args.filter)
+        )
+        runs = report.search_all(client, exp_ids, filters, limit=None if args.sort else args.limit)
+        runs = [r for r in runs if r.data.tags.get(f"{TAG_PREFIX}sweep") != "true"]
+        title = f"runs in {', '.join(args.experiment or ['all experiments'])}"
+
+    rows = [report.to_row(r) for r in runs]
+    for item in args.filter:
+        key, value = item.split("=", 1)
+        rows = [r for r in rows if r.params.get(key) == value]
+    keys = report.swept_keys(rows)
+    if args.sort:
+        rows = sort_rows(rows, args.sort, args.ascending)
+    rows = rows[: args.limit] if args.limit else rows
+
+    lines = report.table(rows, keys, report.summary_columns(rows))
+    print(title)
+    print(report.render(lines))
+    best = report.best_row(rows)
+    if best is not None and parent is not None:
+        print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
+    if args.csv:
+        args.csv.write_text(report.to_csv(lines))
+        print(f"csv: {args.csv}")
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        for name, fig in report.sweep_figures(client, rows, keys, title[:80]).items():
+            fig.savefig(args.plots / name, dpi=90)
+            print(f"figure: {args.plots / name}")
+    return 0
+
+
+def sort_rows(rows, key: str, ascending: bool):
+    """Sort by a metric, a param or the objective; runs without a value go last."""
+    from nnlab.tasks import higher_is_better
+
+    def value(r):
+        if key == "objective":
+            return r.objective
+        if key in r.metrics:
+            return r.metrics[key]
+        try:
+            return float(r.params.get(key, "nan"))
+        except ValueError:
+            return r.params.get(key)  # a non-numeric param sorts as text
+
+    descending = not ascending
+    if key == "objective" and not ascending:  # best first
+        descending = bool(rows) and higher_is_better(rows[0].objective_key or "")
+    known = [r for r in rows if not (isinstance(value(r), float) and math.isnan(value(r)))]
+    unknown = [r for r in rows if r not in known]
+    return (
+        sorted(known, key=lambda r: (isinstance(value(r), str), value(r)), reverse=descending)
+        + unknown
+    )
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
