@@ -134,7 +134,7 @@ def swept_keys(rows: Sequence[RunRow]) -> list[str]:
 
 
 def best_row(rows: Sequence[RunRow]) -> RunRow | None:
-    scored = [r for r in rows if r.status == "FINISHED" and math.isfinite(r.objective)]
+    scored = [r for r in rows if r.status in ("FINISHED", "SKIPPED") and math.isfinite(r.objective)]
     if not scored:
         return None
     sign = -1 if higher_is_better(scored[0].objective_key or "") else 1
@@ -204,7 +204,7 @@ def sweep_figures(
     curves.png              train and val loss of every job, overlaid
     decision_boundaries.png the jobs' decision-boundary plots side by side (2-D classifiers)
     """
-    done = [r for r in rows if r.status in ("FINISHED", "FAILED")]
+    done = [r for r in rows if r.status in ("FINISHED", "FAILED", "SKIPPED")]
     if not done:
         return {}
     objective = done[0].objective_key or "objective"

@@ -26,6 +26,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
+# A job skipped by tracking.skip_finished tags the parent with SKIPPED_TAG<job num> = the
+# earlier run that stands in for it.
+SKIPPED_TAG = "nnlab.skipped_job."
 MAX_RUN_NAME = 250
 
 # (client, run_id) of the sweep this process opened, until it is closed.
@@ -118,6 +121,10 @@ def summarise_sweep(client, run_id: str) -> int:
 
     parent = client.get_run(run_id)
     rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
+    for key, twin_id in sorted(parent.data.tags.items()):
+        if key.startswith(SKIPPED_TAG):
+            rows.append(report.to_row(client.get_run(twin_id)))
+            rows[-1].status = "SKIPPED"
     keys = report.swept_keys(rows)
     lines = report.table(rows, keys, report.summary_columns(rows))
     best = report.best_row(rows)
@@ -144,7 +151,7 @@ def summarise_sweep(client, run_id: str) -> int:
     print(report.render(lines, hide=("run_id",)))
     if best is not None:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
-    return sum(r.status == "FINISHED" for r in rows)
+    return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)
 
 
 def _tag(key: str, value: str):

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from nnlab.config_check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
-from nnlab.sweeps import PARENT_ENV, abort_active_sweep
+from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, abort_active_sweep
 
 
 def ui_command(uri: str) -> str:
@@ -61,6 +61,13 @@ def job_tags(hydra_cfg) -> dict[str, str]:
     return tags
 
 
+def note_skipped_job(result, parent_run_id: str, job_num: int) -> None:
+    """Tell the sweep's parent which earlier run stands in for this skipped job."""
+    from nnlab.tracking import get_client
+
+    get_client(result.tracking_uri).set_tag(parent_run_id, f"{SKIPPED_TAG}{job_num}", result.run_id)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
@@ -94,6 +101,8 @@ def train(cfg: DictConfig) -> float:
         if isinstance(err, TrainingDiverged):
             sys.exit(1)
         raise
+    if result.skipped and os.environ.get(PARENT_ENV) and in_sweep:
+        note_skipped_job(result, os.environ[PARENT_ENV], hydra_cfg.job.num)
     print_summary(result, cfg.tracking.experiment)
     return result.objective
 
