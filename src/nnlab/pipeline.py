@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +79,10 @@ def run_name(cfg: DictConfig, sizes: list[int]) -> str:
     if cfg.tracking.run_name:
         return str(cfg.tracking.run_name)
     opt = OPTIMIZERS[cfg.optimizer._target_]
+    backend = "" if cfg.backend.name == "torch" else f"-{cfg.backend.name}"
     return (
         f"{cfg.data.name}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
-        f"-lr{cfg.optimizer.lr:g}"
+        f"-lr{cfg.optimizer.lr:g}{backend}"
     )
 
 
@@ -136,6 +138,7 @@ def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
 def run_training(
     cfg: DictConfig, overrides: list[str] | None = None, extra_tags: dict[str, str] | None = None
 ) -> RunResult:
+    started = time.perf_counter()
     quiet_lightning()
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
@@ -172,16 +175,29 @@ def run_training(
     with open_run(client, cfg.tracking.experiment, uri, name, tags) as run_id:
         log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
         logger = BufferedMlflowLogger(client, run_id)
+        fit_started = time.perf_counter()
         try:
             module, trainer, dm = _fit_and_test(
                 cfg, splits, task, loss_name, sizes, dtype, logger, name
             )
         finally:
             logger.flush()  # whatever was measured is kept, also when training fails
+        fit_seconds = time.perf_counter() - fit_started
         metrics = {k: v[-1][1] for k, v in logger.history.items()}
         objective = metrics.get(cfg.objective, math.nan)
-        set_tags(client, run_id, {f"{TAG_PREFIX}objective": cfg.objective})
         _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger)
+        overhead = time.perf_counter() - started - fit_seconds
+        # Timings are tags, not metrics: they describe the machine, not the model, and must
+        # not enter metric comparisons (reproductions compare metrics exactly).
+        set_tags(
+            client,
+            run_id,
+            {
+                f"{TAG_PREFIX}objective": cfg.objective,
+                f"{TAG_PREFIX}fit_seconds": f"{fit_seconds:.3f}",
+                f"{TAG_PREFIX}overhead_seconds": f"{overhead:.3f}",
+            },
+        )
     return RunResult(run_id, name, objective, metrics, uri, module)
 
 
