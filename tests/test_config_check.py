@@ -1,19 +1,12 @@
 import pytest
 
 from nnlab.config_check import ConfigError, check_config
+from nnlab.data import DATASETS
+from nnlab.paths import CONF_DIR
 from tests.conftest import compose_config
 
-DATASET_OPTIONS = [
-    "moons",
-    "circles",
-    "xor",
-    "spiral",
-    "blobs",
-    "iris",
-    "sine",
-    "linear",
-    "nonlinear3d",
-]
+DATASET_OPTIONS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")
+                         if not p.stem.startswith("_"))
 
 
 @pytest.mark.parametrize("data", DATASET_OPTIONS)
@@ -74,3 +67,7 @@ def test_bad_value_is_named_in_one_line(override, key):
 
 def test_linear_model_and_full_batch_are_allowed():
     check_config(compose_config("model.hidden=[]", "data.batch_size=null"))
+
+
+def test_every_dataset_has_a_config_and_every_config_a_dataset():
+    assert set(DATASET_OPTIONS) == set(DATASETS)

@@ -79,6 +79,13 @@ def _blobs(n, noise, k, rng):
     )
 
 
+def _tabular10(n, noise, _k, rng):
+    from sklearn.datasets import make_classification
+
+    return make_classification(n_samples=n, n_features=10, n_informative=5, n_redundant=2,
+                               n_classes=3, flip_y=noise, random_state=_seed_int(rng))
+
+
 def _iris(n, noise, _k, rng):
     from sklearn.datasets import load_iris
 
@@ -115,6 +122,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("spiral", MULTICLASS, 2, _spiral),
         DatasetSpec("blobs", MULTICLASS, 2, _blobs),
         DatasetSpec("iris", MULTICLASS, 4, _iris, fixed_classes=3),
+        DatasetSpec("tabular10", MULTICLASS, 10, _tabular10, fixed_classes=3),
         DatasetSpec("sine", REGRESSION, 1, _sine),
         DatasetSpec("linear", REGRESSION, 2, _linear),
         DatasetSpec("nonlinear3d", REGRESSION, 3, _nonlinear3d),

@@ -113,6 +113,8 @@ class RunResult:
     tracking_uri: str
     module: NetModule | None  # the trained LightningModule, for scripts that look further
     skipped: bool = False  # True: an identical FINISHED run was found (tracking.skip_finished)
+    splits: Splits | None = None  # the data it trained and was tested on
+    task: Task | None = None
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -198,7 +200,7 @@ def run_training(
                 f"{TAG_PREFIX}overhead_seconds": f"{overhead:.3f}",
             },
         )
-    return RunResult(run_id, name, objective, metrics, uri, module)
+    return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
 
 
 def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):

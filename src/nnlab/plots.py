@@ -269,3 +269,42 @@ def image_grid_figure(
         ax.set_title(caption, fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+def activation_functions_figure(activations: Mapping[str, object],
+                                z: np.ndarray | None = None) -> Figure:
+    """Each activation (top) and its derivative (bottom), from a table of objects with `fn`
+    and `grad` (nnlab.scratch.ACTIVATIONS)."""
+    z = np.linspace(-4, 4, 401) if z is None else z
+    fig = Figure(figsize=(3 * len(activations), 5.5), layout="constrained")
+    axes = fig.subplots(2, len(activations), sharex=True)
+    for col, (name, act) in enumerate(activations.items()):
+        axes[0, col].plot(z, act.fn(z), color="tab:blue")
+        axes[0, col].set_title(name)
+        axes[1, col].plot(z, act.grad(z), color="tab:red")
+        axes[1, col].set_xlabel("z")
+        for ax in axes[:, col]:
+            ax.axhline(0, color="k", lw=0.5)
+            ax.axvline(0, color="k", lw=0.5)
+    axes[0, 0].set_ylabel("f(z)")
+    axes[1, 0].set_ylabel("f'(z)")
+    return fig
+
+
+def weights_figure(before: Sequence[np.ndarray], after: Sequence[np.ndarray],
+                   title: str = "") -> Figure:
+    """Every layer's weight matrix before (top) and after (bottom) training, on one colour
+    scale per layer, so growth, sign flips and dead units show."""
+    n = len(before)
+    fig = Figure(figsize=(3.2 * n + 1, 6), layout="constrained")
+    axes = np.array(fig.subplots(2, n)).reshape(2, n)
+    for i, (w0, w1) in enumerate(zip(before, after, strict=True)):
+        scale = max(np.abs(w0).max(), np.abs(w1).max(), 1e-12)
+        for row, (w, when) in enumerate([(w0, "before"), (w1, "after")]):
+            image = axes[row, i].imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale,
+                                        aspect="auto")
+            axes[row, i].set_title(f"layer {i + 1} {when} {w.shape[0]}x{w.shape[1]}", fontsize=9)
+            axes[row, i].set(xlabel="to unit", ylabel="from unit")
+        fig.colorbar(image, ax=axes[:, i], shrink=0.6)
+    fig.suptitle(title)
+    return fig
