@@ -6,6 +6,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.config_check import ConfigError, check_config
+from nnlab.paths import CONF_DIR
 from nnlab.pipeline import run_training
 from tests.conftest import compose_config
 
@@ -50,7 +51,7 @@ def test_backends_follow_the_same_curve_for_100_epochs(store, data, batch):
         )
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml")))
 def test_numpy_backend_trains_with_every_optimizer(store, optimizer):
     common = [
         "data=moons",

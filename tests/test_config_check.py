@@ -10,7 +10,7 @@ DATASET_OPTIONS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")
 
 
 @pytest.mark.parametrize("data", DATASET_OPTIONS)
-@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml")))
 def test_every_shipped_choice_passes(data, optimizer):
     check_config(compose_config(f"data={data}", f"optimizer={optimizer}", shrink=False))
 

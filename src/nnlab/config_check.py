@@ -25,6 +25,8 @@ OPTIMIZERS = {  # the optimizer group's _target_ values
     "torch.optim.AdamW": "adamw",
     "torch.optim.RMSprop": "rmsprop",
     "torch.optim.Adagrad": "adagrad",
+    "torch.optim.Adadelta": "adadelta",
+    "torch.optim.ASGD": "asgd",
 }
 
 
