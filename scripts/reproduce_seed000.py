@@ -26,8 +26,10 @@ def hand_vs_autograd() -> float:
     tiny = TinyNet.from_mlp(MLP([2, 1, 1], "relu", "he", seed=0))
     tiny.b = 0.2  # keep the ReLU active for part of the batch
     hand = tiny.gradients(x[:, 0], x[:, 1], y)
-    p = {k: torch.tensor(float(v), dtype=torch.float64, requires_grad=True)
-         for k, v in vars(tiny).items()}
+    p = {
+        k: torch.tensor(float(v), dtype=torch.float64, requires_grad=True)
+        for k, v in vars(tiny).items()
+    }
     tx, ty = torch.tensor(x), torch.tensor(y)
     a1 = torch.relu(p["w1"] * tx[:, 0] + p["w2"] * tx[:, 1] + p["b"])
     (0.5 * (ty - (p["w3"] * a1 + p["b2"])) ** 2).mean().backward()
@@ -37,16 +39,31 @@ def hand_vs_autograd() -> float:
 def main(argv=None) -> int:
     args = parse_args(__doc__.split("\n\n")[0], argv)
     rep = Reproduction("seed000", args)
-    rep.expect("2-1-1 hand gradients vs autograd (max rel gap)", hand_vs_autograd(), "<=", 1e-12,
-               "formulas in part 1", needs_training=False)
+    rep.expect(
+        "2-1-1 hand gradients vs autograd (max rel gap)",
+        hand_vs_autograd(),
+        "<=",
+        1e-12,
+        "formulas in part 1",
+        needs_training=False,
+    )
 
-    tiny = {b: rep.train("experiment=seed000_tiny", f"backend={b}", "trainer.precision=64")
-            for b in ("numpy", "torch")}
-    rep.expect("2-1-1 final train/loss, numpy vs torch", tiny["numpy"].metrics["train/loss"],
-               "~", tiny["torch"].metrics["train/loss"], "same net in NumPy and PyTorch",
-               tolerance=1e-9, needs_training=False)
-    rep.expect("2-1-1 test R^2 (one ReLU unit on a plane)", tiny["torch"].metrics["test/r2"],
-               ">=", 0.9)
+    tiny = {
+        b: rep.train("experiment=seed000_tiny", f"backend={b}", "trainer.precision=64")
+        for b in ("numpy", "torch")
+    }
+    rep.expect(
+        "2-1-1 final train/loss, numpy vs torch",
+        tiny["numpy"].metrics["train/loss"],
+        "~",
+        tiny["torch"].metrics["train/loss"],
+        "same net in NumPy and PyTorch",
+        tolerance=1e-9,
+        needs_training=False,
+    )
+    rep.expect(
+        "2-1-1 test R^2 (one ReLU unit on a plane)", tiny["torch"].metrics["test/r2"], ">=", 0.9
+    )
 
     reg = rep.train("experiment=seed000_regression")
     rep.expect("1-10-10-1 ReLU regression test R^2", reg.metrics["test/r2"], ">=", 0.95)

@@ -28,17 +28,34 @@ def main(argv=None) -> int:
     reference = runs["torch"].metrics
     for b in ("numpy", "torch_scratch"):
         for key in ("train/loss", "val/loss", "test/loss"):
-            rep.expect(f"{b} {key} vs torch", runs[b].metrics[key], "~", reference[key],
-                       "same network, three ways", tolerance=1e-6, needs_training=False)
+            rep.expect(
+                f"{b} {key} vs torch",
+                runs[b].metrics[key],
+                "~",
+                reference[key],
+                "same network, three ways",
+                tolerance=1e-6,
+                needs_training=False,
+            )
     for b in BACKENDS:
         rep.expect(f"{b} test R^2", runs[b].metrics["test/r2"], ">=", 0.95)
 
-    rep.figure("backends_loss_overlay.png", overlaid_curves_figure(
-        {b: rep.history(r, ["train/loss", "val/loss"]) for b, r in runs.items()},
-        ["train/loss", "val/loss"], "nonlinear3d: numpy vs torch_scratch vs torch"))
+    rep.figure(
+        "backends_loss_overlay.png",
+        overlaid_curves_figure(
+            {b: rep.history(r, ["train/loss", "val/loss"]) for b, r in runs.items()},
+            ["train/loss", "val/loss"],
+            "nonlinear3d: numpy vs torch_scratch vs torch",
+        ),
+    )
     torch_run = runs["torch"]
-    figures = run_figures(rep.config("experiment=seed001_nonlinear3d"), torch_run.module,
-                          torch_run.splits, torch_run.task, rep.history(torch_run))
+    figures = run_figures(
+        rep.config("experiment=seed001_nonlinear3d"),
+        torch_run.module,
+        torch_run.splits,
+        torch_run.task,
+        rep.history(torch_run),
+    )
     rep.figure("predictions_4d.png", figures["predictions.png"])
     rep.figure("curves.png", figures["curves.png"])
     return rep.finish()

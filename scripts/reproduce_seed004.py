@@ -33,31 +33,57 @@ def main(argv=None) -> int:
     reg = rep.train(REGRESSION)
     clf = rep.train(CLASSIFIER)
     rep.expect("SimpleNN 3-5-1 MSE/SGD test R^2", reg.metrics["test/r2"], ">=", 0.5)
-    rep.expect("SimpleNeuralNet 10-5-3 CE/Adam test accuracy", clf.metrics["test/acc"], ">=",
-               0.6, "chance is 1/3")
-    rep.figure("simple_regression_curves.png", curves_figure(rep.history(reg), "r2",
-                                                             reg.run_name))
-    rep.figure("simple_classifier_curves.png", curves_figure(rep.history(clf), "acc",
-                                                             clf.run_name))
+    rep.expect(
+        "SimpleNeuralNet 10-5-3 CE/Adam test accuracy",
+        clf.metrics["test/acc"],
+        ">=",
+        0.6,
+        "chance is 1/3",
+    )
+    rep.figure("simple_regression_curves.png", curves_figure(rep.history(reg), "r2", reg.run_name))
+    rep.figure("simple_classifier_curves.png", curves_figure(rep.history(clf), "acc", clf.run_name))
 
-    losses = rep.sweep(REGRESSION, "model.loss=mse,half_mse,l1,huber",
-                       f"optimizer={OPTIMIZERS}", "objective=val/mse")
+    losses = rep.sweep(
+        REGRESSION,
+        "model.loss=mse,half_mse,l1,huber",
+        f"optimizer={OPTIMIZERS}",
+        "objective=val/mse",
+    )
     finished = [r for r in losses if r.status == "FINISHED"]
-    rep.expect("loss x optimizer sweep: jobs finished", len(finished), ">=", 28,
-               "28 combinations", needs_training=False)
+    rep.expect(
+        "loss x optimizer sweep: jobs finished",
+        len(finished),
+        ">=",
+        28,
+        "28 combinations",
+        needs_training=False,
+    )
     best = min(finished, key=lambda r: r.metrics.get("val/mse", math.inf))
-    rep.expect(f"best loss x optimizer test R^2 ({best.overrides['model.loss']}, "
-               f"{best.overrides['optimizer']})", best.metrics["test/r2"], ">=", 0.8)
+    rep.expect(
+        f"best loss x optimizer test R^2 ({best.overrides['model.loss']}, "
+        f"{best.overrides['optimizer']})",
+        best.metrics["test/r2"],
+        ">=",
+        0.8,
+    )
     for r in sorted(finished, key=lambda r: r.metrics.get("val/mse", math.inf))[:5]:
-        rep.note(f"loss {r.overrides['model.loss']:<8} optimizer {r.overrides['optimizer']:<8}"
-                 f" val/mse {r.metrics['val/mse']:.4f} test/r2 {r.metrics['test/r2']:.3f}")
+        rep.note(
+            f"loss {r.overrides['model.loss']:<8} optimizer {r.overrides['optimizer']:<8}"
+            f" val/mse {r.metrics['val/mse']:.4f} test/r2 {r.metrics['test/r2']:.3f}"
+        )
 
     optim = rep.sweep(CLASSIFIER, f"optimizer={OPTIMIZERS}")
     for r in sorted(optim, key=lambda r: -r.metrics.get("test/acc", 0)):
-        rep.note(f"classifier with {r.overrides['optimizer']:<8}: test acc "
-                 f"{r.metrics.get('test/acc', float('nan')):.3f}")
-    rep.expect("classifier: best optimizer test accuracy",
-               max(r.metrics.get("test/acc", 0) for r in optim), ">=", 0.7)
+        rep.note(
+            f"classifier with {r.overrides['optimizer']:<8}: test acc "
+            f"{r.metrics.get('test/acc', float('nan')):.3f}"
+        )
+    rep.expect(
+        "classifier: best optimizer test accuracy",
+        max(r.metrics.get("test/acc", 0) for r in optim),
+        ">=",
+        0.7,
+    )
     return rep.finish()
 
 

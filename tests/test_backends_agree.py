@@ -51,7 +51,9 @@ def test_backends_follow_the_same_curve_for_100_epochs(store, data, batch):
         )
 
 
-@pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
+)
 def test_numpy_backend_trains_with_every_optimizer(store, optimizer):
     common = [
         "data=moons",

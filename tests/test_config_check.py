@@ -5,12 +5,15 @@ from nnlab.data import DATASETS
 from nnlab.paths import CONF_DIR
 from tests.conftest import compose_config
 
-DATASET_OPTIONS = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")
-                         if not p.stem.startswith("_"))
+DATASET_OPTIONS = sorted(
+    p.stem for p in (CONF_DIR / "data").glob("*.yaml") if not p.stem.startswith("_")
+)
 
 
 @pytest.mark.parametrize("data", DATASET_OPTIONS)
-@pytest.mark.parametrize("optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "optimizer", sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
+)
 def test_every_shipped_choice_passes(data, optimizer):
     check_config(compose_config(f"data={data}", f"optimizer={optimizer}", shrink=False))
 

@@ -49,10 +49,52 @@ def test_every_experiment_preset_composes_and_trains_shrunken(store, preset):
     from nnlab.config_check import check_config
     from nnlab.pipeline import run_training
 
-    cfg = compose_config(f"experiment={preset}", "trainer.max_epochs=2", "tracking.log_model=false")
+    cfg = compose_config(
+        f"experiment={preset}",
+        "trainer.max_epochs=2",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        shrink=False,
+    )
     check_config(cfg)
     result = run_training(cfg)
     assert Path(result.tracking_uri.removeprefix("sqlite:///")).exists()
     run = MlflowClient(store).get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer.max_epochs"] == "2"
+
+
+def test_expectations_hold_or_fail_as_stated():
+    from nnlab.reproduction import Expectation
+
+    assert Expectation("a", 0.96, ">=", 0.95).holds()
+    assert not Expectation("a", 0.94, ">=", 0.95).holds()
+    assert Expectation("b", 1.0000001, "~", 1.0, tolerance=1e-6).holds()
+    assert not Expectation("b", 1.00001, "~", 1.0, tolerance=1e-6).holds()
+    assert not Expectation("c", 0.7, "<=", 0.65).holds()
+
+
+@pytest.mark.slow
+def test_seed000_reproduction_quick_mode_logs_a_summary(store, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "scripts" / "reproduce_seed000.py"),
+            "--quick",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "RESULT seed000: 2/2 expectations hold (quick mode)" in proc.stdout
+    assert "(not enforced)" in proc.stdout  # thresholds that need full training are shown
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("seed000").experiment_id])
+    (summary,) = [r for r in runs if r.data.tags.get("nnlab.reproduction") == "true"]
+    files = {a.path for a in client.list_artifacts(summary.info.run_id)}
+    assert "expectations.txt" in files
+    assert len([r for r in runs if r.info.run_id != summary.info.run_id]) == 4
+    assert (tmp_path / "regression_curves.png").exists()

@@ -82,8 +82,15 @@ def _blobs(n, noise, k, rng):
 def _tabular10(n, noise, _k, rng):
     from sklearn.datasets import make_classification
 
-    return make_classification(n_samples=n, n_features=10, n_informative=5, n_redundant=2,
-                               n_classes=3, flip_y=noise, random_state=_seed_int(rng))
+    return make_classification(
+        n_samples=n,
+        n_features=10,
+        n_informative=5,
+        n_redundant=2,
+        n_classes=3,
+        flip_y=noise,
+        random_state=_seed_int(rng),
+    )
 
 
 def _iris(n, noise, _k, rng):

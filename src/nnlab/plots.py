@@ -271,8 +271,9 @@ def image_grid_figure(
     return fig
 
 
-def activation_functions_figure(activations: Mapping[str, object],
-                                z: np.ndarray | None = None) -> Figure:
+def activation_functions_figure(
+    activations: Mapping[str, object], z: np.ndarray | None = None
+) -> Figure:
     """Each activation (top) and its derivative (bottom), from a table of objects with `fn`
     and `grad` (nnlab.scratch.ACTIVATIONS)."""
     z = np.linspace(-4, 4, 401) if z is None else z
@@ -291,8 +292,9 @@ def activation_functions_figure(activations: Mapping[str, object],
     return fig
 
 
-def weights_figure(before: Sequence[np.ndarray], after: Sequence[np.ndarray],
-                   title: str = "") -> Figure:
+def weights_figure(
+    before: Sequence[np.ndarray], after: Sequence[np.ndarray], title: str = ""
+) -> Figure:
     """Every layer's weight matrix before (top) and after (bottom) training, on one colour
     scale per layer, so growth, sign flips and dead units show."""
     n = len(before)
@@ -301,8 +303,7 @@ def weights_figure(before: Sequence[np.ndarray], after: Sequence[np.ndarray],
     for i, (w0, w1) in enumerate(zip(before, after, strict=True)):
         scale = max(np.abs(w0).max(), np.abs(w1).max(), 1e-12)
         for row, (w, when) in enumerate([(w0, "before"), (w1, "after")]):
-            image = axes[row, i].imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale,
-                                        aspect="auto")
+            image = axes[row, i].imshow(w, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto")
             axes[row, i].set_title(f"layer {i + 1} {when} {w.shape[0]}x{w.shape[1]}", fontsize=9)
             axes[row, i].set(xlabel="to unit", ylabel="from unit")
         fig.colorbar(image, ax=axes[:, i], shrink=0.6)

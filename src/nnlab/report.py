@@ -28,8 +28,6 @@ PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = f"{TAG_PREFIX}sweep"
 OVERRIDES_TAG = f"{TAG_PREFIX}overrides"
 PAGE = 1000  # MLflow's search page size
-# Artifact downloads for sweep figures are small and many: no progress bar for each.
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 @dataclass

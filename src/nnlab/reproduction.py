@@ -50,9 +50,12 @@ class Expectation:
 
 def parse_args(description: str, argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help=f"{QUICK_EPOCHS} epochs a run: checks the machinery; expectations that "
-                        "need full training are shown but not enforced")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_EPOCHS} epochs a run: checks the machinery; expectations that "
+        "need full training are shown but not enforced",
+    )
     p.add_argument("--out", type=Path, help="also write the figures into this folder")
     p.add_argument("--workers", type=int, default=2, help="joblib workers for sweeps (2)")
     return p.parse_args(argv)
@@ -70,8 +73,15 @@ class Reproduction:
     def config(self, *overrides: str) -> DictConfig:
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose("train", [*overrides, f"tracking.experiment={self.experiment}",
-                                    "trainer.progress=none", *extra])
+            cfg = compose(
+                "train",
+                [
+                    *overrides,
+                    f"tracking.experiment={self.experiment}",
+                    "trainer.progress=none",
+                    *extra,
+                ],
+            )
         check_config(cfg)
         return cfg
 
@@ -91,11 +101,20 @@ class Reproduction:
         from nnlab.tracking import tracking_uri
 
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
-        launcher = (["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.args.workers}"]
-                    if self.args.workers > 1 else [])
-        command = [str(Path(sys.executable).parent / "nnlab-train"), "-m", *launcher,
-                   *overrides, f"tracking.experiment={self.experiment}", "trainer.progress=none",
-                   *extra]
+        launcher = (
+            ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.args.workers}"]
+            if self.args.workers > 1
+            else []
+        )
+        command = [
+            str(Path(sys.executable).parent / "nnlab-train"),
+            "-m",
+            *launcher,
+            *overrides,
+            f"tracking.experiment={self.experiment}",
+            "trainer.progress=none",
+            *extra,
+        ]
         print(f"  sweep: {' '.join(overrides)}", flush=True)
         proc = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
         if proc.returncode != 0:
@@ -112,14 +131,25 @@ class Reproduction:
 
         client = MlflowClient(result.tracking_uri)
         keys = keys or [k for k in result.metrics if k.startswith(("train/", "val/"))]
-        return {k: [(m.step, m.value) for m in client.get_metric_history(result.run_id, k)]
-                for k in keys}
+        return {
+            k: [(m.step, m.value) for m in client.get_metric_history(result.run_id, k)]
+            for k in keys
+        }
 
     # -- checking ---------------------------------------------------------------------------
-    def expect(self, what: str, got: float, op: str, target: float, claim: str = "",
-               tolerance: float = 0.0, needs_training: bool = True) -> None:
-        self.expectations.append(Expectation(what, float(got), op, target, claim, tolerance,
-                                             needs_training))
+    def expect(
+        self,
+        what: str,
+        got: float,
+        op: str,
+        target: float,
+        claim: str = "",
+        tolerance: float = 0.0,
+        needs_training: bool = True,
+    ) -> None:
+        self.expectations.append(
+            Expectation(what, float(got), op, target, claim, tolerance, needs_training)
+        )
 
     def note(self, text: str) -> None:
         """An observation reported as such (e.g. lr 1.0 behaviour), not a pass/fail check."""
@@ -137,8 +167,10 @@ class Reproduction:
             print(f"note: {text}")
         where = self._log_summary()
         print(f"summary run: {where}")
-        print(f"RESULT {self.experiment}: {len(enforced) - len(failed)}/{len(enforced)} "
-              f"expectations hold{' (quick mode)' if self.args.quick else ''}")
+        print(
+            f"RESULT {self.experiment}: {len(enforced) - len(failed)}/{len(enforced)} "
+            f"expectations hold{' (quick mode)' if self.args.quick else ''}"
+        )
         return 1 if failed else 0
 
     def _log_summary(self) -> str:
@@ -148,14 +180,17 @@ class Reproduction:
 
         uri = tracking_uri()
         client: MlflowClient = get_client(uri)
-        run = client.create_run(experiment_id(client, self.experiment, uri),
-                                run_name=f"{self.experiment} summary",
-                                tags={"nnlab.reproduction": "true",
-                                      "nnlab.quick": str(self.args.quick).lower()})
+        run = client.create_run(
+            experiment_id(client, self.experiment, uri),
+            run_name=f"{self.experiment} summary",
+            tags={"nnlab.reproduction": "true", "nnlab.quick": str(self.args.quick).lower()},
+        )
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            (out / "expectations.txt").write_text(render(self.expectations, self.args.quick)
-                                                  + "".join(f"\nnote: {n}" for n in self.notes))
+            (out / "expectations.txt").write_text(
+                render(self.expectations, self.args.quick)
+                + "".join(f"\nnote: {n}" for n in self.notes)
+            )
             (out / "plots").mkdir()
             for name, fig in self.figures.items():
                 fig.savefig(out / "plots" / name, dpi=90)
@@ -163,8 +198,9 @@ class Reproduction:
                     self.args.out.mkdir(parents=True, exist_ok=True)
                     fig.savefig(self.args.out / name, dpi=90)
             client.log_artifacts(run.info.run_id, str(out))
-        failed = any(not e.holds() for e in self.expectations
-                     if not (self.args.quick and e.needs_training))
+        failed = any(
+            not e.holds() for e in self.expectations if not (self.args.quick and e.needs_training)
+        )
         client.set_terminated(run.info.run_id, "FAILED" if failed else "FINISHED")
         return run.info.run_id
 

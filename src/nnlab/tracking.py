@@ -19,10 +19,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Param, RunStatus, RunTag
-from mlflow.tracking import MlflowClient
+# nnlab's artifact downloads (sweep figures, stored configs) are small and many: a progress
+# bar for each would bury the output. Set before mlflow reads it; the user's choice wins.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from nnlab.paths import PROJECT_ROOT
+from mlflow.entities import Param, RunStatus, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from nnlab.paths import PROJECT_ROOT  # noqa: E402
 
 TAG_PREFIX = "nnlab."
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params

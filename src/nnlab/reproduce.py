@@ -1,0 +1,147 @@
+"""`nnlab-reproduce RUN_ID`: re-run a logged run from its stored config and compare.
+
+The run's `config.yaml` artifact is the fully resolved config it trained with; it is checked
+like any config, trained again into the same experiment (tag `nnlab.reproduces=<RUN_ID>`),
+and every metric's whole per-epoch history is compared with the original's. On the CPU with
+the same code the numbers match exactly; any difference exits 1. A different git commit
+than the logged one is warned about, since code changes can change results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+
+from omegaconf import OmegaConf
+
+from nnlab.config_check import check_config
+from nnlab.tracking import TAG_PREFIX, git_commit, tracking_uri
+
+REPRODUCES_TAG = f"{TAG_PREFIX}reproduces"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="nnlab-reproduce", description="Re-run a logged run and compare its metrics."
+    )
+    p.add_argument("run_id")
+    p.add_argument("--uri", help="tracking URI (default: $MLFLOW_TRACKING_URI or mlruns/)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.0,
+        help="allowed relative difference (default 0: exact, as on the CPU)",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    uri = tracking_uri(args.uri)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    try:
+        original = client.get_run(args.run_id)
+    except Exception:
+        print(f"nnlab-reproduce: run_id={args.run_id}: no such run in {uri}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(args.run_id, "config.yaml", tmp)
+        except Exception:
+            print(
+                f"nnlab-reproduce: run {args.run_id} has no config.yaml artifact: it was not "
+                "logged by nnlab-train",
+                file=sys.stderr,
+            )
+            return 2
+        cfg = OmegaConf.load(path)
+    try:
+        check_config(cfg)
+    except Exception as err:  # ConfigError, or keys an older nnlab wrote differently
+        print(
+            f"nnlab-reproduce: the stored config of {args.run_id} no longer runs: {err}",
+            file=sys.stderr,
+        )
+        return 2
+    cfg.tracking.uri = args.uri  # the store we read from, not the one recorded
+    cfg.tracking.skip_finished = False
+
+    logged = original.data.tags.get("mlflow.source.git.commit")
+    now = git_commit()
+    if logged and now and logged != now:
+        print(
+            f"nnlab-reproduce: warning: run {args.run_id} was logged at commit {logged[:10]}, "
+            f"the code is now at {now[:10]}: results may differ",
+            file=sys.stderr,
+        )
+
+    from nnlab.pipeline import run_training
+
+    overrides = OmegaConf.to_container(_stored_overrides(client, args.run_id)) or []
+    result = run_training(cfg, list(overrides), {REPRODUCES_TAG: args.run_id})
+    differences = compare(client, args.run_id, result.run_id, args.tolerance)
+    return 1 if differences else 0
+
+
+def _stored_overrides(client, run_id):
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return OmegaConf.load(client.download_artifacts(run_id, "overrides.yaml", tmp))
+        except Exception:
+            return OmegaConf.create([])
+
+
+def compare(client, original_id: str, new_id: str, tolerance: float) -> list[str]:
+    """Print every metric's final value side by side; return the keys whose histories differ."""
+    old, new = client.get_run(original_id).data.metrics, client.get_run(new_id).data.metrics
+    keys = sorted(set(old) | set(new))
+    differing = []
+    print(f"{'metric':<16} {'original':>14} {'reproduced':>14} {'rel diff':>10}  history")
+    for key in keys:
+        a = [m.value for m in _history(client, original_id, key)]
+        b = [m.value for m in _history(client, new_id, key)]
+        same = len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
+        last_a = a[-1] if a else math.nan
+        last_b = b[-1] if b else math.nan
+        rel = abs(last_a - last_b) / max(abs(last_a), 1e-300) if a and b else math.nan
+        print(
+            f"{key:<16} {last_a:>14.8g} {last_b:>14.8g} {rel:>10.2e}  "
+            f"{'same' if same else f'DIFFERS ({len(a)} vs {len(b)} values)'}"
+        )
+        if not same:
+            differing.append(key)
+    verdict = (
+        "reproduced exactly"
+        if not differing and tolerance == 0
+        else (
+            "reproduced within tolerance"
+            if not differing
+            else f"NOT reproduced: {', '.join(differing)} differ"
+        )
+    )
+    print(f"{verdict} (original {original_id}, new {new_id})")
+    return differing
+
+
+def _history(client, run_id, key):
+    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    if math.isnan(a) and math.isnan(b):
+        return True
+    if tolerance == 0:
+        return a == b
+    return abs(a - b) <= tolerance * max(abs(a), abs(b), 1e-300)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

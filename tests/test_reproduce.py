@@ -1,0 +1,52 @@
+"""`nnlab-reproduce` end to end: exact re-runs, and tampering that must be caught."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+TINY = ["trainer.max_epochs=3", "data.n_samples=160", "trainer.progress=none"]
+
+
+def _runs(uri):
+    client = MlflowClient(uri)
+    return client, client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
+
+
+def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
+    run_cli("nnlab-train", "backend=numpy", *TINY, check=True)
+    client, (original,) = _runs(store)
+    same = run_cli("nnlab-reproduce", original.info.run_id, check=True)
+    assert "reproduced exactly" in same.stdout
+    _, runs = _runs(store)
+    (copy,) = [r for r in runs if r.info.run_id != original.info.run_id]
+    assert copy.data.tags["nnlab.reproduces"] == original.info.run_id
+    assert copy.data.tags["nnlab.backend"] == "numpy"
+    assert copy.data.metrics == original.data.metrics
+
+    client.log_metric(original.info.run_id, "val/loss", 123.0, step=2)  # tamper
+    tampered = run_cli("nnlab-reproduce", original.info.run_id)
+    assert tampered.returncode == 1
+    assert "NOT reproduced" in tampered.stdout and "val/loss" in tampered.stdout
+
+
+def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
+    run_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
+    client, runs = _runs(store)
+    child = next(r for r in runs if r.data.tags.get("nnlab.backend") == "torch_scratch")
+    assert "reproduced exactly" in run_cli("nnlab-reproduce", child.info.run_id, check=True).stdout
+
+    config = client.download_artifacts(child.info.run_id, "config.yaml")  # local store: the file
+    artifact = child.info.artifact_uri.removeprefix("file://") + "/config.yaml"
+    text = open(config).read().replace("lr: 0.01", "lr: 0.02")
+    assert text != open(config).read()
+    open(artifact, "w").write(text)
+    tampered = run_cli("nnlab-reproduce", child.info.run_id)
+    assert tampered.returncode == 1 and "NOT reproduced" in tampered.stdout
+
+
+def test_unknown_run_is_one_line_and_exit_2(store):
+    proc = run_cli("nnlab-reproduce", "0123456789abcdef")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "0123456789abcdef" in proc.stderr
