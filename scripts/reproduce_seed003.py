@@ -18,8 +18,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nnlab.pipeline import probabilities
-from nnlab.plots import activation_functions_figure, curves_figure, decision_boundary_figure
-from nnlab.plots import weights_figure
+from nnlab.plots import (
+    activation_functions_figure,
+    curves_figure,
+    decision_boundary_figure,
+    weights_figure,
+)
 from nnlab.reproduction import Reproduction, parse_args
 from nnlab.scratch import ACTIVATIONS, init_params
 

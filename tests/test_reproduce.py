@@ -1,5 +1,7 @@
 """`nnlab-reproduce` end to end: exact re-runs, and tampering that must be caught."""
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -37,11 +39,10 @@ def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
     child = next(r for r in runs if r.data.tags.get("nnlab.backend") == "torch_scratch")
     assert "reproduced exactly" in run_cli("nnlab-reproduce", child.info.run_id, check=True).stdout
 
-    config = client.download_artifacts(child.info.run_id, "config.yaml")  # local store: the file
-    artifact = child.info.artifact_uri.removeprefix("file://") + "/config.yaml"
-    text = open(config).read().replace("lr: 0.01", "lr: 0.02")
-    assert text != open(config).read()
-    open(artifact, "w").write(text)
+    artifact = Path(child.info.artifact_uri.removeprefix("file://")) / "config.yaml"
+    original = artifact.read_text()
+    artifact.write_text(original.replace("lr: 0.01", "lr: 0.02"))  # tamper with the store
+    assert artifact.read_text() != original
     tampered = run_cli("nnlab-reproduce", child.info.run_id)
     assert tampered.returncode == 1 and "NOT reproduced" in tampered.stdout
 
