@@ -98,5 +98,6 @@ def test_data_are_float64_tensors_at_precision_64():
 
     splits = make_splits(compose_config("data=moons").data, seed=0)
     dm = data_module(splits, 32, 0, torch.float64)
-    x, y = next(iter(dm.train_dataloader()))
+    (epoch,) = list(dm.train_dataloader())
+    x, y = next(iter(epoch))
     assert x.dtype == torch.float64 and y.dtype == torch.float64 and y.shape == (32, 1)

@@ -15,6 +15,7 @@ import numpy as np
 
 REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
 IRIS_SIZE = 150
+EVAL_CHUNK = 65_536  # rows per evaluation batch: no gradients to hold, so big is cheapest
 
 
 @dataclass(frozen=True)
@@ -235,13 +236,30 @@ class TensorBatches:
             yield x[start : start + bs], y[start : start + bs]
 
 
+class OneStepPerEpoch:
+    """A loader of one item, the epoch's mini-batches, so that Lightning runs one training
+    step per epoch. (Not a list: Lightning would read a list as several loaders.)"""
+
+    def __init__(self, batches: TensorBatches):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[TensorBatches]:
+        yield self.batches
+
+
 def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
-    """A LightningDataModule over `splits`: shuffled mini-batches for training, one batch (or
-    large chunks) for validation and test, all as tensors of `dtype` already in memory."""
+    """A LightningDataModule over `splits`, all as tensors of `dtype` already in memory.
+
+    Its training "loader" yields one item per epoch: the epoch's shuffled mini-batches, which
+    nnlab's modules step through themselves (see nnlab.modules for why). Validation tensors
+    are read directly by the module at the end of each epoch; test goes through Lightning's
+    test loop in large chunks.
+    """
     import pytorch_lightning as pl
     import torch
-
-    eval_chunk = 65_536  # evaluation has no gradient to hold: big chunks are cheapest
 
     def tensors(x, y):
         ty = torch.as_tensor(y, dtype=dtype if splits.task != MULTICLASS else torch.long)
@@ -258,12 +276,9 @@ def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
             self.train_batches = TensorBatches(*self.train, batch_size, True, seed)
 
         def train_dataloader(self):
-            return self.train_batches
-
-        def val_dataloader(self):
-            return TensorBatches(*self.val, eval_chunk, False, seed)
+            return OneStepPerEpoch(self.train_batches)
 
         def test_dataloader(self):
-            return TensorBatches(*self.test, eval_chunk, False, seed)
+            return TensorBatches(*self.test, EVAL_CHUNK, False, seed)
 
     return InMemoryDataModule()

@@ -38,8 +38,9 @@ class EpochProgress(pl.Callback):
 
     def _summary(self, trainer) -> str:
         shown = []
+        metrics = getattr(trainer.lightning_module, "epoch_metrics", {})
         for key in (TRAIN_LOSS, VAL_LOSS, f"val/{self.headline}"):
-            value = trainer.callback_metrics.get(key)
+            value = metrics.get(key)
             if value is not None:
                 shown.append(f"{key}={float(value):.4g}")
         return " ".join(shown)
