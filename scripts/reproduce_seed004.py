@@ -8,7 +8,7 @@ Runs: SimpleNN 3-5-1 (ReLU, MSELoss, SGD lr 0.01) on the 3-variable regression d
 SimpleNeuralNet 10-5-3 (ReLU, CrossEntropyLoss, Adam lr 0.001, Xavier init) on 10-feature
 3-class data; then sweeps: every regression loss of the catalogue (MSE, half-MSE, L1,
 SmoothL1/Huber) x every optimizer (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, ASGD),
-compared on validation MSE, and every optimizer on the classifier.
+compared on validation R^2 (comparable across losses), and every optimizer on the classifier.
 Catalogue entries that do not apply to these tasks are listed, not run: BCELoss /
 BCEWithLogitsLoss (binary tasks: nnlab's binary loss is BCE on logits), NLLLoss (with
 LogSoftmax it is CrossEntropyLoss, the same numbers), HingeEmbeddingLoss, MarginRankingLoss,
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         REGRESSION,
         "model.loss=mse,half_mse,l1,huber",
         f"optimizer={OPTIMIZERS}",
-        "objective=val/mse",
+        "objective=val/r2",
     )
     finished = [r for r in losses if r.status == "FINISHED"]
     rep.expect(
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         "28 combinations",
         needs_training=False,
     )
-    best = min(finished, key=lambda r: r.metrics.get("val/mse", math.inf))
+    best = max(finished, key=lambda r: r.metrics.get("val/r2", -math.inf))
     rep.expect(
         f"best loss x optimizer test R^2 ({best.overrides['model.loss']}, "
         f"{best.overrides['optimizer']})",
@@ -66,10 +66,10 @@ def main(argv=None) -> int:
         ">=",
         0.8,
     )
-    for r in sorted(finished, key=lambda r: r.metrics.get("val/mse", math.inf))[:5]:
+    for r in sorted(finished, key=lambda r: -r.metrics.get("val/r2", -math.inf))[:5]:
         rep.note(
             f"loss {r.overrides['model.loss']:<8} optimizer {r.overrides['optimizer']:<8}"
-            f" val/mse {r.metrics['val/mse']:.4f} test/r2 {r.metrics['test/r2']:.3f}"
+            f" val/r2 {r.metrics['val/r2']:.4f} test/r2 {r.metrics['test/r2']:.3f}"
         )
 
     optim = rep.sweep(CLASSIFIER, f"optimizer={OPTIMIZERS}")

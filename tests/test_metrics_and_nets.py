@@ -19,11 +19,13 @@ rng = np.random.default_rng(0)
 def test_regression_metrics_match_sklearn():
     y = rng.normal(size=(50, 1))
     out = y + 0.3 * rng.normal(size=(50, 1))
-    got = evaluate(TASKS["regression"], "mse", torch.tensor(out), torch.tensor(y), "val")
-    assert got["val/mse"] == pytest.approx(skm.mean_squared_error(y, out))
-    assert got["val/mae"] == pytest.approx(skm.mean_absolute_error(y, out))
-    assert got["val/r2"] == pytest.approx(skm.r2_score(y, out))
-    assert got["val/loss"] == pytest.approx(got["val/mse"])
+    got = evaluate(TASKS["regression"], "mse", torch.tensor(out), torch.tensor(y), "test")
+    assert got["test/mse"] == pytest.approx(skm.mean_squared_error(y, out))
+    assert got["test/mae"] == pytest.approx(skm.mean_absolute_error(y, out))
+    assert got["test/r2"] == pytest.approx(skm.r2_score(y, out))
+    assert got["test/loss"] == pytest.approx(got["test/mse"])
+    per_epoch = evaluate(TASKS["regression"], "mse", torch.tensor(out), torch.tensor(y), "val")
+    assert per_epoch == {"val/loss": got["test/loss"], "val/r2": got["test/r2"]}
 
 
 def test_binary_metrics_match_sklearn():
@@ -40,11 +42,11 @@ def test_multiclass_metrics_match_sklearn():
     y = rng.integers(0, 4, size=100)
     logits = np.eye(4)[y] * 1.5 + rng.normal(size=(100, 4))
     got = evaluate(
-        TASKS["multiclass"], "cross_entropy", torch.tensor(logits), torch.tensor(y), "val"
+        TASKS["multiclass"], "cross_entropy", torch.tensor(logits), torch.tensor(y), "test"
     )
     pred = logits.argmax(axis=1)
-    assert got["val/acc"] == pytest.approx(skm.accuracy_score(y, pred))
-    assert got["val/f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert got["test/acc"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["test/f1_macro"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))

@@ -45,7 +45,12 @@ def test_classification_run_is_fully_tracked(store):
     client = MlflowClient(store)
     for key in ("train/loss", "val/loss", "val/acc"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2]
-    assert {"test/loss", "test/acc", "test/auroc", "val/auroc"} <= set(run.data.metrics)
+    assert {"test/loss", "test/acc", "test/auroc"} <= set(run.data.metrics)
+    assert {k for k in run.data.metrics if k.startswith(("train/", "val/"))} == {
+        "train/loss",
+        "val/loss",
+        "val/acc",
+    }  # per epoch: exactly these keys
     assert set(artifact_paths(client, run.info.run_id)) == {
         "config.yaml",
         "overrides.yaml",

@@ -17,7 +17,7 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
-from nnlab.data import BINARY, MULTICLASS, REGRESSION
+from nnlab.data import BINARY, REGRESSION
 from nnlab.scratch import HUBER_DELTA
 from nnlab.tasks import Task
 
@@ -35,22 +35,38 @@ LOSS_FUNCTIONS = {
 def evaluate(
     task: Task, loss_name: str, out: torch.Tensor, y: torch.Tensor, stage: str
 ) -> dict[str, float]:
-    """Loss and every metric of `task` for one split, keyed '<stage>/<name>'."""
+    """The loss and the metrics `task` reports for `stage`, keyed '<stage>/<name>': every
+    epoch's validation gets the headline metric only (it runs every epoch, so it stays
+    cheap), the test gets them all."""
     out, y = out.detach(), y.detach()
+    wanted = set(task.metric_names(stage))
     values = {"loss": LOSS_FUNCTIONS[loss_name](out, y)}
+    # validate_args=False: nnlab builds these tensors itself, so torchmetrics' input checks
+    # (a good part of its cost on small splits) can never fire.
     if task.name == REGRESSION:
-        values["mse"] = mean_squared_error(out, y)
-        values["mae"] = mean_absolute_error(out, y)
-        # R^2 is undefined on fewer than two points; report NaN rather than fail the run.
-        values["r2"] = r2_score(out, y) if len(y) > 1 else torch.tensor(float("nan"))
+        calculators = {
+            "mse": lambda: mean_squared_error(out, y),
+            "mae": lambda: mean_absolute_error(out, y),
+            # R^2 is undefined on fewer than two points: NaN rather than a failed run.
+            "r2": lambda: r2_score(out, y) if len(y) > 1 else torch.tensor(float("nan")),
+        }
     elif task.name == BINARY:
         prob, target = torch.sigmoid(out).ravel(), y.ravel().long()
-        values["acc"] = binary_accuracy(prob, target)
-        values["auroc"] = binary_auroc(prob, target)
-    elif task.name == MULTICLASS:
+        calculators = {
+            "acc": lambda: binary_accuracy(prob, target, validate_args=False),
+            "auroc": lambda: binary_auroc(prob, target, validate_args=False),
+        }
+    else:
         k = out.shape[1]
-        values["acc"] = multiclass_accuracy(out, y, num_classes=k, average="micro")
-        values["f1_macro"] = multiclass_f1_score(out, y, num_classes=k, average="macro")
+        calculators = {
+            "acc": lambda: multiclass_accuracy(
+                out, y, num_classes=k, average="micro", validate_args=False
+            ),
+            "f1_macro": lambda: multiclass_f1_score(
+                out, y, num_classes=k, average="macro", validate_args=False
+            ),
+        }
+    values.update({name: calc() for name, calc in calculators.items() if name in wanted})
     return {f"{stage}/{name}": float(v) for name, v in values.items()}
 
 

@@ -32,7 +32,7 @@ class BufferedMlflowLogger(Logger):
         self.client = client
         self.run_id = run_id
         self.flush_every_s = flush_every_s
-        self._pending: list[Metric] = []
+        self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
         self._last_flush = time.monotonic()
         # key -> [(epoch, value)], everything logged in this process.
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -58,7 +58,7 @@ class BufferedMlflowLogger(Logger):
         for key, value in metrics.items():
             value = float(value)
             self.history[key].append((epoch, value))
-            self._pending.append(Metric(key, value, now_ms, epoch))
+            self._pending.append((key, value, now_ms, epoch))
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 
@@ -66,7 +66,7 @@ class BufferedMlflowLogger(Logger):
         if self.client is not None and self.run_id is not None:
             while self._pending:
                 batch = self._pending[:MAX_METRICS_PER_BATCH]
-                self.client.log_batch(self.run_id, metrics=batch)
+                self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in batch])
                 del self._pending[: len(batch)]
         else:
             self._pending.clear()

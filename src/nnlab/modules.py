@@ -52,8 +52,7 @@ class NetModule(pl.LightningModule):
         self.make_optimizer = make_optimizer
         self.l1 = l1
         self.epoch_metrics: dict[str, float] = {}
-        self._train_loss_sum = torch.zeros((), dtype=torch.float64)
-        self._train_count = 0
+        self._train_losses: list[tuple[torch.Tensor | float, int]] = []  # (batch mean, size)
         self._test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -66,8 +65,7 @@ class NetModule(pl.LightningModule):
     def training_step(self, epoch_batches: Iterable, batch_idx: int) -> None:
         """One epoch: every mini-batch, one optimizer step each."""
         optimizer = self.optimizers().optimizer  # the torch optimizer itself
-        self._train_loss_sum.zero_()
-        self._train_count = 0
+        self._train_losses.clear()
         for batch in epoch_batches:
             self.train_on_batch(batch, optimizer)
 
@@ -85,13 +83,14 @@ class NetModule(pl.LightningModule):
         return self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
 
     def _count_train_loss(self, batch_mean, n: int) -> None:
-        self._train_loss_sum += batch_mean * n
-        self._train_count += n
+        # Kept as a list and summed once per epoch: cheaper than tensor arithmetic per step.
+        self._train_losses.append((batch_mean, n))
 
     def on_train_epoch_end(self) -> None:
         # train/loss is the data loss averaged over the epoch's samples (penalties excluded),
         # so that it is comparable with val/loss.
-        mean = float(self._train_loss_sum / max(self._train_count, 1))
+        total = sum(float(loss) * n for loss, n in self._train_losses)
+        mean = total / max(sum(n for _, n in self._train_losses), 1)
         self.record({TRAIN_LOSS: mean})
         if mean != mean or mean in (float("inf"), float("-inf")):
             # A NaN/inf loss never recovers: stop now rather than log garbage as a result.
@@ -103,10 +102,9 @@ class NetModule(pl.LightningModule):
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate_split(self, x: torch.Tensor, y: torch.Tensor, stage: str) -> dict[str, float]:
-        was_training = self.training
-        self.eval()
+        # No eval()/train() switch: nnlab's MLPs have no dropout or batch norm, so both modes
+        # compute the same thing, and switching walks every submodule each epoch.
         out = torch.cat([self.net(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
-        self.train(was_training)
         return evaluate(self.task, self.loss_name, out, y, stage)
 
     def test_step(self, batch, batch_idx):

@@ -203,25 +203,31 @@ def run_training(
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
 
 
+def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
+    """The Trainer every nnlab run uses (benchmarks build theirs here too)."""
+    return pl.Trainer(
+        max_epochs=cfg.trainer.max_epochs,
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=f"{cfg.trainer.precision}-true",
+        logger=logger if logger is not None else False,
+        callbacks=callbacks,
+        enable_progress_bar=False,  # nnlab.progress reports per epoch instead
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        default_root_dir=root_dir,
+    )
+
+
 def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, task, loss_name, sizes, dtype)
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
+    progress = EpochProgress(cfg.trainer.progress, task.headline, name)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        trainer = pl.Trainer(
-            max_epochs=cfg.trainer.max_epochs,
-            accelerator=cfg.trainer.accelerator,
-            devices=1,
-            precision=f"{cfg.trainer.precision}-true",
-            logger=logger,
-            callbacks=[EpochProgress(cfg.trainer.progress, task.headline, name)],
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            deterministic=True,
-            default_root_dir=scratch,
-        )
+        trainer = build_trainer(cfg, logger, [progress], scratch)
         trainer.fit(module, datamodule=dm)
         trainer.test(module, datamodule=dm, verbose=False)
     return module, trainer, dm

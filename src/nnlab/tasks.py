@@ -24,9 +24,13 @@ class Task:
     metrics: tuple[str, ...]  # metric names computed on val and test, besides the loss
     headline: str  # the metric that shows in run names, progress and summaries
 
+    def metric_names(self, stage: str) -> tuple[str, ...]:
+        """Validation runs every epoch and reports the headline metric; test reports all."""
+        return (self.headline,) if stage == "val" else self.metrics
+
     def keys(self, stage: str) -> list[str]:
         """Every metric key logged for `stage` ('val' or 'test')."""
-        return [f"{stage}/loss"] + [f"{stage}/{m}" for m in self.metrics]
+        return [f"{stage}/loss"] + [f"{stage}/{m}" for m in self.metric_names(stage)]
 
     def resolve_loss(self, configured: str) -> str:
         return self.default_loss if configured == "auto" else configured
