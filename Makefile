@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup run test lint format ui
+.PHONY: setup run test lint format ui bench
 
 setup: $(STAMP)
 
@@ -31,3 +31,7 @@ format: setup
 
 ui: setup
 	scripts/mlflow_ui.sh
+
+# Side-by-side timings (not tests): prints Markdown tables; BENCHMARKS.md holds the latest.
+bench: setup
+	$(BIN)/python benchmarks/suite.py

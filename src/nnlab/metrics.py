@@ -68,12 +68,3 @@ def evaluate(
         }
     values.update({name: calc() for name, calc in calculators.items() if name in wanted})
     return {f"{stage}/{name}": float(v) for name, v in values.items()}
-
-
-def predict(task: Task, out: torch.Tensor) -> torch.Tensor:
-    """Class indices for classifiers, the output itself for regression."""
-    if task.name == BINARY:
-        return (out > 0).long().ravel()
-    if task.name == MULTICLASS:
-        return out.argmax(dim=1)
-    return out
