@@ -18,6 +18,10 @@ IRIS_SIZE = 150
 EVAL_CHUNK = 65_536  # rows per evaluation batch: no gradients to hold, so big is cheapest
 
 
+class DataError(ValueError):
+    """Data that cannot be trained on (NaN or inf values); the message is one line."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What a dataset is: its task, its sizes, and how to draw it."""
@@ -173,6 +177,10 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
     x, y = spec.generate(data_cfg.n_samples, float(data_cfg.noise), n_classes, rng)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64 if spec.task != REGRESSION else np.float64)
+    bad = int((~np.isfinite(x)).sum() + (~np.isfinite(y)).sum())
+    if bad:
+        raise DataError(f"data.name={spec.name}: the generated data has {bad} value(s) that "
+                         "are not finite (NaN or inf); nothing was trained")
 
     order = rng.permutation(len(x))
     _, n_val, n_test = split_sizes(len(x), data_cfg.val_fraction, data_cfg.test_fraction)

@@ -31,6 +31,8 @@ from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
+from nnlab.redact import redact
+from nnlab.store_check import check_store
 from nnlab.tasks import TASKS, Task
 from nnlab.tracking import (
     TAG_PREFIX,
@@ -150,6 +152,7 @@ def run_training(
     name = run_name(cfg, sizes)
 
     uri = tracking_uri(cfg.tracking.uri)
+    check_store(uri)  # a broken store fails here, before any run exists
     client = get_client(uri)
     digest = config_hash(cfg)
     if cfg.tracking.skip_finished:
@@ -279,8 +282,8 @@ def module_title(cfg) -> str:
 def _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger):
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (out / "overrides.yaml").write_text(OmegaConf.to_yaml(list(overrides or [])))
+        (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
+        (out / "overrides.yaml").write_text(redact(OmegaConf.to_yaml(list(overrides or []))))
         if cfg.tracking.log_plots:
             (out / "plots").mkdir()
             for file_name, fig in run_figures(cfg, module, splits, task, logger.history).items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--sweep", metavar="RUN_ID", help="a sweep's parent run id")
     what.add_argument("--runs", action="store_true", help="list runs instead of a sweep")
+    what.add_argument("--stale", action="store_true",
+                      help="list RUNNING runs whose process on this host is gone (SIGKILL, "
+                           "power loss)")
+    p.add_argument("--mark-killed", action="store_true",
+                   help="with --stale: close those runs as KILLED")
     p.add_argument("--sort", metavar="KEY", help="sort by a metric, param or 'objective'")
     p.add_argument(
         "--ascending",
@@ -43,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for item in args.filter:
         if "=" not in item:
             p.error(f"--filter {item!r}: expected PARAM=VALUE, e.g. model.activation=relu")
+    if args.mark_killed and not args.stale:
+        p.error("--mark-killed works with --stale only")
     if args.limit is not None and args.limit < 1:
         p.error(f"--limit {args.limit}: must be an integer >= 1")
     return args
@@ -65,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except LookupError as err:
         print(f"nnlab-report: --experiment: {err}", file=sys.stderr)
         return 2
+
+    if args.stale:
+        return stale_runs(client, exp_ids, args.mark_killed)
 
     parent = None
     if args.sweep:
@@ -110,6 +121,45 @@ def main(argv: list[str] | None = None) -> int:
         for name, fig in report.sweep_figures(client, rows, keys, title[:80]).items():
             fig.savefig(args.plots / name, dpi=90)
             print(f"figure: {args.plots / name}")
+    return 0
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def stale_runs(client, exp_ids, mark_killed: bool) -> int:
+    """RUNNING runs started on this host by a process that no longer exists."""
+    import socket
+    import time
+
+    from nnlab import report
+
+    host = socket.gethostname()
+    running = report.search_all(client, exp_ids, "attributes.status = 'RUNNING'")
+    stale = [r for r in running
+             if r.data.tags.get(f"{TAG_PREFIX}host") == host
+             and r.data.tags.get(f"{TAG_PREFIX}pid", "").isdigit()
+             and not process_alive(int(r.data.tags[f"{TAG_PREFIX}pid"]))]
+    elsewhere = [r for r in running if r.data.tags.get(f"{TAG_PREFIX}host") not in (host, None)]
+    print(f"{len(stale)} stale run(s) (RUNNING, process gone) on {host}")
+    for r in stale:
+        print(f"  {r.info.run_id}  {r.info.run_name}  pid {r.data.tags[f'{TAG_PREFIX}pid']}")
+        if mark_killed:
+            client.set_tag(r.info.run_id, f"{TAG_PREFIX}error",
+                           f"process {r.data.tags[f'{TAG_PREFIX}pid']} on {host} ended without "
+                           "closing the run; marked KILLED by nnlab-report --mark-killed")
+            client.set_terminated(r.info.run_id, "KILLED", end_time=int(time.time() * 1000))
+    if mark_killed and stale:
+        print(f"marked {len(stale)} run(s) KILLED")
+    if elsewhere:
+        print(f"{len(elsewhere)} RUNNING run(s) belong to other hosts; check them there")
     return 0
 
 

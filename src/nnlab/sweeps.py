@@ -25,6 +25,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from nnlab.redact import redact
+
 PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
 # A job skipped by tracking.skip_finished tags the parent with SKIPPED_TAG<job num> = the
 # earlier run that stands in for it.
@@ -59,6 +61,7 @@ def sweep_description(config: DictConfig) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
+        from nnlab.store_check import check_store
         from nnlab.tracking import (
             TAG_PREFIX,
             experiment_id,
@@ -69,12 +72,13 @@ class MlflowSweepCallback(Callback):
 
         try:
             uri = tracking_uri(config.tracking.uri)
+            check_store(uri)
             client = get_client(uri)
             swept = sweep_description(config)
             name = "sweep " + " ".join(f"{k}={v}" for k, v in swept.items())
             run = client.create_run(
                 experiment_id(client, config.tracking.experiment, uri),
-                run_name=name[:MAX_RUN_NAME],
+                run_name=redact(name)[:MAX_RUN_NAME],
                 tags={
                     f"{TAG_PREFIX}sweep": "true",
                     f"{TAG_PREFIX}objective": str(config.objective),
@@ -94,7 +98,7 @@ class MlflowSweepCallback(Callback):
         _active = (client, run_id)
         os.environ[PARENT_ENV] = run_id
         _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
-        print(f"nnlab: sweep parent run {run_id} ({name[:80]})", flush=True)
+        print(f"nnlab: sweep parent run {run_id} ({redact(name)[:80]})", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if _active is None:
@@ -173,7 +177,7 @@ def _close(status: str, error: str | None) -> None:
         if status == "KILLED":
             _kill_running_children(client, run_id)
         if error:
-            client.set_tag(run_id, "nnlab.error", error[:5000])
+            client.set_tag(run_id, "nnlab.error", redact(error)[:5000])
         client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
     except Exception as err:  # the store may be what failed; say so rather than hide it
         print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -22,11 +23,17 @@ from typing import Any
 # nnlab's artifact downloads (sweep figures, stored configs) are small and many: a progress
 # bar for each would bury the output. Set before mlflow reads it; the user's choice wins.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow retries an unreachable server 7 times with growing back-off (minutes): a run whose
+# server went away should fail in seconds instead. Users can still set their own values.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
 
 from mlflow.entities import Param, RunStatus, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
+from nnlab.redact import redact  # noqa: E402
 
 TAG_PREFIX = "nnlab."
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
@@ -108,13 +115,14 @@ def git_commit() -> str | None:
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
-    items = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
+    items = [Param(k, redact(str(v))[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
     for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None])
+    client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()
+                                   if v is not None])
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -178,7 +186,14 @@ def open_run(
 
 
 def _close(client: MlflowClient, run_id: str, status: int, error: str | None) -> None:
-    if error:
-        with contextlib.suppress(Exception):  # the store itself may be what failed
-            client.set_tag(run_id, f"{TAG_PREFIX}error", error[:5000])
-    client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))
+    try:
+        if error:
+            client.set_tag(run_id, f"{TAG_PREFIX}error", redact(error)[:5000])
+        client.set_terminated(run_id, RunStatus.to_string(status),
+                              end_time=int(time.time() * 1000))
+    except Exception as err:
+        if error is None:
+            raise  # a run that trained fine but cannot be closed is a store failure to report
+        # The store itself may be what failed: report the original error, not this one.
+        print(f"nnlab: could not mark run {run_id} {RunStatus.to_string(status)} in the store "
+              f"({type(err).__name__})", file=sys.stderr)

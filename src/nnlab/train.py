@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 
 from nnlab.config_check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
+from nnlab.redact import redact
 from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, abort_active_sweep
 
 
@@ -41,7 +42,7 @@ def print_summary(result, experiment: str) -> None:
     print(f"nnlab: {result.run_name} {verb}", flush=True)
     print(f"  {shown}")
     print(f"  run id  {result.run_id}")
-    print(f"  store   {result.tracking_uri} (experiment '{experiment}')")
+    print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
     if not result.tracking_uri.startswith("http"):
         print(f"  browse  {ui_command(result.tracking_uri)}")
 
@@ -81,6 +82,7 @@ def train(cfg: DictConfig) -> float:
             return math.nan  # this job is refused; the others still run
         sys.exit(2)
 
+    from nnlab.data import DataError
     from nnlab.modules import TrainingDiverged
     from nnlab.pipeline import run_training
 
@@ -90,6 +92,21 @@ def train(cfg: DictConfig) -> float:
         print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
         sys.exit(130)
     except Exception as err:
+        from nnlab.store_check import store_failure
+        from nnlab.tracking import tracking_uri
+
+        broken_store = store_failure(err)
+        if broken_store is not None:
+            print(f"nnlab-train: {where}tracking store {redact(tracking_uri(cfg.tracking.uri))}: "
+                  f"{broken_store}", file=sys.stderr, flush=True)
+            if in_sweep:
+                return math.nan
+            sys.exit(3)
+        if isinstance(err, DataError):
+            print(f"nnlab-train: {where}bad data: {err}", file=sys.stderr, flush=True)
+            if in_sweep:
+                return math.nan
+            sys.exit(2)
         reason = "training diverged" if isinstance(err, TrainingDiverged) else "failed"
         print(
             f"nnlab-train: {where}{reason} ({type(err).__name__}: {err}); the run is marked FAILED",

@@ -1,0 +1,89 @@
+"""Is the tracking store usable? Asked before a run starts, and asked of any error a run meets.
+
+A broken store must give one clear line within seconds, not a traceback and not a hang in
+retries: a read-only or full `mlruns/`, a locked or corrupt sqlite file, a tracking server
+that refuses connections. `check_store` probes the store cheaply before anything is created;
+`store_failure` recognises an exception raised later as the store's fault.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+LOCK_WAIT_S = 10.0  # how long a locked sqlite store is waited for before giving up
+SERVER_TIMEOUT_S = 5.0
+MIN_FREE_BYTES = 5 * 1024 * 1024
+STORE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+                errno.EDQUOT}
+STORE_MODULES = ("mlflow", "sqlalchemy", "sqlite3", "requests", "urllib3")
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be used; the message is the one line the user sees."""
+
+
+def check_store(uri: str) -> None:
+    if uri.startswith("sqlite:///"):
+        _check_sqlite(Path(uri.removeprefix("sqlite:///")))
+    elif uri.startswith(("http://", "https://")):
+        _check_server(uri)
+
+
+def _check_sqlite(db: Path) -> None:
+    folder = db.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StoreError(f"cannot create the store folder {folder}: {err.strerror}") from err
+    if not os.access(folder, os.W_OK) or (db.exists() and not os.access(db, os.W_OK)):
+        raise StoreError(f"{folder} is read-only")
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise StoreError(f"the disk holding {folder} is full ({free // 1024} KiB free)")
+    if not db.exists():
+        return  # MLflow creates and migrates it
+    try:
+        with sqlite3.connect(db, timeout=LOCK_WAIT_S) as con:
+            con.execute("PRAGMA schema_version").fetchone()  # fails fast on a non-database
+            con.execute("BEGIN IMMEDIATE")  # waits up to LOCK_WAIT_S for a writer's lock
+            con.rollback()
+    except sqlite3.DatabaseError as err:
+        reason = str(err)
+        if "locked" in reason:
+            reason = f"locked by another process for more than {LOCK_WAIT_S:.0f} s"
+        elif "not a database" in reason or "malformed" in reason:
+            reason = "not a valid sqlite database (corrupt?)"
+        raise StoreError(f"{db}: {reason}") from err
+
+
+def _check_server(uri: str) -> None:
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S)
+    except requests.exceptions.ConnectionError as err:
+        raise StoreError(f"tracking server {uri} is unreachable (connection refused or no "
+                         "route)") from err
+    except requests.exceptions.Timeout as err:
+        raise StoreError(f"tracking server {uri} did not answer within "
+                         f"{SERVER_TIMEOUT_S:.0f} s") from err
+
+
+def store_failure(exc: BaseException) -> str | None:
+    """A one-line reason if `exc` (or what caused it) is the store failing, else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StoreError):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno in STORE_ERRNOS:
+            return f"{exc.strerror} ({getattr(exc, 'filename', '') or 'store'})"
+        if type(exc).__module__.split(".")[0] in STORE_MODULES:
+            text = str(exc).strip().splitlines()
+            return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+        exc = exc.__cause__ or exc.__context__
+    return None

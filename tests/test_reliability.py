@@ -1,0 +1,229 @@
+"""Faults a research run meets: interrupts, dead processes, broken stores, concurrency,
+big stores, bad numbers, leaked credentials, hostile checkpoints, two processes agreeing."""
+
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import BIN, run_cli
+
+pytestmark = pytest.mark.slow
+TINY = ["trainer.max_epochs=3", "data.n_samples=160", "trainer.progress=none"]
+LONG = ["trainer.max_epochs=100000", "trainer.progress=none", "data.n_samples=200"]
+
+
+def all_runs(uri, experiment="nnlab"):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def start_and_wait_for_metrics(store, *args):
+    """Start a long nnlab-train and return once its run has logged some epochs."""
+    proc = subprocess.Popen([str(BIN / "nnlab-train"), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(store)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = all_runs(store) if Path(store[10:]).exists() else []
+        if runs and client.get_metric_history(runs[0].info.run_id, "train/loss"):
+            return proc, runs[0].info.run_id
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("the run logged nothing within 120 s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_ends_killed_with_its_metrics(store, sig):
+    proc, run_id = start_and_wait_for_metrics(store, *LONG, "tracking.log_model=false")
+    time.sleep(1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "KILLED" in err and "Traceback" not in err
+    run = MlflowClient(store).get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert signal.Signals(sig).name in run.data.tags["nnlab.error"]
+    assert len(MlflowClient(store).get_metric_history(run_id, "train/loss")) >= 1
+
+
+def test_sigkilled_run_is_found_stale_and_marked_killed(store):
+    proc, run_id = start_and_wait_for_metrics(store, *LONG, "tracking.log_model=false")
+    run = MlflowClient(store).get_run(run_id)
+    assert run.data.tags["nnlab.pid"] == str(proc.pid)
+    assert run.data.tags["nnlab.host"] == socket.gethostname()
+    proc.kill()  # SIGKILL: nothing in the process can react
+    proc.wait()
+    assert MlflowClient(store).get_run(run_id).info.status == "RUNNING"
+    listed = run_cli("nnlab-report", "--stale", check=True)
+    assert run_id in listed.stdout
+    run_cli("nnlab-report", "--stale", "--mark-killed", check=True)
+    closed = MlflowClient(store).get_run(run_id)
+    assert closed.info.status == "KILLED" and "mark-killed" in closed.data.tags["nnlab.error"]
+    assert run_id not in run_cli("nnlab-report", "--stale", check=True).stdout
+
+
+def one_line_store_failure(proc, must_name):
+    assert proc.returncode not in (0, None)
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("nnlab-train")]
+    assert len(lines) == 1 and must_name in lines[0], proc.stderr
+
+
+def test_read_only_store_location_fails_fast_with_one_line(tmp_path):
+    uri = "sqlite:////sys/nnlab-store/mlflow.db"  # sysfs refuses writes, even to root
+    start = time.time()
+    proc = run_cli("nnlab-train", *TINY, env={"MLFLOW_TRACKING_URI": uri})
+    assert time.time() - start < 30
+    one_line_store_failure(proc, "/sys/nnlab-store")
+
+
+def test_full_disk_fails_with_one_line(tmp_path, migrated_store):
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        shutil.copy(migrated_store, mount / "mlflow.db")
+        filler = mount / "filler"
+        with open(filler, "wb") as f:  # leave almost nothing free
+            f.write(b"\0" * (shutil.disk_usage(mount).free - 64 * 1024))
+        proc = run_cli("nnlab-train", *TINY, timeout=60,
+                       env={"MLFLOW_TRACKING_URI": f"sqlite:///{mount / 'mlflow.db'}"})
+        one_line_store_failure(proc, "full")
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_locked_store_fails_within_30_s(store):
+    db = store.removeprefix("sqlite:///")
+    holder = sqlite3.connect(db)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    try:
+        start = time.time()
+        proc = run_cli("nnlab-train", *TINY, timeout=60)
+        assert time.time() - start < 30
+        one_line_store_failure(proc, "locked")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert all_runs(store) == []
+
+
+def test_corrupt_store_fails_with_one_line(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"this is not a sqlite database" * 100)
+    proc = run_cli("nnlab-train", *TINY, env={"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
+    one_line_store_failure(proc, "corrupt")
+
+
+def test_unreachable_server_fails_fast_without_hanging():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    start = time.time()
+    proc = run_cli("nnlab-train", *TINY, timeout=60,
+                   env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    assert time.time() - start < 30
+    one_line_store_failure(proc, "unreachable")
+
+
+def test_four_processes_write_100_runs_to_one_store(store, tmp_path):
+    code = (
+        "import sys\n"
+        "from tests.conftest import compose_config\n"
+        "from nnlab.pipeline import run_training\n"
+        "cfg = compose_config('trainer.max_epochs=2', 'data.n_samples=120',\n"
+        "                     'tracking.log_plots=false', 'tracking.log_model=false')\n"
+        "for i in range(25):\n"
+        "    cfg.seed = 1000 * int(sys.argv[1]) + i\n"
+        "    run_training(cfg)\n")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(w)], cwd=Path(__file__).parents[1],
+                                stderr=subprocess.PIPE, text=True) for w in range(4)]
+    errors = [w.communicate(timeout=600)[1] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0, 0], errors
+    runs = all_runs(store)
+    assert len(runs) == 100 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.params["seed"] for r in runs}) == 100
+    client = MlflowClient(store)
+    for run in runs[::10]:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
+
+
+def test_report_pages_through_2000_runs(store):
+    client = MlflowClient(store)
+    exp = client.create_experiment("big", artifact_location=Path(store[10:]).parent.as_uri())
+    for i in range(2000):
+        client.create_run(exp, run_name=f"r{i}", tags={"nnlab.objective": "val/loss"})
+    proc = run_cli("nnlab-report", "--runs", "-e", "big", check=True)
+    rows = [ln for ln in proc.stdout.splitlines() if " r" in ln and "RUNNING" in ln]
+    assert len(rows) == 2000
+
+
+def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
+    secret = "s3cr3t-t0ken-value"
+    env = {"MY_API_TOKEN": secret}
+    run_cli("nnlab-train", *TINY, f"tracking.run_name=user:{secret}@x",
+            "tracking.experiment=creds", "+note=${oc.env:MY_API_TOKEN}", check=True,
+            env=env)
+    (run,) = all_runs(store, "creds")
+    client = MlflowClient(store)
+    texts = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
+    for name in ("config.yaml", "overrides.yaml"):
+        texts.append(Path(client.download_artifacts(run.info.run_id, name, str(tmp_path)))
+                     .read_text())
+    assert not [t for t in texts if secret in t]
+    assert run.data.params["note"] == "***"
+
+
+def test_credentials_in_the_tracking_uri_are_redacted():
+    from nnlab.redact import redact
+
+    assert redact("http://alice:hunter22@mlflow.example:5000/x") == (
+        "http://alice:***@mlflow.example:5000/x")
+    assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_same_config_gives_identical_metrics_in_two_processes(store):
+    for _ in range(2):
+        run_cli("nnlab-train", "-m", "backend=numpy,torch_scratch,torch", *TINY,
+                "tracking.log_plots=false", "tracking.log_model=false", check=True)
+    client = MlflowClient(store)
+    children = [r for r in all_runs(store) if "mlflow.parentRunId" in r.data.tags]
+    by_backend = {}
+    for run in children:
+        history = {k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
+                   for k in run.data.metrics}
+        by_backend.setdefault(run.data.tags["nnlab.backend"], []).append(history)
+    assert sorted(by_backend) == ["numpy", "torch", "torch_scratch"]
+    for backend, (first, second) in by_backend.items():
+        assert first == second, backend
+        assert len(first["train/loss"]) == 3
+
+
+def test_nan_in_the_data_is_refused_before_a_run(store):
+    import numpy as np
+
+    from nnlab.data import DATASETS, REGRESSION, DatasetSpec
+    from nnlab.pipeline import run_training
+    from tests.conftest import compose_config
+
+    def with_nan(n, noise, k, rng):
+        x = rng.normal(size=(n, 1))
+        x[3, 0] = np.nan
+        return x, x[:, 0] * 2
+
+    DATASETS["with_nan"] = DatasetSpec("with_nan", REGRESSION, 1, with_nan)
+    try:
+        cfg = compose_config("data=sine", "data.name=with_nan")
+        with pytest.raises(ValueError, match="data.name=with_nan.*not finite"):
+            run_training(cfg)
+    finally:
+        del DATASETS["with_nan"]
+    assert all_runs(store) == []
