@@ -28,8 +28,9 @@ def all_runs(uri, experiment="nnlab"):
 
 def start_and_wait_for_metrics(store, *args):
     """Start a long nnlab-train and return once its run has logged some epochs."""
-    proc = subprocess.Popen([str(BIN / "nnlab-train"), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(BIN / "nnlab-train"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     client = MlflowClient(store)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -94,8 +95,12 @@ def test_full_disk_fails_with_one_line(tmp_path, migrated_store):
         filler = mount / "filler"
         with open(filler, "wb") as f:  # leave almost nothing free
             f.write(b"\0" * (shutil.disk_usage(mount).free - 64 * 1024))
-        proc = run_cli("nnlab-train", *TINY, timeout=60,
-                       env={"MLFLOW_TRACKING_URI": f"sqlite:///{mount / 'mlflow.db'}"})
+        proc = run_cli(
+            "nnlab-train",
+            *TINY,
+            timeout=60,
+            env={"MLFLOW_TRACKING_URI": f"sqlite:///{mount / 'mlflow.db'}"},
+        )
         one_line_store_failure(proc, "full")
     finally:
         subprocess.run(["umount", str(mount)], check=False)
@@ -128,8 +133,9 @@ def test_unreachable_server_fails_fast_without_hanging():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
     start = time.time()
-    proc = run_cli("nnlab-train", *TINY, timeout=60,
-                   env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    proc = run_cli(
+        "nnlab-train", *TINY, timeout=60, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    )
     assert time.time() - start < 30
     one_line_store_failure(proc, "unreachable")
 
@@ -143,9 +149,17 @@ def test_four_processes_write_100_runs_to_one_store(store, tmp_path):
         "                     'tracking.log_plots=false', 'tracking.log_model=false')\n"
         "for i in range(25):\n"
         "    cfg.seed = 1000 * int(sys.argv[1]) + i\n"
-        "    run_training(cfg)\n")
-    workers = [subprocess.Popen([sys.executable, "-c", code, str(w)], cwd=Path(__file__).parents[1],
-                                stderr=subprocess.PIPE, text=True) for w in range(4)]
+        "    run_training(cfg)\n"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(w)],
+            cwd=Path(__file__).parents[1],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(4)
+    ]
     errors = [w.communicate(timeout=600)[1] for w in workers]
     assert [w.returncode for w in workers] == [0, 0, 0, 0], errors
     runs = all_runs(store)
@@ -169,15 +183,22 @@ def test_report_pages_through_2000_runs(store):
 def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
     secret = "s3cr3t-t0ken-value"
     env = {"MY_API_TOKEN": secret}
-    run_cli("nnlab-train", *TINY, f"tracking.run_name=user:{secret}@x",
-            "tracking.experiment=creds", "+note=${oc.env:MY_API_TOKEN}", check=True,
-            env=env)
+    run_cli(
+        "nnlab-train",
+        *TINY,
+        f"tracking.run_name=user:{secret}@x",
+        "tracking.experiment=creds",
+        "+note=${oc.env:MY_API_TOKEN}",
+        check=True,
+        env=env,
+    )
     (run,) = all_runs(store, "creds")
     client = MlflowClient(store)
     texts = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
     for name in ("config.yaml", "overrides.yaml"):
-        texts.append(Path(client.download_artifacts(run.info.run_id, name, str(tmp_path)))
-                     .read_text())
+        texts.append(
+            Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
+        )
     assert not [t for t in texts if secret in t]
     assert run.data.params["note"] == "***"
 
@@ -186,20 +207,30 @@ def test_credentials_in_the_tracking_uri_are_redacted():
     from nnlab.redact import redact
 
     assert redact("http://alice:hunter22@mlflow.example:5000/x") == (
-        "http://alice:***@mlflow.example:5000/x")
+        "http://alice:***@mlflow.example:5000/x"
+    )
     assert redact("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
 
 
 def test_same_config_gives_identical_metrics_in_two_processes(store):
     for _ in range(2):
-        run_cli("nnlab-train", "-m", "backend=numpy,torch_scratch,torch", *TINY,
-                "tracking.log_plots=false", "tracking.log_model=false", check=True)
+        run_cli(
+            "nnlab-train",
+            "-m",
+            "backend=numpy,torch_scratch,torch",
+            *TINY,
+            "tracking.log_plots=false",
+            "tracking.log_model=false",
+            check=True,
+        )
     client = MlflowClient(store)
     children = [r for r in all_runs(store) if "mlflow.parentRunId" in r.data.tags]
     by_backend = {}
     for run in children:
-        history = {k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
-                   for k in run.data.metrics}
+        history = {
+            k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
+            for k in run.data.metrics
+        }
         by_backend.setdefault(run.data.tags["nnlab.backend"], []).append(history)
     assert sorted(by_backend) == ["numpy", "torch", "torch_scratch"]
     for backend, (first, second) in by_backend.items():

@@ -179,8 +179,10 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
     y = np.asarray(y, dtype=np.int64 if spec.task != REGRESSION else np.float64)
     bad = int((~np.isfinite(x)).sum() + (~np.isfinite(y)).sum())
     if bad:
-        raise DataError(f"data.name={spec.name}: the generated data has {bad} value(s) that "
-                         "are not finite (NaN or inf); nothing was trained")
+        raise DataError(
+            f"data.name={spec.name}: the generated data has {bad} value(s) that "
+            "are not finite (NaN or inf); nothing was trained"
+        )
 
     order = rng.permutation(len(x))
     _, n_val, n_test = split_sizes(len(x), data_cfg.val_fraction, data_cfg.test_fraction)

@@ -19,8 +19,9 @@ MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words and numbers
 
 def secret_values() -> list[str]:
     """Values of environment variables whose names say they hold a secret, longest first."""
-    found = {v for k, v in os.environ.items()
-             if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH}
+    found = {
+        v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH
+    }
     return sorted(found, key=len, reverse=True)
 
 

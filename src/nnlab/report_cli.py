@@ -24,11 +24,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     what = p.add_mutually_exclusive_group()
     what.add_argument("--sweep", metavar="RUN_ID", help="a sweep's parent run id")
     what.add_argument("--runs", action="store_true", help="list runs instead of a sweep")
-    what.add_argument("--stale", action="store_true",
-                      help="list RUNNING runs whose process on this host is gone (SIGKILL, "
-                           "power loss)")
-    p.add_argument("--mark-killed", action="store_true",
-                   help="with --stale: close those runs as KILLED")
+    what.add_argument(
+        "--stale",
+        action="store_true",
+        help="list RUNNING runs whose process on this host is gone (SIGKILL, power loss)",
+    )
+    p.add_argument(
+        "--mark-killed", action="store_true", help="with --stale: close those runs as KILLED"
+    )
     p.add_argument("--sort", metavar="KEY", help="sort by a metric, param or 'objective'")
     p.add_argument(
         "--ascending",
@@ -143,18 +146,24 @@ def stale_runs(client, exp_ids, mark_killed: bool) -> int:
 
     host = socket.gethostname()
     running = report.search_all(client, exp_ids, "attributes.status = 'RUNNING'")
-    stale = [r for r in running
-             if r.data.tags.get(f"{TAG_PREFIX}host") == host
-             and r.data.tags.get(f"{TAG_PREFIX}pid", "").isdigit()
-             and not process_alive(int(r.data.tags[f"{TAG_PREFIX}pid"]))]
+    stale = [
+        r
+        for r in running
+        if r.data.tags.get(f"{TAG_PREFIX}host") == host
+        and r.data.tags.get(f"{TAG_PREFIX}pid", "").isdigit()
+        and not process_alive(int(r.data.tags[f"{TAG_PREFIX}pid"]))
+    ]
     elsewhere = [r for r in running if r.data.tags.get(f"{TAG_PREFIX}host") not in (host, None)]
     print(f"{len(stale)} stale run(s) (RUNNING, process gone) on {host}")
     for r in stale:
         print(f"  {r.info.run_id}  {r.info.run_name}  pid {r.data.tags[f'{TAG_PREFIX}pid']}")
         if mark_killed:
-            client.set_tag(r.info.run_id, f"{TAG_PREFIX}error",
-                           f"process {r.data.tags[f'{TAG_PREFIX}pid']} on {host} ended without "
-                           "closing the run; marked KILLED by nnlab-report --mark-killed")
+            client.set_tag(
+                r.info.run_id,
+                f"{TAG_PREFIX}error",
+                f"process {r.data.tags[f'{TAG_PREFIX}pid']} on {host} ended without "
+                "closing the run; marked KILLED by nnlab-report --mark-killed",
+            )
             client.set_terminated(r.info.run_id, "KILLED", end_time=int(time.time() * 1000))
     if mark_killed and stale:
         print(f"marked {len(stale)} run(s) KILLED")

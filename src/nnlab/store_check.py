@@ -17,8 +17,7 @@ from pathlib import Path
 LOCK_WAIT_S = 10.0  # how long a locked sqlite store is waited for before giving up
 SERVER_TIMEOUT_S = 5.0
 MIN_FREE_BYTES = 5 * 1024 * 1024
-STORE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
-                errno.EDQUOT}
+STORE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 STORE_MODULES = ("mlflow", "sqlalchemy", "sqlite3", "requests", "urllib3")
 
 
@@ -66,11 +65,13 @@ def _check_server(uri: str) -> None:
     try:
         requests.get(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S)
     except requests.exceptions.ConnectionError as err:
-        raise StoreError(f"tracking server {uri} is unreachable (connection refused or no "
-                         "route)") from err
+        raise StoreError(
+            f"tracking server {uri} is unreachable (connection refused or no route)"
+        ) from err
     except requests.exceptions.Timeout as err:
-        raise StoreError(f"tracking server {uri} did not answer within "
-                         f"{SERVER_TIMEOUT_S:.0f} s") from err
+        raise StoreError(
+            f"tracking server {uri} did not answer within {SERVER_TIMEOUT_S:.0f} s"
+        ) from err
 
 
 def store_failure(exc: BaseException) -> str | None:

@@ -121,8 +121,9 @@ def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> 
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
-    client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()
-                                   if v is not None])
+    client.log_batch(
+        run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items() if v is not None]
+    )
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -165,8 +166,8 @@ def open_run(
     }
     run = client.create_run(
         exp_id,
-        run_name=run_name,
-        tags={k: str(v) for k, v in {**base_tags, **tags}.items() if v is not None},
+        run_name=redact(run_name),
+        tags={k: redact(str(v)) for k, v in {**base_tags, **tags}.items() if v is not None},
     )
     run_id = run.info.run_id
     with interrupts_recorded() as received:
@@ -189,11 +190,13 @@ def _close(client: MlflowClient, run_id: str, status: int, error: str | None) ->
     try:
         if error:
             client.set_tag(run_id, f"{TAG_PREFIX}error", redact(error)[:5000])
-        client.set_terminated(run_id, RunStatus.to_string(status),
-                              end_time=int(time.time() * 1000))
+        client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))
     except Exception as err:
         if error is None:
             raise  # a run that trained fine but cannot be closed is a store failure to report
         # The store itself may be what failed: report the original error, not this one.
-        print(f"nnlab: could not mark run {run_id} {RunStatus.to_string(status)} in the store "
-              f"({type(err).__name__})", file=sys.stderr)
+        print(
+            f"nnlab: could not mark run {run_id} {RunStatus.to_string(status)} in the store "
+            f"({type(err).__name__})",
+            file=sys.stderr,
+        )

@@ -97,8 +97,12 @@ def train(cfg: DictConfig) -> float:
 
         broken_store = store_failure(err)
         if broken_store is not None:
-            print(f"nnlab-train: {where}tracking store {redact(tracking_uri(cfg.tracking.uri))}: "
-                  f"{broken_store}", file=sys.stderr, flush=True)
+            print(
+                f"nnlab-train: {where}tracking store {redact(tracking_uri(cfg.tracking.uri))}: "
+                f"{broken_store}",
+                file=sys.stderr,
+                flush=True,
+            )
             if in_sweep:
                 return math.nan
             sys.exit(3)
