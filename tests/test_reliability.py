@@ -1,6 +1,7 @@
 """Faults a research run meets: interrupts, dead processes, broken stores, concurrency,
 big stores, bad numbers, leaked credentials, hostile checkpoints, two processes agreeing."""
 
+import os
 import shutil
 import signal
 import socket
@@ -258,3 +259,69 @@ def test_nan_in_the_data_is_refused_before_a_run(store):
     finally:
         del DATASETS["with_nan"]
     assert all_runs(store) == []
+
+
+def test_resume_continues_a_killed_run_exactly(store):
+    common = ["data.n_samples=200", "tracking.log_model=false", "tracking.log_plots=false"]
+    proc, run_id = start_and_wait_for_metrics(
+        store, *LONG, *common, "trainer.checkpoint_every_s=0.5"
+    )
+    client = MlflowClient(store)
+    deadline = time.time() + 60
+    while not client.list_artifacts(run_id, "checkpoints") and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.kill()  # SIGKILL: no chance to save or flush anything more
+    proc.wait()
+    done = max(m.step for m in client.get_metric_history(run_id, "train/loss"))
+    target = done + 40
+    resumed = run_cli("nnlab-train", f"resume={run_id}", f"trainer.max_epochs={target}", check=True)
+    assert "resuming run" in resumed.stdout
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    curve = client.get_metric_history(run_id, "train/loss")
+    assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(target))
+
+    run_cli(
+        "nnlab-train",
+        *TINY[2:],
+        *common,
+        f"trainer.max_epochs={target}",
+        "tracking.experiment=straight",
+        check=True,
+    )
+    (straight,) = all_runs(store, "straight")
+    expected = client.get_metric_history(straight.info.run_id, "train/loss")
+    by_step = {m.step: m.value for m in curve}
+    assert [by_step[m.step] for m in expected] == [m.value for m in expected]
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(store, tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    run_cli("nnlab-train", *TINY, "trainer.max_epochs=2", check=True)
+    (run,) = all_runs(store)
+    client = MlflowClient(store)
+    client.set_terminated(run.info.run_id, "KILLED")  # pretend it was interrupted
+    crafted = tmp_path / "last.ckpt"
+    crafted.write_bytes(pickle.dumps({"state_dict": Exploit()}))
+    client.log_artifact(run.info.run_id, str(crafted), "checkpoints")
+    proc = run_cli("nnlab-train", f"resume={run.info.run_id}")
+    assert proc.returncode == 2 and "refused" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists()
+    assert client.get_run(run.info.run_id).info.status == "KILLED"  # untouched
+
+
+def test_resume_of_a_finished_or_unknown_run_is_one_line(store):
+    run_cli("nnlab-train", *TINY, check=True)
+    (run,) = all_runs(store)
+    finished = run_cli("nnlab-train", f"resume={run.info.run_id}")
+    assert finished.returncode == 2 and "already FINISHED" in finished.stderr
+    unknown = run_cli("nnlab-train", "resume=0123abcd")
+    assert unknown.returncode == 2 and "no such run" in unknown.stderr

@@ -96,6 +96,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.max_epochs": int_at_least(1),
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
+    "trainer.checkpoint_every_s": positive_number(),
+    "resume": optional((lambda v: isinstance(v, str) and v.isalnum(), "a run id")),
     "objective": one_of(ALL_METRIC_KEYS),
 }
 

@@ -26,7 +26,7 @@ class BufferedMlflowLogger(Logger):
         client: MlflowClient | None,
         run_id: str | None,
         flush_every_s: float = 5.0,
-        step_offset: int = 0,
+        history: dict[str, list[tuple[int, float]]] | None = None,
     ):
         super().__init__()
         self.client = client
@@ -34,8 +34,12 @@ class BufferedMlflowLogger(Logger):
         self.flush_every_s = flush_every_s
         self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
         self._last_flush = time.monotonic()
-        # key -> [(epoch, value)], everything logged in this process.
+        # key -> [(epoch, value)]: what the run holds. A resumed run starts from its stored
+        # curves, and values for epochs it already has are not written again (recomputed
+        # epochs after a checkpoint are identical), so no epoch appears twice.
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for key, points in (history or {}).items():
+            self.history[key] = list(points)
 
     @property
     def name(self) -> str:
@@ -57,7 +61,10 @@ class BufferedMlflowLogger(Logger):
         now_ms = int(time.time() * 1000)
         for key, value in metrics.items():
             value = float(value)
-            self.history[key].append((epoch, value))
+            known = self.history[key]
+            if known and known[-1][0] >= epoch:
+                continue  # this epoch is already in the run (see __init__)
+            known.append((epoch, value))
             self._pending.append((key, value, now_ms, epoch))
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()

@@ -66,6 +66,9 @@ class NetModule(pl.LightningModule):
         """One epoch: every mini-batch, one optimizer step each."""
         optimizer = self.optimizers().optimizer  # the torch optimizer itself
         self._train_losses.clear()
+        # The shuffle order is a function of (seed, epoch), so a resumed run sees the batches
+        # the uninterrupted run would have seen.
+        epoch_batches.epoch = self.current_epoch
         for batch in epoch_batches:
             self.train_on_batch(batch, optimizer)
 

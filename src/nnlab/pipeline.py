@@ -23,8 +23,10 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import plots
+from nnlab.checkpointing import PeriodicCheckpoint
 from nnlab.config_check import OPTIMIZERS
 from nnlab.data import MULTICLASS, REGRESSION, Splits, data_module, make_splits
 from nnlab.mlflow_logger import BufferedMlflowLogger
@@ -32,6 +34,7 @@ from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
 from nnlab.redact import redact
+from nnlab.resume import ResumePoint
 from nnlab.store_check import check_store
 from nnlab.tasks import TASKS, Task
 from nnlab.tracking import (
@@ -140,8 +143,12 @@ def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
 
 
 def run_training(
-    cfg: DictConfig, overrides: list[str] | None = None, extra_tags: dict[str, str] | None = None
+    cfg: DictConfig,
+    overrides: list[str] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    resume: ResumePoint | None = None,
 ) -> RunResult:
+    """Train `cfg` into a new MLflow run, or continue the interrupted run of `resume`."""
     started = time.perf_counter()
     quiet_lightning()
     splits = make_splits(cfg.data, cfg.seed)
@@ -155,7 +162,7 @@ def run_training(
     check_store(uri)  # a broken store fails here, before any run exists
     client = get_client(uri)
     digest = config_hash(cfg)
-    if cfg.tracking.skip_finished:
+    if cfg.tracking.skip_finished and resume is None:
         twin = finished_twin(client, cfg, uri, digest)
         if twin is not None:
             metrics = dict(twin.data.metrics)
@@ -177,20 +184,31 @@ def run_training(
         f"{TAG_PREFIX}loss": loss_name,
         "mlflow.source.git.commit": git_commit(),
     }
-    with open_run(client, cfg.tracking.experiment, uri, name, tags) as run_id:
-        log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
-        logger = BufferedMlflowLogger(client, run_id)
+    resume_id = resume.run_id if resume else None
+    with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id) as run_id:
+        if resume is None:
+            log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
+            _log_config(client, run_id, cfg, overrides)  # at the start: resume needs it
+        logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         fit_started = time.perf_counter()
         try:
             module, trainer, dm = _fit_and_test(
-                cfg, splits, task, loss_name, sizes, dtype, logger, name
+                cfg,
+                splits,
+                task,
+                loss_name,
+                sizes,
+                dtype,
+                logger,
+                name,
+                resume.checkpoint if resume else None,
             )
         finally:
             logger.flush()  # whatever was measured is kept, also when training fails
         fit_seconds = time.perf_counter() - fit_started
         metrics = {k: v[-1][1] for k, v in logger.history.items()}
         objective = metrics.get(cfg.objective, math.nan)
-        _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger)
+        _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger)
         overhead = time.perf_counter() - started - fit_seconds
         # Timings are tags, not metrics: they describe the machine, not the model, and must
         # not enter metric comparisons (reproductions compare metrics exactly).
@@ -216,7 +234,9 @@ def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl
         logger=logger if logger is not None else False,
         callbacks=callbacks,
         enable_progress_bar=False,  # nnlab.progress reports per epoch instead
-        enable_checkpointing=False,
+        # True only with nnlab's own Checkpoint callback: otherwise Lightning would add a
+        # ModelCheckpoint writing to disk every epoch.
+        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=True,
@@ -224,14 +244,16 @@ def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl
     )
 
 
-def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name):
+def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name, checkpoint=None):
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, task, loss_name, sizes, dtype)
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
     progress = EpochProgress(cfg.trainer.progress, task.headline, name)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        trainer = build_trainer(cfg, logger, [progress], scratch)
-        trainer.fit(module, datamodule=dm)
+        saver = PeriodicCheckpoint(cfg.trainer.checkpoint_every_s)
+        trainer = build_trainer(cfg, logger, [progress, saver], scratch)
+        # The checkpoint passed check_weights_only (nnlab.resume) before it got here.
+        trainer.fit(module, datamodule=dm, ckpt_path=checkpoint)
         trainer.test(module, datamodule=dm, verbose=False)
     return module, trainer, dm
 
@@ -279,11 +301,18 @@ def module_title(cfg) -> str:
     return f"{cfg.data.name} {list(cfg.model.hidden)} {cfg.model.activation}"
 
 
-def _log_artifacts(client, run_id, cfg, overrides, module, trainer, splits, task, logger):
-    with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
+def _log_config(client, run_id: str, cfg: DictConfig, overrides) -> None:
+    """The resolved config and the command line's overrides, credentials masked."""
+    with tempfile.TemporaryDirectory(prefix="nnlab-config-") as tmp:
         out = Path(tmp)
         (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
         (out / "overrides.yaml").write_text(redact(OmegaConf.to_yaml(list(overrides or []))))
+        client.log_artifacts(run_id, str(out))
+
+
+def _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger):
+    with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
+        out = Path(tmp)
         if cfg.tracking.log_plots:
             (out / "plots").mkdir()
             for file_name, fig in run_figures(cfg, module, splits, task, logger.history).items():

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from pathlib import Path
 
-from nnlab.tracking import TAG_PREFIX, local_store_dir, tracking_uri
+from nnlab.tracking import TAG_PREFIX, local_store_dir, process_alive, tracking_uri
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -125,16 +124,6 @@ def main(argv: list[str] | None = None) -> int:
             fig.savefig(args.plots / name, dpi=90)
             print(f"figure: {args.plots / name}")
     return 0
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, owned by someone else
-    return True
 
 
 def stale_runs(client, exp_ids, mark_killed: bool) -> int:

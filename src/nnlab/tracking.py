@@ -126,6 +126,17 @@ def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None
     )
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (for runs left RUNNING by a dead process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Raised on SIGINT / SIGTERM so that the run closes as KILLED."""
 
@@ -156,20 +167,27 @@ def interrupts_recorded() -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def open_run(
-    client: MlflowClient, experiment: str, uri: str, run_name: str, tags: Mapping[str, Any]
+    client: MlflowClient,
+    experiment: str,
+    uri: str,
+    run_name: str,
+    tags: Mapping[str, Any],
+    resume_run_id: str | None = None,
 ) -> Iterator[str]:
-    """Create a run and yield its id; close it FINISHED, FAILED or KILLED whatever happens."""
-    exp_id = experiment_id(client, experiment, uri)
+    """Create a run (or reopen `resume_run_id`) and yield its id; close it FINISHED, FAILED or
+    KILLED whatever happens."""
     base_tags = {
         f"{TAG_PREFIX}pid": os.getpid(),
         f"{TAG_PREFIX}host": socket.gethostname(),
     }
-    run = client.create_run(
-        exp_id,
-        run_name=redact(run_name),
-        tags={k: redact(str(v)) for k, v in {**base_tags, **tags}.items() if v is not None},
-    )
-    run_id = run.info.run_id
+    all_tags = {k: redact(str(v)) for k, v in {**base_tags, **tags}.items() if v is not None}
+    if resume_run_id is not None:
+        client.update_run(resume_run_id, status="RUNNING")
+        set_tags(client, resume_run_id, all_tags)
+        run_id = resume_run_id
+    else:
+        exp_id = experiment_id(client, experiment, uri)
+        run_id = client.create_run(exp_id, run_name=redact(run_name), tags=all_tags).info.run_id
     with interrupts_recorded() as received:
         try:
             yield run_id

@@ -14,6 +14,8 @@ import math
 import os
 import shlex
 import sys
+import tempfile
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -74,58 +76,68 @@ def train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     where = f"job {hydra_cfg.job.num}: " if in_sweep else ""
+
+    def give_up(message: str, exit_code: int) -> float:
+        print(f"nnlab-train: {where}{message}", file=sys.stderr, flush=True)
+        if in_sweep:
+            return math.nan  # this job fails alone; the sweep goes on
+        sys.exit(exit_code)
+
     try:
         check_config(cfg)
     except ConfigError as err:
-        print(f"nnlab-train: {where}bad config: {err}", file=sys.stderr, flush=True)
-        if in_sweep:
-            return math.nan  # this job is refused; the others still run
-        sys.exit(2)
+        return give_up(f"bad config: {err}", 2)
 
     from nnlab.data import DataError
     from nnlab.modules import TrainingDiverged
     from nnlab.pipeline import run_training
+    from nnlab.store_check import store_failure
+    from nnlab.tracking import tracking_uri
 
-    try:
-        result = run_training(cfg, list(hydra_cfg.overrides.task), job_tags(hydra_cfg))
-    except KeyboardInterrupt as err:
-        print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
-        sys.exit(130)
-    except Exception as err:
-        from nnlab.store_check import store_failure
-        from nnlab.tracking import tracking_uri
-
-        broken_store = store_failure(err)
-        if broken_store is not None:
-            print(
-                f"nnlab-train: {where}tracking store {redact(tracking_uri(cfg.tracking.uri))}: "
-                f"{broken_store}",
-                file=sys.stderr,
-                flush=True,
+    overrides = list(hydra_cfg.overrides.task)
+    with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
+        try:
+            resume = prepare_resume(cfg, overrides, Path(workdir)) if cfg.resume else None
+            result = run_training(
+                resume.config if resume else cfg,
+                resume.overrides if resume else overrides,
+                job_tags(hydra_cfg),
+                resume,
             )
+        except KeyboardInterrupt as err:
+            print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
+            sys.exit(130)
+        except ConfigError as err:  # includes a run that cannot be resumed
+            return give_up(f"bad config: {err}", 2)
+        except Exception as err:
+            broken_store = store_failure(err)
+            if broken_store is not None:
+                uri = redact(tracking_uri(cfg.tracking.uri))
+                return give_up(f"tracking store {uri}: {broken_store}", 3)
+            if isinstance(err, DataError):
+                return give_up(f"bad data: {err}", 2)
+            if isinstance(err, TrainingDiverged):
+                return give_up(f"training diverged ({err}); the run is marked FAILED", 1)
             if in_sweep:
-                return math.nan
-            sys.exit(3)
-        if isinstance(err, DataError):
-            print(f"nnlab-train: {where}bad data: {err}", file=sys.stderr, flush=True)
-            if in_sweep:
-                return math.nan
-            sys.exit(2)
-        reason = "training diverged" if isinstance(err, TrainingDiverged) else "failed"
-        print(
-            f"nnlab-train: {where}{reason} ({type(err).__name__}: {err}); the run is marked FAILED",
-            file=sys.stderr,
-            flush=True,
-        )
-        if in_sweep:
-            return math.nan
-        if isinstance(err, TrainingDiverged):
-            sys.exit(1)
-        raise
+                return give_up(f"failed ({type(err).__name__}: {err}); the run is marked FAILED", 1)
+            raise  # an unexpected error: the traceback is what a developer needs
     if result.skipped and os.environ.get(PARENT_ENV) and in_sweep:
         note_skipped_job(result, os.environ[PARENT_ENV], hydra_cfg.job.num)
-    print_summary(result, cfg.tracking.experiment)
+    print_summary(result, (resume.config if resume else cfg).tracking.experiment)
     return result.objective
+
+
+def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
+    """The stored config and last checkpoint of run `cfg.resume`, checked like any config."""
+    from nnlab.resume import load_resume_point
+    from nnlab.tracking import get_client, tracking_uri
+
+    point = load_resume_point(
+        get_client(tracking_uri(cfg.tracking.uri)), cfg.resume, overrides, workdir
+    )
+    check_config(point.config)
+    print(f"nnlab: resuming run {point.run_id} from its last checkpoint", flush=True)
+    return point
 
 
 def main() -> None:

@@ -1,0 +1,80 @@
+"""`nnlab-train resume=<run_id>`: continue an interrupted run from its last checkpoint, into
+the same MLflow run, with the config it was started with."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
+from nnlab.config_check import ConfigError
+from nnlab.tracking import TAG_PREFIX, process_alive
+
+
+class ResumeError(ConfigError):
+    """The run cannot be resumed; the message is the one line the user sees."""
+
+
+@dataclass
+class ResumePoint:
+    run_id: str
+    config: DictConfig
+    overrides: list[str]
+    checkpoint: Path
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+
+def load_resume_point(client, run_id: str, cli_overrides: list[str], workdir: Path) -> ResumePoint:
+    try:
+        run = client.get_run(run_id)
+    except Exception as err:
+        raise ResumeError(f"resume={run_id}: no such run in the store") from err
+    status = run.info.status
+    if status == "FINISHED":
+        raise ResumeError(f"resume={run_id}: the run already FINISHED; nothing to resume")
+    tags = run.data.tags
+    pid = tags.get(f"{TAG_PREFIX}pid", "")
+    if (
+        status == "RUNNING"
+        and tags.get(f"{TAG_PREFIX}host") == socket.gethostname()
+        and pid.isdigit()
+        and process_alive(int(pid))
+    ):
+        raise ResumeError(f"resume={run_id}: the run is still RUNNING in process {pid}")
+    try:
+        stored = OmegaConf.load(client.download_artifacts(run_id, "config.yaml", str(workdir)))
+        overrides = list(
+            OmegaConf.load(client.download_artifacts(run_id, "overrides.yaml", str(workdir)))
+        )
+    except Exception as err:
+        raise ResumeError(
+            f"resume={run_id}: the run has no stored config.yaml (not started by nnlab-train)"
+        ) from err
+    extra = [o for o in cli_overrides if not o.startswith(("resume=", "+resume="))]
+    for item in extra:
+        key = item.split("=", 1)[0]
+        if "=" not in item or "." not in key or key.startswith(("+", "~")):
+            raise ResumeError(
+                f"{item}: with resume= only key.path=value overrides are allowed "
+                "(e.g. trainer.max_epochs=500)"
+            )
+    config = OmegaConf.merge(stored, OmegaConf.from_dotlist(extra))
+    try:
+        checkpoint = Path(client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{LAST}", str(workdir)))
+    except Exception as err:
+        raise ResumeError(
+            f"resume={run_id}: the run has no checkpoint yet (one is written "
+            "every trainer.checkpoint_every_s seconds)"
+        ) from err
+    try:
+        check_weights_only(checkpoint)
+    except ValueError as err:
+        raise ResumeError(f"resume={run_id}: {err}") from err
+    history = {
+        key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+        for key in run.data.metrics
+    }
+    return ResumePoint(run_id, config, [*overrides, *extra], checkpoint, history)
