@@ -162,7 +162,8 @@ def _check_data(data: dict) -> None:
         _fail(
             "data.val_fraction",
             data["val_fraction"],
-            f"val_fraction + test_fraction must be < 1 (test_fraction={data['test_fraction']})",
+            "data.val_fraction + data.test_fraction must be < 1 "
+            f"(data.test_fraction={data['test_fraction']})",
         )
     n_train, _, _ = split_sizes(n, data["val_fraction"], data["test_fraction"])
     if n_train < 2:
