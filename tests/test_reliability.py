@@ -325,3 +325,26 @@ def test_resume_of_a_finished_or_unknown_run_is_one_line(store):
     assert finished.returncode == 2 and "already FINISHED" in finished.stderr
     unknown = run_cli("nnlab-train", "resume=0123abcd")
     assert unknown.returncode == 2 and "no such run" in unknown.stderr
+
+
+def test_ui_launcher_binds_to_localhost_only(store):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).parents[1]
+    ui = subprocess.Popen(["bash", str(root / "scripts" / "mlflow_ui.sh"), str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+    try:
+        listening = None
+        for _ in range(120):
+            rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+            listening = [r.split()[1] for r in rows
+                         if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A"]
+            if listening:
+                break
+            time.sleep(0.5)
+        assert listening == ["0100007F:" + f"{port:04X}"]  # 127.0.0.1 only, not 0.0.0.0
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=30)
