@@ -35,7 +35,13 @@ from nnlab.data import TensorBatches, data_module, make_splits
 from nnlab.metrics import LOSS_FUNCTIONS
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.paths import CONF_DIR
-from nnlab.pipeline import build_module, build_trainer, layer_sizes, quiet_lightning
+from nnlab.pipeline import (
+    build_module,
+    build_trainer,
+    layer_sizes,
+    quiet_lightning,
+    run_callbacks,
+)
 from nnlab.scratch import MLP
 from nnlab.tasks import TASKS
 
@@ -137,7 +143,7 @@ def nnlab_epochs(
         )
         logger = BufferedMlflowLogger(client, client.create_run(exp.experiment_id).info.run_id)
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = build_trainer(cfg, logger, [], scratch)
+        trainer = build_trainer(cfg, logger, run_callbacks(cfg, task, "bench"), scratch)
         start = time.perf_counter()
         trainer.fit(module, datamodule=dm)
         return (time.perf_counter() - start) / epochs

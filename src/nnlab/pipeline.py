@@ -224,6 +224,14 @@ def run_training(
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
 
 
+def run_callbacks(cfg: DictConfig, task: Task, name: str) -> list[pl.Callback]:
+    """Progress display and periodic checkpoints: what every run trains with."""
+    return [
+        EpochProgress(cfg.trainer.progress, task.headline, name),
+        PeriodicCheckpoint(cfg.trainer.checkpoint_every_s),
+    ]
+
+
 def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
     """The Trainer every nnlab run uses (benchmarks build theirs here too)."""
     return pl.Trainer(
@@ -248,10 +256,8 @@ def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name, chec
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     module = build_module(cfg, task, loss_name, sizes, dtype)
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
-    progress = EpochProgress(cfg.trainer.progress, task.headline, name)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        saver = PeriodicCheckpoint(cfg.trainer.checkpoint_every_s)
-        trainer = build_trainer(cfg, logger, [progress, saver], scratch)
+        trainer = build_trainer(cfg, logger, run_callbacks(cfg, task, name), scratch)
         # The checkpoint passed check_weights_only (nnlab.resume) before it got here.
         trainer.fit(module, datamodule=dm, ckpt_path=checkpoint)
         trainer.test(module, datamodule=dm, verbose=False)
