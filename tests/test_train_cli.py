@@ -57,7 +57,6 @@ def test_classification_run_is_fully_tracked(store):
         "plots/curves.png",
         "plots/decision_boundary.png",
         "checkpoints/model.ckpt",
-        "checkpoints/last.ckpt",
     }
 
 

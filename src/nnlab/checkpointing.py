@@ -1,6 +1,6 @@
 """Checkpoints during training, so that an interrupted run can be resumed.
 
-Every `trainer.checkpoint_every_s` seconds (and after the last epoch) the run's buffered
+Every `trainer.checkpoint_every_s` seconds the run's buffered
 metrics are flushed and *then* a checkpoint is written to the run as
 `checkpoints/last.ckpt`. In that order the store never holds a checkpoint newer than its
 metrics: after a crash, a resume recomputes the epochs after the checkpoint, and drops the
@@ -46,8 +46,9 @@ class PeriodicCheckpoint(Checkpoint):
         self._last = time.monotonic()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        last_epoch = trainer.current_epoch + 1 >= (trainer.max_epochs or 0)
-        if time.monotonic() - self._last < self.every_s and not last_epoch:
+        # Time-based only: a finished run stores its final model as checkpoints/model.ckpt, so
+        # a save after the last epoch would only repeat it.
+        if time.monotonic() - self._last < self.every_s:
             return
         logger = trainer.logger
         if logger is None or getattr(logger, "client", None) is None:
