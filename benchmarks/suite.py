@@ -236,7 +236,9 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
     client = MlflowClient(store)
-    exp = client.get_experiment_by_name("bench").experiment_id
+    exp = client.create_experiment(
+        "fixed-cost", artifact_location=Path(store[10:]).parent.joinpath("fixed-cost").as_uri()
+    )
     state = {}
 
     def timed(fn):
@@ -279,7 +281,6 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
                 client,
                 client.create_run(exp).info.run_id,
                 cfg,
-                [],
                 state["module"],
                 state["trainer"],
                 splits,
@@ -325,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1e6, no sweeps")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 3,4")
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 5)
     quiet_lightning()
@@ -334,18 +336,17 @@ def main() -> None:
         f"threads), python {platform.python_version()}\n",
         flush=True,
     )
+    sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         store = f"sqlite:///{tmp}/mlflow.db"
-        for line in per_epoch_section(repeats, store):
-            print(line, flush=True)
-        print()
-        sizes = [1_000, 10_000, 100_000] + ([] if args.quick else [1_000_000])
-        for line in scaling_section(max(1, repeats - 2), sizes):
-            print(line, flush=True)
-        print()
-        for line in fixed_cost_section(repeats, store):
-            print(line, flush=True)
-    if not args.quick:
+        if "1" in sections:
+            print("\n".join(per_epoch_section(repeats, store)) + "\n", flush=True)
+        if "2" in sections:
+            sizes = [1_000, 10_000, 100_000] + ([] if args.quick else [1_000_000])
+            print("\n".join(scaling_section(max(1, repeats - 2), sizes)) + "\n", flush=True)
+        if "3" in sections:
+            print("\n".join(fixed_cost_section(repeats, store)), flush=True)
+    if not args.quick and "4" in sections:
         sys.path.insert(0, str(Path(__file__).parent))
         from sweep_throughput import sweep
 

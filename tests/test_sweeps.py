@@ -178,6 +178,7 @@ def test_skip_finished_skips_jobs_already_done(store):
     second = max(parents, key=lambda p: p.info.start_time)
     rows = read_csv(MlflowClient(store), second.info.run_id)
     assert [r["status"] for r in rows] == ["SKIPPED", "SKIPPED"]
+    assert second.data.tags["nnlab.jobs_failed"] == "0" and second.info.status == "FINISHED"
     assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
 
 

@@ -121,7 +121,7 @@ def summarise_sweep(client, run_id: str) -> int:
     from mlflow.entities import Metric
 
     from nnlab import report
-    from nnlab.tracking import TAG_PREFIX
+    from nnlab.tracking import TAG_PREFIX, set_tags
 
     parent = client.get_run(run_id)
     rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
@@ -142,7 +142,7 @@ def summarise_sweep(client, run_id: str) -> int:
         client.log_artifacts(run_id, str(out))
     tags = {
         f"{TAG_PREFIX}jobs": str(len(rows)),
-        f"{TAG_PREFIX}jobs_failed": str(sum(r.status != "FINISHED" for r in rows)),
+        f"{TAG_PREFIX}jobs_failed": str(sum(r.status == "FAILED" for r in rows)),
     }
     if best is not None:
         tags.update(
@@ -151,17 +151,11 @@ def summarise_sweep(client, run_id: str) -> int:
         client.log_batch(
             run_id, metrics=[Metric("best/objective", best.objective, int(time.time() * 1000), 0)]
         )
-    client.log_batch(run_id, tags=[_tag(k, v) for k, v in tags.items()])
+    set_tags(client, run_id, tags)
     print(report.render(lines, hide=("run_id",)))
     if best is not None:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
     return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)
-
-
-def _tag(key: str, value: str):
-    from mlflow.entities import RunTag
-
-    return RunTag(key, value)
 
 
 def _close(status: str, error: str | None) -> None:
