@@ -65,8 +65,13 @@ def runs(uri):
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
+# derandomize: the same examples on every run, so CI is reproducible; raise max_examples (or
+# drop derandomize) locally to search wider.
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     key=st.sampled_from(KEYS),
@@ -88,7 +93,12 @@ def test_any_override_runs_or_gets_one_line_naming_its_key(store, key, value, da
     except ConfigError as err:
         message = str(err)
         assert "\n" not in message
-        assert key in message, (override, message)
+        # It names the drawn key, or (when the value makes another setting invalid, e.g.
+        # data.name=moons on top of iris's n_samples=null) the key that became wrong; the
+        # configuration without the override is valid, so the override caused it.
+        named = message.split("=", 1)[0]
+        assert key in message or named in KEYS, (override, message)
+        check_config(compose_config(*base))
         assert len(runs(store)) == before  # refused before anything was created
         return
     # Accepted: it must train. Keep it tiny (the accepted value itself stays in the config

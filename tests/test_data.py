@@ -74,3 +74,12 @@ def test_full_batch_is_one_unshuffled_batch():
     x = torch.arange(6.0).reshape(-1, 1)
     (only,) = list(TensorBatches(x, x, batch_size=None, shuffle=True, seed=0))
     assert torch.equal(only[0], x)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_negative_zero_noise_is_zero_noise(name):
+    cfg = compose_config(f"data={name}", "data.n_samples=120", "data.noise=-0.0")
+    reference = compose_config(f"data={name}", "data.n_samples=120", "data.noise=0.0")
+    np.testing.assert_array_equal(
+        make_splits(cfg.data, 0).x_train, make_splits(reference.data, 0).x_train
+    )

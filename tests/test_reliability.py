@@ -332,15 +332,21 @@ def test_ui_launcher_binds_to_localhost_only(store):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = Path(__file__).parents[1]
-    ui = subprocess.Popen(["bash", str(root / "scripts" / "mlflow_ui.sh"), str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+    ui = subprocess.Popen(
+        ["bash", str(root / "scripts" / "mlflow_ui.sh"), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         listening = None
         for _ in range(120):
             rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-            listening = [r.split()[1] for r in rows
-                         if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A"]
+            listening = [
+                r.split()[1]
+                for r in rows
+                if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A"
+            ]
             if listening:
                 break
             time.sleep(0.5)

@@ -174,7 +174,10 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
     spec = DATASETS[data_cfg.name]
     n_classes = data_cfg.get("n_classes")
     rng = np.random.default_rng(seed)
-    x, y = spec.generate(data_cfg.n_samples, float(data_cfg.noise), n_classes, rng)
+    # + 0.0 turns -0.0 (which passes the >= 0 check) into 0.0: NumPy's samplers refuse a
+    # negative zero scale (found by the property test).
+    noise = float(data_cfg.noise) + 0.0
+    x, y = spec.generate(data_cfg.n_samples, noise, n_classes, rng)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64 if spec.task != REGRESSION else np.float64)
     bad = int((~np.isfinite(x)).sum() + (~np.isfinite(y)).sum())
