@@ -165,9 +165,6 @@ class Splits:
     def n_features(self) -> int:
         return self.spec.n_features
 
-    def standardise(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.scale
-
 
 def make_splits(data_cfg: Any, seed: int) -> Splits:
     """Draw the dataset from `seed`, split it, and standardise with train statistics only."""

@@ -77,12 +77,11 @@ class NetModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         loss = self.loss_fn(self.net(x), y)
         self._count_train_loss(loss.detach(), len(x))
-        (loss + self.penalty()).backward()
+        # Only a run with an L1 term pays for building it, every step.
+        (loss + self.penalty() if self.l1 else loss).backward()
         optimizer.step()
 
-    def penalty(self) -> torch.Tensor | float:
-        if not self.l1:
-            return 0.0
+    def penalty(self) -> torch.Tensor:
         return self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
 
     def _count_train_loss(self, batch_mean, n: int) -> None:
