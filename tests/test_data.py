@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from nnlab.data import BINARY, DATASETS, MULTICLASS, REGRESSION, TensorBatches, make_splits
+from nnlab.data import TensorBatches, make_splits
+from nnlab.datasets import BINARY, DATASETS, MULTICLASS, REGRESSION
 from tests.conftest import compose_config
 
 ALL = sorted(DATASETS)

@@ -242,7 +242,7 @@ def test_same_config_gives_identical_metrics_in_two_processes(store):
 def test_nan_in_the_data_is_refused_before_a_run(store):
     import numpy as np
 
-    from nnlab.data import DATASETS, REGRESSION, DatasetSpec
+    from nnlab.datasets import DATASETS, REGRESSION, DatasetSpec
     from nnlab.pipeline import run_training
     from tests.conftest import compose_config
 

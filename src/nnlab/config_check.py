@@ -12,7 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from nnlab.data import DATASETS, IRIS_SIZE, MULTICLASS, split_sizes
+from nnlab.csv_data import TASK_CHOICES
+from nnlab.data import CSV, EVAL_CHUNK, dataset_spec, n_rows, split_sizes
+from nnlab.datasets import DATASETS, MULTICLASS, REGRESSION, DatasetSpec
+from nnlab.memory import available_memory, estimate_run_memory, human_bytes
 from nnlab.scratch import ACTIVATIONS, INITS
 from nnlab.tasks import ALL_METRIC_KEYS, TASKS
 
@@ -30,6 +33,9 @@ OPTIMIZERS = {  # the optimizer group's _target_ values
 }
 
 
+FIXED_TABLES = ("iris", CSV)  # datasets with a fixed number of rows (n_samples: null = all)
+
+
 class ConfigError(ValueError):
     """A config value that nnlab cannot run; its message is the one line the user sees."""
 
@@ -42,8 +48,23 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding and Lightning's seed_everything take 0..2**32-1
+MAX_EXPERIMENT_NAME = 500  # MLflow's limit
+MAX_RUN_NAME = 250
+
+
+def int_in(low: int, high: int = INT64_MAX, why: str = "") -> tuple[Callable[[Any], bool], str]:
+    """An integer (not a float, not a bool) in [low, high]; the default high is what int64
+    holds, since every size ends up in a NumPy or torch int64."""
+    top = "2**63-1" if high == INT64_MAX else str(high)
+    return (lambda v: _is_int(v) and low <= v <= high), (
+        f"must be an integer from {low} to {top}{why}"
+    )
+
+
 def int_at_least(low: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: _is_int(v) and v >= low), f"must be an integer >= {low}"
+    return int_in(low)
 
 
 def positive_number() -> tuple[Callable[[Any], bool], str]:
@@ -59,7 +80,19 @@ def non_negative_number() -> tuple[Callable[[Any], bool], str]:
 
 def one_of(options) -> tuple[Callable[[Any], bool], str]:
     options = tuple(options)
-    return (lambda v: v in options), f"allowed: {', '.join(map(str, options))}"
+    return (
+        lambda v: isinstance(v, str | int) and not isinstance(v, bool) and v in options
+    ), f"allowed: {', '.join(map(str, options))}"
+
+
+def boolean() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, bool)), "allowed: true, false"
+
+
+def text(max_length: int) -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: isinstance(v, str) and v.strip() != "" and len(v) <= max_length
+    ), f"must be a non-empty name of at most {max_length} characters"
 
 
 def fraction() -> tuple[Callable[[Any], bool], str]:
@@ -73,14 +106,21 @@ def optional(rule) -> tuple[Callable[[Any], bool], str]:
 
 def widths() -> tuple[Callable[[Any], bool], str]:
     return (
-        lambda v: isinstance(v, list) and all(_is_int(w) and w >= 1 for w in v),
+        lambda v: isinstance(v, list) and all(_is_int(w) and 1 <= w <= INT64_MAX for w in v),
         "must be a list of integers >= 1, e.g. [10, 5] ([] for a linear model)",
     )
 
 
+def names() -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: v is None or (isinstance(v, list) and v and all(isinstance(c, str) for c in v)),
+        "must be a list of column names, or null for every column but the target",
+    )
+
+
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": int_at_least(0),
-    "data.name": one_of(DATASETS),
+    "seed": int_in(0, SEED_MAX, " (NumPy's seed range)"),
+    "data.name": one_of([*DATASETS, CSV]),
     "data.noise": non_negative_number(),
     "data.batch_size": optional(int_at_least(1)),
     "data.val_fraction": fraction(),
@@ -97,13 +137,31 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
     "trainer.checkpoint_every_s": positive_number(),
+    "tracking.experiment": text(MAX_EXPERIMENT_NAME),
+    "tracking.run_name": optional(text(MAX_RUN_NAME)),
+    "tracking.log_model": boolean(),
+    "tracking.log_plots": boolean(),
+    "tracking.skip_finished": boolean(),
     "resume": optional((lambda v: isinstance(v, str) and v.isalnum(), "a run id")),
     "objective": one_of(ALL_METRIC_KEYS),
+}
+# Keys only the csv dataset has.
+CSV_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "data.path": (lambda v: isinstance(v, str) and v.strip() != "", "the path of a CSV file"),
+    "data.target": (
+        lambda v: isinstance(v, str) and v.strip() != "",
+        "the name of the target column",
+    ),
+    "data.task": one_of(TASK_CHOICES),
+    "data.dropna": boolean(),
+    "data.features": names(),
 }
 
 
 def _fail(key: str, value: Any, allowed: str) -> None:
     shown = "null" if value is None else str(_plain(value))
+    if isinstance(value, str) and not value.strip():
+        shown = repr(value)  # an empty or blank name must still be visible
     raise ConfigError(f"{key}={shown}: {allowed}")
 
 
@@ -114,14 +172,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first key whose value nnlab cannot run."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    for key, (test, allowed) in RULES.items():
+def _check_rules(cfg: DictConfig, rules: dict) -> None:
+    for key, (test, allowed) in rules.items():
         value = _plain(OmegaConf.select(cfg, key, default=None))
         if not test(value):
             _fail(key, value, allowed)
-    _check_data(plain["data"])
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first key whose value nnlab cannot run, or DataError
+    (from nnlab.csv_data) for a CSV file that cannot be trained on."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    _check_rules(cfg, RULES)
+    if plain["data"]["name"] == CSV:
+        _check_rules(cfg, CSV_RULES)
+    spec = dataset_spec(cfg.data)  # reads and checks a CSV file
+    _check_data(plain["data"], spec)
     if plain["backend"]["name"] == "numpy" and plain["trainer"]["accelerator"] != "cpu":
         _fail(
             "trainer.accelerator",
@@ -129,7 +195,6 @@ def check_config(cfg: DictConfig) -> None:
             "the numpy backend runs on the CPU only: allowed: cpu",
         )
     _check_optimizer(plain["optimizer"])
-    spec = DATASETS[plain["data"]["name"]]
     task = TASKS[spec.task]
     loss = plain["model"]["loss"]
     if loss != "auto" and loss not in task.losses:
@@ -138,24 +203,25 @@ def check_config(cfg: DictConfig) -> None:
     if plain["objective"] not in ["train/loss", *task.keys("val"), *task.keys("test")]:
         allowed = ", ".join(["train/loss", *task.keys("val")])
         _fail("objective", plain["objective"], f"for a {task.name} dataset allowed: {allowed}")
+    _check_memory(plain, spec)
 
 
-def _check_data(data: dict) -> None:
-    spec = DATASETS[data["name"]]
+def _check_data(data: dict, spec: DatasetSpec) -> None:
     n = data.get("n_samples")
-    if spec.name == "iris":
-        test, allowed = optional(int_at_least(1))
-        if not test(n) or (n is not None and n > IRIS_SIZE):
+    if spec.name in FIXED_TABLES:
+        size = n_rows(_as_cfg(data, n_samples=None))
+        test, _ = optional(int_at_least(1))
+        if not test(n) or (n is not None and n > size):
             _fail(
                 "data.n_samples",
                 n,
-                f"iris has {IRIS_SIZE} samples: an integer in [1, {IRIS_SIZE}], or null for all",
+                f"{spec.name} has {size} rows: an integer in [1, {size}], or null for all",
             )
-        n = n or IRIS_SIZE
+        n = n or size
     elif not int_at_least(1)[0](n):
         _fail("data.n_samples", n, int_at_least(1)[1])
     if spec.task == MULTICLASS and spec.fixed_classes is None:
-        test, allowed = int_at_least(2)
+        test, allowed = int_in(2)
         if not test(data.get("n_classes")):
             _fail("data.n_classes", data.get("n_classes"), allowed)
     if data["val_fraction"] + data["test_fraction"] >= 1:
@@ -165,14 +231,75 @@ def _check_data(data: dict) -> None:
             "data.val_fraction + data.test_fraction must be < 1 "
             f"(data.test_fraction={data['test_fraction']})",
         )
-    n_train, _, _ = split_sizes(n, data["val_fraction"], data["test_fraction"])
-    if n_train < 2:
-        _fail(
-            "data.n_samples",
-            n,
-            f"leaves {n_train} training samples after the val/test "
-            "split: use more samples or smaller fractions",
-        )
+    _check_split_sizes(n, data, spec)
+
+
+def _check_split_sizes(n: int, data: dict, spec: DatasetSpec) -> None:
+    """Every split must be able to measure its task: at least one sample per class in each
+    (two points for regression, which R^2 needs); the training split at least two samples.
+    Whether each class actually lands in each split is checked on the data (nnlab.data)."""
+    need = max(spec.n_outputs(data.get("n_classes")), 2)
+    fractions = data["val_fraction"], data["test_fraction"]
+
+    def enough(rows: int) -> bool:
+        n_train, n_val, n_test = split_sizes(rows, *fractions)
+        return min(n_train, n_val, n_test) >= need
+
+    if enough(n):
+        return
+    n_train, n_val, n_test = split_sizes(n, *fractions)
+    smallest = min(("training", n_train), ("val", n_val), ("test", n_test), key=lambda s: s[1])
+    what = f"{need} classes" if spec.task != REGRESSION else "regression (R^2 needs 2 points)"
+    minimum = next((rows for rows in range(n, n + 100 * need + 1000) if enough(rows)), None)
+    hint = f": use data.n_samples >= {minimum}" if minimum else ""
+    if spec.name in FIXED_TABLES and minimum and minimum > n_rows(_as_cfg(data, n_samples=None)):
+        hint = ": the table is too small for these split fractions"
+    _fail(
+        "data.n_samples",
+        data.get("n_samples") if data.get("n_samples") is not None else n,
+        f"gives a {smallest[0]} split of {smallest[1]} sample(s), too few for {what} "
+        f"with data.val_fraction={fractions[0]} and data.test_fraction={fractions[1]}{hint}",
+    )
+
+
+def _as_cfg(data: dict, **changes) -> DictConfig:
+    return OmegaConf.create({**data, **changes})
+
+
+def _check_memory(plain: dict, spec: DatasetSpec) -> None:
+    """Refuse a run whose estimated peak memory exceeds what the machine has available."""
+    data = plain["data"]
+    n = data["n_samples"] if data["n_samples"] is not None else n_rows(_as_cfg(data))
+    n_train, n_val, n_test = split_sizes(n, data["val_fraction"], data["test_fraction"])
+    sizes = [spec.n_features, *plain["model"]["hidden"], spec.n_outputs(data.get("n_classes"))]
+    estimate = estimate_run_memory(
+        sizes,
+        n_samples=n,
+        n_train=n_train,
+        batch_size=data["batch_size"],
+        eval_rows=min(max(n_val, n_test), EVAL_CHUNK),
+        precision=plain["trainer"]["precision"],
+        optimizer=OPTIMIZERS[plain["optimizer"]["_target_"]],
+        momentum=plain["optimizer"].get("momentum", 0) or 0,
+        backend=plain["backend"]["name"],
+    )
+    available = available_memory()
+    if available is None or estimate.total <= available:
+        return
+    key, value = {
+        "parameters": ("model.hidden", plain["model"]["hidden"]),
+        "activations": ("data.batch_size", data["batch_size"]),
+        "data": ("data.n_samples", n),
+    }[estimate.largest_part()]
+    _fail(
+        key,
+        value,
+        f"the run would need about {human_bytes(estimate.total)} of memory "
+        f"(weights, gradients and optimizer state {human_bytes(estimate.parameters_bytes)}, "
+        f"activations {human_bytes(estimate.activations_bytes)}, "
+        f"data {human_bytes(estimate.data_bytes)}, libraries {human_bytes(estimate.stack_bytes)})"
+        f", but {human_bytes(available)} is available: make it smaller",
+    )
 
 
 def _check_optimizer(opt: dict) -> None:

@@ -1,145 +1,30 @@
-"""Datasets: seeded generators, splits, standardisation, and batches sliced from memory.
+"""Data for a run: the dataset (built-in or the user's CSV), its splits, standardisation,
+and batches sliced from memory.
 
-A dataset declares its task and its input/output sizes here; configs and models never repeat
-them. Generators return float64 NumPy arrays so that every backend sees the same numbers.
 Torch is imported only by the DataModule at the bottom, so config checks stay light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
-IRIS_SIZE = 150
+from nnlab.datasets import (
+    DATASETS,
+    IRIS_SIZE,
+    MULTICLASS,
+    REGRESSION,
+    DataError,
+    DatasetSpec,
+    subsample_with_noise,
+)
+
 EVAL_CHUNK = 65_536  # rows per evaluation batch: no gradients to hold, so big is cheapest
-
-
-class DataError(ValueError):
-    """Data that cannot be trained on (NaN or inf values); the message is one line."""
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset is: its task, its sizes, and how to draw it."""
-
-    name: str
-    task: str
-    n_features: int
-    # (n_samples, noise, n_classes, rng) -> (X, y); y is a class index or a real target.
-    generate: Callable[[int | None, float, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-    fixed_classes: int | None = None  # None: the class count is the config's `n_classes`
-
-    def n_classes(self, cfg_classes: int | None) -> int:
-        if self.task == MULTICLASS:
-            return self.fixed_classes or int(cfg_classes or 0)
-        return 0
-
-    def n_outputs(self, cfg_classes: int | None) -> int:
-        return self.n_classes(cfg_classes) if self.task == MULTICLASS else 1
-
-
-def _seed_int(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31 - 1))
-
-
-def _moons(n, noise, _k, rng):
-    from sklearn.datasets import make_moons
-
-    return make_moons(n_samples=n, noise=noise, random_state=_seed_int(rng))
-
-
-def _circles(n, noise, _k, rng):
-    from sklearn.datasets import make_circles
-
-    return make_circles(n_samples=n, noise=noise, factor=0.5, random_state=_seed_int(rng))
-
-
-def _xor(n, noise, _k, rng):
-    x = rng.uniform(-1.0, 1.0, size=(n, 2))
-    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
-    return x + noise * rng.standard_normal(x.shape), y
-
-
-def _spiral(n, noise, k, rng):
-    # Arm c of k: radius grows 0 -> 1 while the angle turns; noise jitters the angle.
-    per_class = np.array_split(np.arange(n), k)
-    x, y = np.zeros((n, 2)), np.zeros(n, dtype=np.int64)
-    for c, idx in enumerate(per_class):
-        r = np.linspace(0.0, 1.0, len(idx))
-        t = np.linspace(c * 4.0, (c + 1) * 4.0, len(idx)) + noise * rng.standard_normal(len(idx))
-        x[idx] = np.c_[r * np.sin(t), r * np.cos(t)]
-        y[idx] = c
-    return x, y
-
-
-def _blobs(n, noise, k, rng):
-    from sklearn.datasets import make_blobs
-
-    return make_blobs(
-        n_samples=n, centers=k, n_features=2, cluster_std=noise, random_state=_seed_int(rng)
-    )
-
-
-def _tabular10(n, noise, _k, rng):
-    from sklearn.datasets import make_classification
-
-    return make_classification(
-        n_samples=n,
-        n_features=10,
-        n_informative=5,
-        n_redundant=2,
-        n_classes=3,
-        flip_y=noise,
-        random_state=_seed_int(rng),
-    )
-
-
-def _iris(n, noise, _k, rng):
-    from sklearn.datasets import load_iris
-
-    x, y = load_iris(return_X_y=True)
-    if n is not None and n < len(x):
-        keep = rng.choice(len(x), size=n, replace=False)
-        x, y = x[keep], y[keep]
-    # Noise is in units of each feature's spread, so it means the same for every feature.
-    return x + noise * x.std(axis=0) * rng.standard_normal(x.shape), y
-
-
-def _sine(n, noise, _k, rng):
-    x = rng.uniform(-np.pi, np.pi, size=(n, 1))
-    return x, np.sin(x[:, 0]) + noise * rng.standard_normal(n)
-
-
-def _linear(n, noise, _k, rng):
-    x = rng.uniform(-1.0, 1.0, size=(n, 2))
-    return x, 2.0 * x[:, 0] - 3.0 * x[:, 1] + 1.0 + noise * rng.standard_normal(n)
-
-
-def _nonlinear3d(n, noise, _k, rng):
-    x = rng.uniform(-1.0, 1.0, size=(n, 3))
-    y = np.sin(np.pi * x[:, 0]) + x[:, 1] ** 2 - x[:, 0] * x[:, 2]
-    return x, y + noise * rng.standard_normal(n)
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    s.name: s
-    for s in [
-        DatasetSpec("moons", BINARY, 2, _moons),
-        DatasetSpec("circles", BINARY, 2, _circles),
-        DatasetSpec("xor", BINARY, 2, _xor),
-        DatasetSpec("spiral", MULTICLASS, 2, _spiral),
-        DatasetSpec("blobs", MULTICLASS, 2, _blobs),
-        DatasetSpec("iris", MULTICLASS, 4, _iris, fixed_classes=3),
-        DatasetSpec("tabular10", MULTICLASS, 10, _tabular10, fixed_classes=3),
-        DatasetSpec("sine", REGRESSION, 1, _sine),
-        DatasetSpec("linear", REGRESSION, 2, _linear),
-        DatasetSpec("nonlinear3d", REGRESSION, 3, _nonlinear3d),
-    ]
-}
+CSV = "csv"
 
 
 @dataclass
@@ -166,9 +51,51 @@ class Splits:
         return self.spec.n_features
 
 
+def csv_table(data_cfg: Any):
+    """The user's CSV named by a `data=csv` config, read and checked (cached per file state)."""
+    from nnlab.csv_data import read_csv_table
+
+    features = data_cfg.get("features")
+    return read_csv_table(
+        data_cfg.get("path"),
+        data_cfg.get("target"),
+        data_cfg.get("task", "auto"),
+        bool(data_cfg.get("dropna", False)),
+        list(features) if features else None,
+    )
+
+
+def dataset_spec(data_cfg: Any) -> DatasetSpec:
+    """What `data_cfg` names: a built-in dataset, or the spec of the user's CSV file."""
+    if data_cfg.name != CSV:
+        return DATASETS[data_cfg.name]
+    table = csv_table(data_cfg)
+    return DatasetSpec(
+        CSV,
+        table.task,
+        len(table.features),
+        lambda n, noise, _k, rng: subsample_with_noise(table.x, table.y, n, noise, rng),
+        fixed_classes=table.n_classes if table.task == MULTICLASS else None,
+    )
+
+
+def dataset_label(data_cfg: Any) -> str:
+    """How run names and titles call the dataset: its name, or the CSV file's stem."""
+    if data_cfg.name == CSV and data_cfg.get("path"):
+        return Path(str(data_cfg.path)).stem
+    return str(data_cfg.name)
+
+
+def n_rows(data_cfg: Any) -> int:
+    """How many rows the dataset will have (a fixed table's size when n_samples is null)."""
+    if data_cfg.get("n_samples") is not None:
+        return int(data_cfg.n_samples)
+    return len(csv_table(data_cfg).y) if data_cfg.name == CSV else IRIS_SIZE
+
+
 def make_splits(data_cfg: Any, seed: int) -> Splits:
     """Draw the dataset from `seed`, split it, and standardise with train statistics only."""
-    spec = DATASETS[data_cfg.name]
+    spec = dataset_spec(data_cfg)
     n_classes = data_cfg.get("n_classes")
     rng = np.random.default_rng(seed)
     # + 0.0 turns -0.0 (which passes the >= 0 check) into 0.0: NumPy's samplers refuse a
@@ -177,22 +104,21 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
     x, y = spec.generate(data_cfg.n_samples, noise, n_classes, rng)
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64 if spec.task != REGRESSION else np.float64)
-    bad = int((~np.isfinite(x)).sum() + (~np.isfinite(y)).sum())
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = int((~np.isfinite(x)).sum() + (~np.isfinite(y)).sum())
     if bad:
         raise DataError(
-            f"data.name={spec.name}: the generated data has {bad} value(s) that "
-            "are not finite (NaN or inf); nothing was trained"
+            f"data.name={spec.name}: the data has {bad} value(s) that are not finite "
+            "(NaN or inf, or beyond float64's range); nothing was trained"
         )
 
     order = rng.permutation(len(x))
     _, n_val, n_test = split_sizes(len(x), data_cfg.val_fraction, data_cfg.test_fraction)
     test, val, train = np.split(order, [n_test, n_test + n_val])
 
-    mean = x[train].mean(axis=0)
-    scale = x[train].std(axis=0)
-    scale[scale == 0] = 1.0  # a constant feature stays constant instead of becoming NaN
+    mean, scale = _standardisation(x[train], spec.name)
     z = (x - mean) / scale
-    return Splits(
+    splits = Splits(
         spec,
         spec.n_outputs(n_classes),
         z[train],
@@ -204,6 +130,89 @@ def make_splits(data_cfg: Any, seed: int) -> Splits:
         mean,
         scale,
     )
+    check_split_classes(splits, data_cfg.get("n_samples"))
+    return splits
+
+
+def _standardisation(x_train: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and spread of the training features. Values so large that their squares overflow
+    float64 (about 1.3e154) cannot be standardised: said as a data problem, not trained on."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = x_train.mean(axis=0)
+        scale = x_train.std(axis=0)
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        raise DataError(
+            f"data.name={name}: feature values reach {np.abs(x_train).max():.3g}, too large "
+            "to standardise in float64 (their squares overflow); rescale the data "
+            "(or lower data.noise)"
+        )
+    scale = scale.copy()
+    scale[scale == 0] = 1.0  # a constant feature stays constant instead of becoming NaN
+    return mean, scale
+
+
+SQUARED_LOSSES = ("mse", "half_mse")
+SMALL_SPLIT = 20  # below this many samples a split's metrics move in coarse steps
+
+
+def check_split_classes(splits: Splits, n_samples: int | None = None) -> None:
+    """A class missing from the training split cannot be learnt: refused. A class missing from
+    the validation or test split leaves some metrics undefined, and a tiny split measures
+    coarsely: both are said once, as warnings."""
+    from nnlab.console import warn
+
+    name = splits.spec.name
+    if splits.task != REGRESSION:
+        k = max(splits.n_outputs, 2)
+        missing = sorted(set(range(k)) - set(np.unique(splits.y_train).tolist()))
+        if missing:
+            shown = "null" if n_samples is None else n_samples
+            raise DataError(
+                f"data.n_samples={shown}: the training split of {name} "
+                f"({len(splits.y_train)} samples) "
+                f"has no sample of class {', '.join(map(str, missing))}: use more samples "
+                "(or a smaller data.val_fraction / data.test_fraction)"
+            )
+        for stage, y in (("val", splits.y_val), ("test", splits.y_test)):
+            absent = sorted(set(range(k)) - set(np.unique(y).tolist()))
+            if absent:
+                effect = (
+                    f" ({stage}/f1_macro averages over the classes present)"
+                    if splits.task == MULTICLASS
+                    else ""
+                )
+                warn(
+                    f"the {stage} split of {name} ({len(y)} samples) has no sample of class "
+                    f"{', '.join(map(str, absent))}{effect}"
+                )
+    for stage, y in (("val", splits.y_val), ("test", splits.y_test)):
+        if len(y) < SMALL_SPLIT:
+            warn(
+                f"the {stage} split of {name} has only {len(y)} samples: its metrics move "
+                f"in steps of {1 / len(y):.2g}; use more data.n_samples to measure anything"
+            )
+
+
+def check_fits_precision(splits: Splits, precision: int, loss: str) -> None:
+    """Refuse data that overflows the chosen float precision, naming the precision.
+
+    Features are standardised, so only the regression target can be out of range: as a value
+    (beyond the dtype's max), or once a squared loss squares and sums it over a batch."""
+    if splits.task != REGRESSION:
+        return
+    dtype = np.float32 if precision == 32 else np.float64
+    largest = float(np.abs(splits.y_train).max(initial=0.0))
+    limit = float(np.finfo(dtype).max)
+    reason = f"beyond what float{precision} holds (max {limit:.3g})"
+    if loss in SQUARED_LOSSES:
+        limit = float(np.sqrt(limit / max(len(splits.y_train), 1)))
+        reason = f"too large for the {loss} loss in float{precision}: its squares overflow"
+    if largest > limit:
+        raise DataError(
+            f"trainer.precision={precision}: target values reach {largest:.3g}, {reason} "
+            "(this is the data, not training diverging); rescale the target"
+            + (" or use trainer.precision=64" if precision == 32 else "")
+        )
 
 
 def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:

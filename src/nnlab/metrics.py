@@ -17,7 +17,8 @@ from torchmetrics.functional.classification import (
     multiclass_f1_score,
 )
 
-from nnlab.data import BINARY, REGRESSION
+from nnlab.console import warn
+from nnlab.datasets import BINARY, REGRESSION
 from nnlab.scratch import HUBER_DELTA
 from nnlab.tasks import Task
 
@@ -43,19 +44,26 @@ def evaluate(
     values = {"loss": LOSS_FUNCTIONS[loss_name](out, y)}
     # validate_args=False: nnlab builds these tensors itself, so torchmetrics' input checks
     # (a good part of its cost on small splits) can never fire.
+    # A metric that is undefined on this split (AUROC with one class present, R^2 of a
+    # constant target) is left out, with a warning: a logged 0.0 would read as a result.
     if task.name == REGRESSION:
         calculators = {
             "mse": lambda: mean_squared_error(out, y),
             "mae": lambda: mean_absolute_error(out, y),
-            # R^2 is undefined on fewer than two points: NaN rather than a failed run.
-            "r2": lambda: r2_score(out, y) if len(y) > 1 else torch.tensor(float("nan")),
+            "r2": lambda: r2_score(out, y),
         }
+        if len(y) < 2 or bool((y == y[0]).all()):
+            undefined = {"r2": f"the {stage} targets are all equal (or fewer than 2)"}
+        else:
+            undefined = {}
     elif task.name == BINARY:
         prob, target = torch.sigmoid(out).ravel(), y.ravel().long()
         calculators = {
             "acc": lambda: binary_accuracy(prob, target, validate_args=False),
             "auroc": lambda: binary_auroc(prob, target, validate_args=False),
         }
+        present = int(target.max()) - int(target.min()) + 1 if len(target) else 0
+        undefined = {"auroc": f"the {stage} split holds one class only"} if present < 2 else {}
     else:
         k = out.shape[1]
         calculators = {
@@ -66,5 +74,10 @@ def evaluate(
                 out, y, num_classes=k, average="macro", validate_args=False
             ),
         }
+        undefined = {}
+    for name, why in undefined.items():
+        if name in wanted:
+            warn(f"{stage}/{name} is undefined ({why}): not logged")
+            wanted.discard(name)
     values.update({name: calc() for name, calc in calculators.items() if name in wanted})
     return {f"{stage}/{name}": float(v) for name, v in values.items()}

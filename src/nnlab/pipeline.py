@@ -28,7 +28,16 @@ from pytorch_lightning.callbacks import Checkpoint
 from nnlab import plots
 from nnlab.checkpointing import PeriodicCheckpoint
 from nnlab.config_check import OPTIMIZERS
-from nnlab.data import MULTICLASS, REGRESSION, Splits, data_module, make_splits
+from nnlab.data import (
+    CSV,
+    Splits,
+    check_fits_precision,
+    csv_table,
+    data_module,
+    dataset_label,
+    make_splits,
+)
+from nnlab.datasets import MULTICLASS, REGRESSION
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
@@ -38,6 +47,7 @@ from nnlab.resume import ResumePoint
 from nnlab.store_check import check_store
 from nnlab.tasks import TASKS, Task
 from nnlab.tracking import (
+    CSV_SHA256_TAG,
     TAG_PREFIX,
     flatten,
     get_client,
@@ -86,7 +96,7 @@ def run_name(cfg: DictConfig, sizes: list[int]) -> str:
     opt = OPTIMIZERS[cfg.optimizer._target_]
     backend = "" if cfg.backend.name == "torch" else f"-{cfg.backend.name}"
     return (
-        f"{cfg.data.name}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
+        f"{dataset_label(cfg.data)}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
         f"-lr{cfg.optimizer.lr:g}{backend}"
     )
 
@@ -154,6 +164,8 @@ def run_training(
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
     loss_name = task.resolve_loss(cfg.model.loss)
+    check_fits_precision(splits, cfg.trainer.precision, loss_name)
+    table = csv_table(cfg.data) if cfg.data.name == CSV else None
     dtype = DTYPES[cfg.trainer.precision]
     sizes = layer_sizes(cfg, splits)
     name = run_name(cfg, sizes)
@@ -183,12 +195,13 @@ def run_training(
         f"{TAG_PREFIX}backend": cfg.backend.name,
         f"{TAG_PREFIX}loss": loss_name,
         "mlflow.source.git.commit": git_commit(),
+        **(csv_tags(table) if table is not None else {}),
     }
     resume_id = resume.run_id if resume else None
     with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id) as run_id:
         if resume is None:
             log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
-            _log_config(client, run_id, cfg, overrides)  # at the start: resume needs it
+            _log_config(client, run_id, cfg, overrides, table)  # at the start: resume needs it
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         fit_started = time.perf_counter()
         try:
@@ -290,7 +303,7 @@ def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, A
             splits.y_test,
             predict(splits.x_test),
             predict,
-            title=f"{cfg.data.name}: test set",
+            title=f"{dataset_label(cfg.data)}: test set",
         )
     elif splits.n_features == 2:
         figures["decision_boundary.png"] = plots.decision_boundary_figure(
@@ -304,15 +317,29 @@ def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, A
 
 
 def module_title(cfg) -> str:
-    return f"{cfg.data.name} {list(cfg.model.hidden)} {cfg.model.activation}"
+    return f"{dataset_label(cfg.data)} {list(cfg.model.hidden)} {cfg.model.activation}"
 
 
-def _log_config(client, run_id: str, cfg: DictConfig, overrides) -> None:
-    """The resolved config and the command line's overrides, credentials masked."""
+def csv_tags(table) -> dict[str, str]:
+    """What identifies the user's file: nnlab-reproduce refuses a file whose hash changed."""
+    return {
+        CSV_SHA256_TAG: table.sha256,
+        f"{TAG_PREFIX}data.path": str(table.path),
+        f"{TAG_PREFIX}data.rows": str(table.rows_in_file),
+        f"{TAG_PREFIX}data.columns": ",".join([*table.features, table.target]),
+    }
+
+
+def _log_config(client, run_id: str, cfg: DictConfig, overrides, table=None) -> None:
+    """The resolved config and the command line's overrides, credentials masked; for a CSV
+    dataset, what the file was (path, SHA-256, sizes, columns, the class of each label)."""
     with tempfile.TemporaryDirectory(prefix="nnlab-config-") as tmp:
         out = Path(tmp)
         (out / "config.yaml").write_text(redact(OmegaConf.to_yaml(cfg, resolve=True)))
         (out / "overrides.yaml").write_text(redact(OmegaConf.to_yaml(list(overrides or []))))
+        if table is not None:
+            (out / "data").mkdir()
+            (out / "data" / "csv.json").write_text(redact(json.dumps(table.record(), indent=2)))
         client.log_artifacts(run_id, str(out))
 
 

@@ -8,8 +8,9 @@ prints passes through `redact` first.
 
 from __future__ import annotations
 
-import os
 import re
+
+from nnlab.env import environ_snapshot
 
 SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIAL|AUTH", re.I)
 URI_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
@@ -20,7 +21,9 @@ MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words and numbers
 def secret_values() -> list[str]:
     """Values of environment variables whose names say they hold a secret, longest first."""
     found = {
-        v for k, v in os.environ.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH
+        v
+        for k, v in environ_snapshot().items()
+        if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH
     }
     return sorted(found, key=len, reverse=True)
 

@@ -17,7 +17,8 @@ import tempfile
 from omegaconf import OmegaConf
 
 from nnlab.config_check import check_config
-from nnlab.tracking import TAG_PREFIX, git_commit, tracking_uri
+from nnlab.data import CSV, csv_table
+from nnlab.tracking import CSV_SHA256_TAG, TAG_PREFIX, git_commit, tracking_uri
 
 REPRODUCES_TAG = f"{TAG_PREFIX}reproduces"
 
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    changed = changed_data_file(cfg, original.data.tags)
+    if changed:
+        print(f"nnlab-reproduce: {changed}", file=sys.stderr)
+        return 2
     cfg.tracking.uri = args.uri  # the store we read from, not the one recorded
     cfg.tracking.skip_finished = False
 
@@ -85,6 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     result = run_training(cfg, list(overrides), {REPRODUCES_TAG: args.run_id})
     differences = compare(client, args.run_id, result.run_id, args.tolerance)
     return 1 if differences else 0
+
+
+def changed_data_file(cfg, tags: dict) -> str | None:
+    """Why the run's CSV file can no longer reproduce it (its content changed), or None."""
+    logged = tags.get(CSV_SHA256_TAG)
+    if cfg.data.name != CSV or not logged:
+        return None
+    from nnlab.csv_data import file_sha256
+
+    now = file_sha256(csv_table(cfg.data).path)
+    if now == logged:
+        return None
+    return (
+        f"data.path={cfg.data.path}: the file changed since the run (SHA-256 {logged[:12]}... "
+        f"then, {now[:12]}... now): restore the original file to reproduce it"
+    )
 
 
 def _stored_overrides(client, run_id):

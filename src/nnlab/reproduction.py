@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import operator
-import os
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from nnlab.config_check import check_config
+from nnlab.env import environ_snapshot
 from nnlab.paths import CONF_DIR
 
 OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
@@ -116,7 +116,7 @@ class Reproduction:
             *extra,
         ]
         print(f"  sweep: {' '.join(overrides)}", flush=True)
-        proc = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+        proc = subprocess.run(command, capture_output=True, text=True, env=environ_snapshot())
         if proc.returncode != 0:
             raise RuntimeError(f"sweep {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
         client = MlflowClient(tracking_uri())

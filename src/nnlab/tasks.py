@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nnlab.data import BINARY, MULTICLASS, REGRESSION
+from nnlab.datasets import BINARY, MULTICLASS, REGRESSION
 
 # Metric keys, in one place. Per epoch: TRAIN_LOSS, VAL_LOSS and the val/ metrics; after test
 # the test/ ones. Every tracker, plot and report reads these constants.

@@ -36,6 +36,7 @@ from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.redact import redact  # noqa: E402
 
 TAG_PREFIX = "nnlab."
+CSV_SHA256_TAG = f"{TAG_PREFIX}data.sha256"  # the user's CSV file, as the run read it
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
 MAX_PARAM_LENGTH = 6000
 

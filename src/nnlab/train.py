@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nnlab.config_check import ConfigError, check_config
+from nnlab.datasets import DataError
 from nnlab.paths import CONF_DIR
 from nnlab.redact import redact
 from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, abort_active_sweep
@@ -88,8 +89,9 @@ def train(cfg: DictConfig) -> float:
         check_config(cfg)
     except ConfigError as err:
         return give_up(f"bad config: {err}", 2)
+    except DataError as err:  # the user's CSV file, read by the check
+        return give_up(f"bad data: {err}", 2)
 
-    from nnlab.data import DataError
     from nnlab.modules import TrainingDiverged
     from nnlab.pipeline import run_training
     from nnlab.store_check import store_failure

@@ -1,0 +1,18 @@
+"""Warnings for the person at the terminal: one line each, on stderr, once per process.
+
+Python's `warnings` module prints the source line that warned as a second line, and repeats
+per call site; a user needs neither.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_already_said: set[str] = set()
+
+
+def warn(message: str) -> None:
+    if message in _already_said:
+        return
+    _already_said.add(message)
+    print(f"nnlab: warning: {message}", file=sys.stderr, flush=True)
