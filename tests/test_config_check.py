@@ -75,7 +75,7 @@ def test_every_shipped_choice_passes(data, optimizer):
         ("data=iris data.n_samples=12", "data.n_samples"),
         # Bad tracking values are config errors, not store failures.
         ("tracking.experiment=''", "tracking.experiment"),
-        ("tracking.experiment='  '", "tracking.experiment"),
+        ("tracking.experiment=[a,b]", "tracking.experiment"),
         ("tracking.run_name=''", "tracking.run_name"),
         ("tracking.log_model=maybe", "tracking.log_model"),
     ],
