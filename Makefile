@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup run test lint format ui bench
+.PHONY: setup run test fuzz lint format ui bench
 
 setup: $(STAMP)
 
@@ -20,6 +20,13 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# A longer, randomized search of the bad-input property (what `make test` runs derandomized):
+# FUZZ_EXAMPLES cases, new ones each time; hypothesis prints how many it tried.
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	NNLAB_HYPOTHESIS_PROFILE=fuzz NNLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest \
+		tests/test_bad_input_property.py -k any_override --hypothesis-show-statistics -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check src tests scripts benchmarks

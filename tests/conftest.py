@@ -11,11 +11,26 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import Phase, settings
 from omegaconf import DictConfig
 
 from nnlab.paths import CONF_DIR
 
 BIN = Path(sys.executable).parent
+
+# Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
+# "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.
+settings.register_profile(
+    "ci", max_examples=80, derandomize=True, deadline=None, phases=list(Phase)[:-1]
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=int(os.environ.get("NNLAB_FUZZ_EXAMPLES", "2000")),
+    derandomize=False,
+    deadline=None,
+    phases=list(Phase)[:-1],  # no "explain": it re-runs a failure dozens of times
+)
+settings.load_profile(os.environ.get("NNLAB_HYPOTHESIS_PROFILE", "ci"))
 
 # Tiny runs: the tests check behaviour, not how well a net trains in 100 epochs.
 SHRINK = ["trainer.max_epochs=3", "data.n_samples=200", "trainer.progress=none"]

@@ -8,17 +8,21 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from nnlab.config_check import RULES, ConfigError, check_config
+from nnlab.config_check import CSV_RULES, RULES, ConfigError, check_config
+from nnlab.datasets import DataError
 from nnlab.pipeline import run_training
 from nnlab.train import check_overrides
 from tests.conftest import compose_config
 
-KEYS = sorted({*RULES, "data.n_samples", "data.n_classes", "optimizer.momentum"} - {"resume"})
+KEYS = sorted(
+    {*RULES, *CSV_RULES, "data.n_samples", "data.n_classes", "optimizer.momentum"} - {"resume"}
+)
 NAMES = [
     "relu",
     "tanh",
     "moons",
     "iris",
+    "csv",
     "sgd",
     "torch",
     "numpy",
@@ -26,24 +30,36 @@ NAMES = [
     "mse",
     "bce",
     "auto",
+    "binary",
+    "regression",
     "val/loss",
     "val/acc",
     "banana",
     "cpu",
+    "target",
 ]
 
+# The whole range of each type: integers far beyond int64, floats from denormal to huge,
+# floats where integers belong, text in any script (and empty), lists nested and malformed.
 scalars = st.one_of(
     st.integers(-(10**6), 10**6),
-    st.sampled_from([0, 1, 2, 3, 32, 64, -1]),
-    st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.sampled_from([0.0, 0.5, 0.99, 1.0, 1.5, -0.5, 1e-9, 1e9]),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, 1, 2, 3, 32, 64, -1, 2**32, 2**63, 10**20, -(2**63) - 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, -0.0, 0.5, 0.99, 1.0, 1.5, 2.0, 32.0, -0.5, 1e-9, 1e9, 5e-324, 1e308]),
     st.sampled_from(NAMES),
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "é", "日本", "🙂", "a b", "'", '"', "\\", "${oc.env:HOME}"]),
     st.booleans(),
     st.none(),
 )
-values = st.one_of(
-    scalars, st.lists(st.one_of(st.integers(-3, 40), st.sampled_from(NAMES)), max_size=4)
+lists = st.recursive(
+    st.lists(st.one_of(st.integers(-3, 40), st.floats(-5, 50), st.sampled_from(NAMES))),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
 )
+MALFORMED = st.sampled_from(["[1,2", "1,2]", "[,]", "[[", "]", "[1,,2]", "{a:1}", "[a=1]", "=="])
+values = st.one_of(scalars, lists)
 
 
 def hydra_text(value) -> str:
@@ -55,9 +71,21 @@ def hydra_text(value) -> str:
         return "nan"
     if isinstance(value, float) and value in (float("inf"), float("-inf")):
         return "inf" if value > 0 else "-inf"
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, list):
         return "[" + ",".join(hydra_text(v) for v in value) + "]"
     return str(value)
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory):
+    """A real table (wine, 3 classes) for `data=csv` examples."""
+    from sklearn.datasets import load_wine
+
+    path = tmp_path_factory.mktemp("csv") / "wine.csv"
+    load_wine(as_frame=True).frame.to_csv(path, index=False)
+    return path
 
 
 def runs(uri):
@@ -65,32 +93,32 @@ def runs(uri):
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
-# derandomize: the same examples on every run, so CI is reproducible; raise max_examples (or
-# drop derandomize) locally to search wider.
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+# `make test` runs the "ci" profile: derandomized, the same examples on every run, so CI is
+# reproducible. `make fuzz` runs the "fuzz" profile: random, many more examples
+# (tests/conftest.py registers both).
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     key=st.sampled_from(KEYS),
-    value=values,
-    data=st.sampled_from(["moons", "iris", "blobs", "sine"]),
+    value=st.one_of(values, MALFORMED),
+    data=st.sampled_from(["moons", "iris", "blobs", "sine", "csv"]),
 )
-def test_any_override_runs_or_gets_one_line_naming_its_key(store, key, value, data):
+def test_any_override_runs_or_gets_one_line_naming_its_key(store, small_csv, key, value, data):
     override = f"{key}={hydra_text(value)}"
-    base = [f"data={data}", *(["data.n_samples=null"] if data == "iris" else [])]
+    base = [f"data={data}"]
+    if data in ("iris", "csv"):  # fixed tables: all their rows
+        base.append("data.n_samples=null")
+    if data == "csv":
+        base += [f"data.path={small_csv}", "data.target=target"]
     before = len(runs(store))
     # The CLI's order: Hydra parses and composes (a key this dataset lacks, a value Hydra
-    # cannot read), then nnlab checks the values.
+    # cannot read), then nnlab checks the values (a CSV file's problems are DataError).
     problem = check_overrides([*base, override])
     try:
         if problem is not None:
             raise ConfigError(problem)
         cfg = compose_config(*base, override)
         check_config(cfg)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         message = str(err)
         assert "\n" not in message
         # It names the drawn key, or (when the value makes another setting invalid, e.g.
@@ -106,8 +134,10 @@ def test_any_override_runs_or_gets_one_line_naming_its_key(store, key, value, da
     small = OmegaConf.merge(
         cfg, {"trainer": {"max_epochs": 1}, "tracking": {"log_plots": False, "log_model": False}}
     )
-    if data != "iris" and (small.data.n_samples or 0) > 400:
+    if data not in ("iris", "csv") and (small.data.n_samples or 0) > 400:
         small.data.n_samples = 400
+    if any(width > 64 for width in small.model.hidden):  # only how big: keep the run quick
+        small.model.hidden = [min(width, 64) for width in small.model.hidden]
     result = run_training(small)
     assert MlflowClient(store).get_run(result.run_id).info.status == "FINISHED"
     assert not [r for r in runs(store) if r.info.status == "RUNNING"]

@@ -160,8 +160,8 @@ CSV_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def _fail(key: str, value: Any, allowed: str) -> None:
     shown = "null" if value is None else str(_plain(value))
-    if isinstance(value, str) and not value.strip():
-        shown = repr(value)  # an empty or blank name must still be visible
+    if not shown.strip() or not shown.isprintable():
+        shown = repr(shown)  # an empty name stays visible, a newline stays on one line
     raise ConfigError(f"{key}={shown}: {allowed}")
 
 

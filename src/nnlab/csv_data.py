@@ -134,7 +134,7 @@ def _read_cached(file, _mtime, _size, target, task, dropna, features, shown_path
         counts.append((target, int(bad_y.sum())))
         named = ", ".join(f"{name} ({n})" for name, n in counts if n)
         raise DataError(
-            f"data.path={shown_path}: missing or non-finite values (NaN/inf) in column "
+            f"data.path={shown_path}: missing or non-finite values (NaN/inf) in column(s) "
             f"{named}: fix the file, or set data.dropna=true to drop those "
             f"{int(bad_rows.sum())} rows"
         )

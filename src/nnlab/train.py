@@ -177,7 +177,9 @@ def check_overrides(args: list[str]) -> str | None:
         except HydraException as err:
             lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             reason = lines[0] if lines else "syntax error"
-            return f"{item}: cannot be parsed: {reason} (see Hydra's override grammar)"
+            shown = item if item.isprintable() else repr(item)  # a newline stays one line
+            reason = reason if reason.isprintable() else repr(reason)
+            return f"{shown}: cannot be parsed: {reason} (see Hydra's override grammar)"
     plain = [o.input_line for o in parsed if not o.is_sweep_override()]
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
