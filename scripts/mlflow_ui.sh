@@ -4,5 +4,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 uri="${MLFLOW_TRACKING_URI:-sqlite:///$root/mlruns/mlflow.db}"
+# No usage telemetry from the UI server either, unless the user chose (see README, Faults).
+if [[ -z "${MLFLOW_DISABLE_TELEMETRY:-}" && -z "${DO_NOT_TRACK:-}" ]]; then
+  export MLFLOW_DISABLE_TELEMETRY=true
+fi
 exec "$root/.venv/bin/mlflow" ui --backend-store-uri "$uri" \
   --host "${NNLAB_UI_HOST:-127.0.0.1}" --port "${1:-5000}"
