@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 # Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
 # "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.
 settings.register_profile(
-    "ci", max_examples=80, derandomize=True, deadline=None, phases=list(Phase)[:-1]
+    "ci", max_examples=60, derandomize=True, deadline=None, phases=list(Phase)[:-1]
 )
 settings.register_profile(
     "fuzz",
