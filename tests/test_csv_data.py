@@ -62,7 +62,7 @@ def test_sklearn_tables_train_end_to_end(store, tmp_path, name, task, metric, n_
         "nnlab-train", "data=csv", f"data.path={path}", "data.target=target", *TINY, check=True
     )
     run = only_run(store)
-    assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{name}-{n_features}-")
+    assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{name} {n_features}-")
     assert run.data.tags["nnlab.task"] == task
     assert metric in run.data.metrics and metric.split("/")[1] in proc.stdout
     sha = run.data.tags["nnlab.data.sha256"]

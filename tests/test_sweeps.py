@@ -296,7 +296,7 @@ def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_pa
     assert [float(r["objective"]) for r in rows] == sorted(float(r["objective"]) for r in rows)
     assert (tmp_path / "figs" / "objective_vs_lr.png").exists()
     filtered = run_cli("nnlab-report", "--runs", "--filter", "optimizer.lr=0.03", check=True)
-    assert "lr0.03" in filtered.stdout and "lr0.003" not in filtered.stdout
+    assert "lr=0.03" in filtered.stdout and "lr=0.003" not in filtered.stdout
     bad = run_cli("nnlab-report", "-e", "nope")
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
 

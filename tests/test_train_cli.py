@@ -31,7 +31,7 @@ def test_classification_run_is_fully_tracked(store):
     assert run.info.run_id in proc.stdout and "mlflow ui" in proc.stdout
     assert "127.0.0.1" in proc.stdout
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == "moons-2-8-4-1-relu-adam-lr0.02"
+    assert run.info.run_name == "moons 2-8-4-1 relu · adam lr=0.02"
     params = run.data.params
     assert params["optimizer.lr"] == "0.02" and params["model.hidden"] == "[8, 4]"
     assert params["data.name"] == "moons" and params["trainer.max_epochs"] == "3"

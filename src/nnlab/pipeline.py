@@ -27,7 +27,6 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import plots
 from nnlab.checkpointing import PeriodicCheckpoint
-from nnlab.config_check import OPTIMIZERS
 from nnlab.data import (
     CSV,
     Splits,
@@ -38,18 +37,30 @@ from nnlab.data import (
     make_splits,
 )
 from nnlab.datasets import MULTICLASS, REGRESSION
+from nnlab.describe import (
+    experiment_params,
+    run_description,
+    run_link,
+    run_name,
+)
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
 from nnlab.redact import redact
 from nnlab.resume import ResumePoint
+from nnlab.store.names import (
+    CSV_SHA256_TAG,
+    DESCRIPTION_TAG,
+    GIT_COMMIT_TAG,
+    PARENT_TAG,
+    SOURCE_NAME_TAG,
+    SOURCE_TYPE_TAG,
+    TAG_PREFIX,
+)
 from nnlab.store_check import check_store
 from nnlab.tasks import TASKS, Task
 from nnlab.tracking import (
-    CSV_SHA256_TAG,
-    TAG_PREFIX,
-    flatten,
     get_client,
     git_commit,
     log_params,
@@ -88,17 +99,6 @@ def quiet_lightning() -> None:
 def layer_sizes(cfg: DictConfig, splits: Splits) -> list[int]:
     """The dataset gives the ends, the config the middle."""
     return [splits.n_features, *cfg.model.hidden, splits.n_outputs]
-
-
-def run_name(cfg: DictConfig, sizes: list[int]) -> str:
-    if cfg.tracking.run_name:
-        return str(cfg.tracking.run_name)
-    opt = OPTIMIZERS[cfg.optimizer._target_]
-    backend = "" if cfg.backend.name == "torch" else f"-{cfg.backend.name}"
-    return (
-        f"{dataset_label(cfg.data)}-{'-'.join(map(str, sizes))}-{cfg.model.activation}-{opt}"
-        f"-lr{cfg.optimizer.lr:g}{backend}"
-    )
 
 
 # backend name -> (network class, LightningModule class)
@@ -157,8 +157,10 @@ def run_training(
     overrides: list[str] | None = None,
     extra_tags: dict[str, str] | None = None,
     resume: ResumePoint | None = None,
+    swept_keys: list[str] | None = None,
 ) -> RunResult:
-    """Train `cfg` into a new MLflow run, or continue the interrupted run of `resume`."""
+    """Train `cfg` into a new MLflow run, or continue the interrupted run of `resume`. In a
+    sweep, `swept_keys` are what the sweep varies: the run's name leads with their values."""
     started = time.perf_counter()
     quiet_lightning()
     splits = make_splits(cfg.data, cfg.seed)
@@ -168,7 +170,7 @@ def run_training(
     table = csv_table(cfg.data) if cfg.data.name == CSV else None
     dtype = DTYPES[cfg.trainer.precision]
     sizes = layer_sizes(cfg, splits)
-    name = run_name(cfg, sizes)
+    name = run_name(cfg, sizes, swept_keys or ())
 
     uri = tracking_uri(cfg.tracking.uri)
     check_store(uri)  # a broken store fails here, before any run exists
@@ -194,15 +196,30 @@ def run_training(
         f"{TAG_PREFIX}dataset": cfg.data.name,
         f"{TAG_PREFIX}backend": cfg.backend.name,
         f"{TAG_PREFIX}loss": loss_name,
-        "mlflow.source.git.commit": git_commit(),
+        GIT_COMMIT_TAG: git_commit(),
+        # The UI's Source column: the entry point (its type must be one MLflow knows).
+        SOURCE_NAME_TAG: "nnlab-train",
+        SOURCE_TYPE_TAG: "LOCAL",
+        DESCRIPTION_TAG: run_description(cfg, sizes, task.name),
         **(csv_tags(table) if table is not None else {}),
     }
     resume_id = resume.run_id if resume else None
-    with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id) as run_id:
+    parent = _parent_link(client, (extra_tags or {}).get(PARENT_TAG))
+    measured: dict[str, Any] = {}  # filled as training goes: read when the run closes
+
+    def describe(error: str | None) -> dict[str, str]:
+        history = measured.get("history") or {}
+        last_epoch = max((points[-1][0] for points in history.values() if points), default=None)
+        final = {k: v[-1][1] for k, v in history.items() if v}
+        text = run_description(cfg, sizes, task.name, final, error, last_epoch, parent)
+        return {DESCRIPTION_TAG: text}
+
+    with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id, describe) as run_id:
         if resume is None:
-            log_params(client, run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
+            log_params(client, run_id, experiment_params(cfg))
             _log_config(client, run_id, cfg, overrides, table)  # at the start: resume needs it
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
+        measured["history"] = logger.history
         fit_started = time.perf_counter()
         try:
             module, trainer, dm = _fit_and_test(
@@ -235,6 +252,14 @@ def run_training(
             },
         )
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
+
+
+def _parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
+    """(name, link) of the sweep's parent run, for a child's description."""
+    if not parent_id:
+        return None
+    parent = client.get_run(parent_id)
+    return parent.info.run_name, run_link(parent.info.experiment_id, parent_id)
 
 
 def run_callbacks(cfg: DictConfig, task: Task, name: str) -> list[pl.Callback]:

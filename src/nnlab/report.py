@@ -20,10 +20,9 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from nnlab import plots
+from nnlab.store.names import PARENT_TAG, TAG_PREFIX
 from nnlab.tasks import higher_is_better
-from nnlab.tracking import TAG_PREFIX
 
-PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = f"{TAG_PREFIX}sweep"
 OVERRIDES_TAG = f"{TAG_PREFIX}overrides"
 PAGE = 1000  # MLflow's search page size

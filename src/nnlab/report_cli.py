@@ -13,7 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-from nnlab.tracking import TAG_PREFIX, local_store_dir, process_alive, tracking_uri
+from nnlab.store.names import TAG_PREFIX
+from nnlab.tracking import local_store_dir, process_alive, tracking_uri
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

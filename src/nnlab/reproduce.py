@@ -18,7 +18,8 @@ from omegaconf import OmegaConf
 
 from nnlab.config_check import check_config
 from nnlab.data import CSV, csv_table
-from nnlab.tracking import CSV_SHA256_TAG, TAG_PREFIX, git_commit, tracking_uri
+from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, TAG_PREFIX
+from nnlab.tracking import git_commit, tracking_uri
 
 REPRODUCES_TAG = f"{TAG_PREFIX}reproduces"
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.tracking.uri = args.uri  # the store we read from, not the one recorded
     cfg.tracking.skip_finished = False
 
-    logged = original.data.tags.get("mlflow.source.git.commit")
+    logged = original.data.tags.get(GIT_COMMIT_TAG)
     now = git_commit()
     if logged and now and logged != now:
         print(

@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
 from nnlab.config_check import ConfigError
-from nnlab.tracking import TAG_PREFIX, process_alive
+from nnlab.store.names import TAG_PREFIX
+from nnlab.tracking import process_alive
 
 
 class ResumeError(ConfigError):

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnlab.redact import redact
 
 PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
+SWEPT_KEYS_ENV = "NNLAB_SWEPT_KEYS"  # what the sweep varies: every job leads its name with it
 # A job skipped by tracking.skip_finished tags the parent with SKIPPED_TAG<job num> = the
 # earlier run that stands in for it.
 SKIPPED_TAG = "nnlab.skipped_job."
@@ -61,21 +62,18 @@ def sweep_description(config: DictConfig) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
+        from nnlab.describe import sweep_name, swept_keys
+        from nnlab.store.names import DESCRIPTION_TAG, TAG_PREFIX
         from nnlab.store_check import check_store
-        from nnlab.tracking import (
-            TAG_PREFIX,
-            experiment_id,
-            get_client,
-            log_params,
-            tracking_uri,
-        )
+        from nnlab.tracking import experiment_id, get_client, log_params, tracking_uri
 
         try:
             uri = tracking_uri(config.tracking.uri)
             check_store(uri)
             client = get_client(uri)
             swept = sweep_description(config)
-            name = "sweep " + " ".join(f"{k}={v}" for k, v in swept.items())
+            keys = swept_keys(swept, OmegaConf.select(config, "hydra.sweeper.params"))
+            name = sweep_name(keys, swept)
             run = client.create_run(
                 experiment_id(client, config.tracking.experiment, uri),
                 run_name=redact(name)[:MAX_RUN_NAME],
@@ -86,6 +84,8 @@ class MlflowSweepCallback(Callback):
                     f"{TAG_PREFIX}launcher": str(config.hydra.launcher._target_),
                     f"{TAG_PREFIX}pid": str(os.getpid()),
                     f"{TAG_PREFIX}host": socket.gethostname(),
+                    DESCRIPTION_TAG: "*Sweep running…* "
+                    + " ".join(f"`{k}={v}`" for k, v in swept.items()),
                 },
             )
         except Exception as err:  # Hydra would only warn and run the jobs unparented
@@ -97,6 +97,7 @@ class MlflowSweepCallback(Callback):
         log_params(client, run_id, {f"sweep.{k}": v for k, v in swept.items()})
         _active = (client, run_id)
         os.environ[PARENT_ENV] = run_id
+        os.environ[SWEPT_KEYS_ENV] = ",".join(keys)
         _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
         print(f"nnlab: sweep parent run {run_id} ({redact(name)[:80]})", flush=True)
 
@@ -121,7 +122,9 @@ def summarise_sweep(client, run_id: str) -> int:
     from mlflow.entities import Metric
 
     from nnlab import report
-    from nnlab.tracking import TAG_PREFIX, set_tags
+    from nnlab.describe import sweep_description as describe_sweep
+    from nnlab.store.names import DESCRIPTION_TAG, TAG_PREFIX
+    from nnlab.tracking import set_tags
 
     parent = client.get_run(run_id)
     rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
@@ -151,6 +154,13 @@ def summarise_sweep(client, run_id: str) -> int:
         client.log_batch(
             run_id, metrics=[Metric("best/objective", best.objective, int(time.time() * 1000), 0)]
         )
+    tags[DESCRIPTION_TAG] = describe_sweep(
+        rows,
+        keys,
+        best.run_id if best is not None else None,
+        parent.info.experiment_id,
+        parent.data.tags.get(f"{TAG_PREFIX}objective"),
+    )
     set_tags(client, run_id, tags)
     print(report.render(lines, hide=("run_id",)))
     if best is not None:
@@ -165,6 +175,7 @@ def _close(status: str, error: str | None) -> None:
     client, run_id = _active
     _active = None
     os.environ.pop(PARENT_ENV, None)
+    os.environ.pop(SWEPT_KEYS_ENV, None)
     if _previous_sigterm is not None:
         signal.signal(signal.SIGTERM, _previous_sigterm)
     try:

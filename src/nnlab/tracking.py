@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.redact import redact  # noqa: E402
+from nnlab.store.names import TAG_PREFIX  # noqa: E402
 
-TAG_PREFIX = "nnlab."
-CSV_SHA256_TAG = f"{TAG_PREFIX}data.sha256"  # the user's CSV file, as the run read it
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
 MAX_PARAM_LENGTH = 6000
 
@@ -174,9 +173,11 @@ def open_run(
     run_name: str,
     tags: Mapping[str, Any],
     resume_run_id: str | None = None,
+    closing_tags: Callable[[str | None], Mapping[str, str]] | None = None,
 ) -> Iterator[str]:
     """Create a run (or reopen `resume_run_id`) and yield its id; close it FINISHED, FAILED or
-    KILLED whatever happens."""
+    KILLED whatever happens. `closing_tags(error or None)` gives tags written as it closes
+    (its description with the result, or with the error)."""
     base_tags = {
         f"{TAG_PREFIX}pid": os.getpid(),
         f"{TAG_PREFIX}host": socket.gethostname(),
@@ -195,20 +196,25 @@ def open_run(
         except BaseException as exc:
             if received or isinstance(exc, KeyboardInterrupt):
                 why = received.get("signal", "Ctrl-C")
-                _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}")
+                _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}", closing_tags)
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 raise RunInterrupted(f"signal {why}") from exc
-            _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}", closing_tags)
             raise
         else:
-            _close(client, run_id, RunStatus.FINISHED, None)
+            _close(client, run_id, RunStatus.FINISHED, None, closing_tags)
 
 
-def _close(client: MlflowClient, run_id: str, status: int, error: str | None) -> None:
+def _close(
+    client: MlflowClient, run_id: str, status: int, error: str | None, closing_tags=None
+) -> None:
     try:
+        final = dict(closing_tags(error)) if closing_tags is not None else {}
         if error:
-            client.set_tag(run_id, f"{TAG_PREFIX}error", redact(error)[:5000])
+            final[f"{TAG_PREFIX}error"] = error[:5000]
+        if final:
+            set_tags(client, run_id, final)
         client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))
     except Exception as err:
         if error is None:

@@ -27,7 +27,8 @@ from nnlab.config_check import ConfigError, check_config
 from nnlab.datasets import DataError
 from nnlab.paths import CONF_DIR
 from nnlab.redact import redact
-from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, abort_active_sweep
+from nnlab.store.names import PARENT_TAG
+from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, SWEPT_KEYS_ENV, abort_active_sweep
 
 
 def ui_command(uri: str) -> str:
@@ -58,12 +59,17 @@ def job_tags(hydra_cfg) -> dict[str, str]:
     if hydra_cfg.mode == RunMode.MULTIRUN and parent:
         tags.update(
             {
-                "mlflow.parentRunId": parent,
+                PARENT_TAG: parent,
                 "nnlab.sweep_id": parent,
                 "nnlab.job_num": str(hydra_cfg.job.num),
             }
         )
     return tags
+
+
+def swept_keys_of_this_sweep() -> list[str]:
+    """What the sweep's parent says it varies (the launching process set it for every job)."""
+    return [k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k]
 
 
 def note_skipped_job(result, parent_run_id: str, job_num: int) -> None:
@@ -106,6 +112,7 @@ def train(cfg: DictConfig) -> float:
                 resume.overrides if resume else overrides,
                 job_tags(hydra_cfg),
                 resume,
+                swept_keys=swept_keys_of_this_sweep() if in_sweep else None,
             )
         except KeyboardInterrupt as err:
             print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
