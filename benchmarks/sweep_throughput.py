@@ -21,6 +21,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from nnlab.store.names import FIT_SECONDS_TAG, OVERHEAD_SECONDS_TAG
+
 BIN = Path(sys.executable).parent
 
 
@@ -55,8 +57,8 @@ def sweep(jobs: int, epochs: int, workers: int) -> dict[str, float]:
         assert len(runs) == jobs, f"expected {jobs} children, found {len(runs)}"
         return {
             "wall": wall,
-            "fit": statistics.mean(float(r.data.tags["nnlab.fit_seconds"]) for r in runs),
-            "overhead": statistics.mean(float(r.data.tags["nnlab.overhead_seconds"]) for r in runs),
+            "fit": statistics.mean(float(r.data.tags[FIT_SECONDS_TAG]) for r in runs),
+            "overhead": statistics.mean(float(r.data.tags[OVERHEAD_SECONDS_TAG]) for r in runs),
         }
 
 

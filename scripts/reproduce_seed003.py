@@ -26,6 +26,7 @@ from nnlab.plots import (
 )
 from nnlab.reproduction import Reproduction, parse_args
 from nnlab.scratch import ACTIVATIONS, init_params
+from nnlab.store.names import ERROR_TAG
 
 MOONS, CIRCLES = "experiment=seed003_moons", "experiment=seed003_circles"
 
@@ -158,7 +159,7 @@ def _exercises(rep: Reproduction) -> None:
     rep.note(
         f"lr 1.0: {big.status}, final train loss {loss['1.0']:.4g}, test acc "
         f"{big.metrics.get('test/acc', float('nan')):.3f}"
-        + (f" ({big.tags.get('nnlab.error')})" if big.status != "FINISHED" else "")
+        + (f" ({big.tags.get(ERROR_TAG)})" if big.status != "FINISHED" else "")
     )
 
     l2 = by(rep.sweep(MOONS, "sweep=l2"), "optimizer.weight_decay")

@@ -71,7 +71,7 @@ def test_numpy_backend_trains_with_every_optimizer(store, optimizer):
         curve(store, numpy_run.run_id), curve(store, torch_run.run_id), rtol=1e-6
     )
     run = MlflowClient(store).get_run(numpy_run.run_id)
-    assert run.data.tags["nnlab.backend"] == "numpy"
+    assert run.data.params["backend"] == "numpy"
 
 
 def test_numpy_backend_logs_the_same_keys_and_artifacts(store):

@@ -59,8 +59,8 @@ def test_interrupted_run_ends_killed_with_its_metrics(store, sig):
 def test_sigkilled_run_is_found_stale_and_marked_killed(store):
     proc, run_id = start_and_wait_for_metrics(store, *LONG, "tracking.log_model=false")
     run = MlflowClient(store).get_run(run_id)
-    assert run.data.tags["nnlab.pid"] == str(proc.pid)
-    assert run.data.tags["nnlab.host"] == socket.gethostname()
+    assert run.data.tags["mlflow.nnlab.pid"] == str(proc.pid)
+    assert run.data.tags["mlflow.nnlab.host"] == socket.gethostname()
     proc.kill()  # SIGKILL: nothing in the process can react
     proc.wait()
     assert MlflowClient(store).get_run(run_id).info.status == "RUNNING"
@@ -232,7 +232,7 @@ def test_same_config_gives_identical_metrics_in_two_processes(store):
             k: [m.value for m in client.get_metric_history(run.info.run_id, k)]
             for k in run.data.metrics
         }
-        by_backend.setdefault(run.data.tags["nnlab.backend"], []).append(history)
+        by_backend.setdefault(run.data.params["backend"], []).append(history)
     assert sorted(by_backend) == ["numpy", "torch", "torch_scratch"]
     for backend, (first, second) in by_backend.items():
         assert first == second, backend

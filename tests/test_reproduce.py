@@ -24,7 +24,7 @@ def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
     _, runs = _runs(store)
     (copy,) = [r for r in runs if r.info.run_id != original.info.run_id]
     assert copy.data.tags["nnlab.reproduces"] == original.info.run_id
-    assert copy.data.tags["nnlab.backend"] == "numpy"
+    assert copy.data.params["backend"] == "numpy"
     assert copy.data.metrics == original.data.metrics
 
     client.log_metric(original.info.run_id, "val/loss", 123.0, step=2)  # tamper
@@ -36,7 +36,7 @@ def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
 def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
     run_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
     client, runs = _runs(store)
-    child = next(r for r in runs if r.data.tags.get("nnlab.backend") == "torch_scratch")
+    child = next(r for r in runs if r.data.params.get("backend") == "torch_scratch")
     assert "reproduced exactly" in run_cli("nnlab-reproduce", child.info.run_id, check=True).stdout
 
     artifact = Path(child.info.artifact_uri.removeprefix("file://")) / "config.yaml"

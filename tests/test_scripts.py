@@ -36,7 +36,7 @@ def test_compare_backends_overlays_three_agreeing_runs(store, tmp_path):
     assert out.stat().st_size > 10_000
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
-    assert sorted(r.data.tags["nnlab.backend"] for r in runs) == ["numpy", "torch", "torch_scratch"]
+    assert sorted(r.data.params["backend"] for r in runs) == ["numpy", "torch", "torch_scratch"]
     for run in runs:
         files = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert "plots/backend_comparison.png" in files

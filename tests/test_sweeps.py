@@ -72,6 +72,26 @@ def test_sweep_is_one_parent_with_children_summary_and_best(store):
     best = min(children, key=lambda c: c.data.metrics["val/loss"])
     assert parent.data.tags["nnlab.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best/objective"] == best.data.metrics["val/loss"]
+    # What the UI shows: names lead with the swept values; the parent says what was swept,
+    # and its description is the sweep's table, a linked line per job, the best marked.
+    assert parent.info.run_name == "sweep: lr × activation"
+    assert {c.info.run_name for c in children} == {
+        f"lr={lr} {act} · moons 2-10-5-1" for lr in ("0.003", "0.03") for act in ("relu", "tanh")
+    }
+    table = parent.data.tags["mlflow.note.content"]
+    for child in children:
+        line = next(ln for ln in table.splitlines() if child.info.run_id in ln)
+        assert f"[{child.info.run_name}](#/experiments/" in line
+        assert ("★" in line) == (child.info.run_id == best.info.run_id)
+    for child in children:
+        note = child.data.tags["mlflow.note.content"]
+        assert "**Result:**" in note and parent.info.run_id in note  # linked to its sweep
+
+
+def overrides(run) -> dict[str, str]:
+    from nnlab.report import parse_overrides
+
+    return parse_overrides(run.data.tags["mlflow.nnlab.overrides"])
 
 
 def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
@@ -88,7 +108,7 @@ def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
     assert proc.returncode == 0, proc.stderr
     client, (parent,), children = sweep_runs(store)
     status = {
-        (c.data.params["optimizer.lr"], c.data.params["trainer.accelerator"]): (
+        (c.data.params["optimizer.lr"], overrides(c)["trainer.accelerator"]): (
             c.info.status,
             c.data.tags.get("nnlab.error", ""),
         )
@@ -160,7 +180,9 @@ def test_two_parallel_workers_lose_no_run(store):
     )
     client, (parent,), children = sweep_runs(store)
     assert len(children) == 12 and {c.info.status for c in children} == {"FINISHED"}
-    worker_pids = {c.data.tags["nnlab.pid"] for c in children} - {parent.data.tags["nnlab.pid"]}
+    worker_pids = {c.data.tags["mlflow.nnlab.pid"] for c in children} - {
+        parent.data.tags["mlflow.nnlab.pid"]
+    }
     assert len(worker_pids) >= 2  # the jobs ran in the joblib workers, not the launcher
     assert "locked" not in proc.stderr.lower()
     for c in children:
@@ -186,7 +208,7 @@ def test_optuna_sweep_runs_trials_as_children(store):
     run_cli("nnlab-train", "-m", "sweep=optuna", "hydra.sweeper.n_trials=3", *TINY, check=True)
     _, (parent,), children = sweep_runs(store)
     assert len(children) == 3 and parent.info.status == "FINISHED"
-    assert "optuna" in parent.data.tags["nnlab.sweeper"].lower()
+    assert "optuna" in parent.data.tags["mlflow.nnlab.sweeper"].lower()
     assert all(math.isfinite(c.data.metrics["val/loss"]) for c in children)
 
 

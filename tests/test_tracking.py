@@ -53,7 +53,9 @@ def test_run_records_process_and_host(store):
         pass
     run = _only_run(store)
     assert run.info.status == "FINISHED"
-    assert run.data.tags["nnlab.pid"] == str(os.getpid()) and run.data.tags["nnlab.host"]
+    assert (
+        run.data.tags["mlflow.nnlab.pid"] == str(os.getpid()) and run.data.tags["mlflow.nnlab.host"]
+    )
     assert run.data.tags["nnlab.task"] == "binary"
 
 

@@ -16,6 +16,10 @@ def runs(uri, experiment="nnlab"):
     return client.search_runs([exp.experiment_id]) if exp else []
 
 
+def tags_of(run):
+    return run.data.tags
+
+
 def artifact_paths(client, run_id, path=""):
     found = []
     for item in client.list_artifacts(run_id, path):
@@ -35,12 +39,22 @@ def test_classification_run_is_fully_tracked(store):
     params = run.data.params
     assert params["optimizer.lr"] == "0.02" and params["model.hidden"] == "[8, 4]"
     assert params["data.name"] == "moons" and params["trainer.max_epochs"] == "3"
+    assert params["optimizer.name"] == "adam" and params["backend"] == "torch"
+    # Params are the experiment only; bookkeeping stays in config.yaml and tags.
+    assert not [k for k in params if k.startswith(("tracking.", "resume", "objective"))]
+    assert not [k for k in params if "_target_" in k or "_partial_" in k or "progress" in k]
+    assert tags_of(run)["mlflow.source.name"] == "nnlab-train"
+    note = tags_of(run)["mlflow.note.content"]
+    assert "**moons**" in note and "**adam**" in note and "test/acc" in note
     tags = run.data.tags
-    assert (tags["nnlab.task"], tags["nnlab.dataset"], tags["nnlab.backend"]) == (
-        "binary",
-        "moons",
-        "torch",
-    )
+    assert tags["nnlab.task"] == "binary" and params["backend"] == "torch"
+    # Bookkeeping is hidden from the run page (MLflow hides mlflow.* tags); what shows is few.
+    assert {"mlflow.nnlab.pid", "mlflow.nnlab.host", "mlflow.nnlab.config_hash"} <= set(tags)
+    assert sorted(k for k in tags if k.startswith("nnlab.")) == [
+        "nnlab.loss",
+        "nnlab.objective",
+        "nnlab.task",
+    ]
     assert len(tags["mlflow.source.git.commit"]) == 40
     client = MlflowClient(store)
     for key in ("train/loss", "val/loss", "val/acc"):
@@ -90,6 +104,10 @@ def test_failed_run_exits_nonzero_and_ends_failed(store):
     (run,) = runs(store)
     assert run.info.status == "FAILED" and "TrainingDiverged" in run.data.tags["nnlab.error"]
     assert "Traceback" not in proc.stderr and "train/loss is" in proc.stderr
+    # Its page says where and why it stopped, and keeps what it measured until then.
+    note = run.data.tags["mlflow.note.content"]
+    assert "**Failed at epoch 0:**" in note and "TrainingDiverged" in note
+    assert "train/loss" in run.data.metrics
 
 
 def test_config_key_chooses_the_store_and_experiment(store, tmp_path):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.config_check import OPTIMIZERS
 from nnlab.data import dataset_label
+from nnlab.store.names import ERROR_TAG
 
 SWEEP_SYNTAX = ("range(", "choice(", "interval(", "glob(", "tag(")
 MAX_RUN_NAME = 250
@@ -167,7 +168,7 @@ def sweep_description(
         mark = " ★" if row.run_id == best_id else ""
         status = row.status
         if status == "FAILED":
-            reason = row.tags.get("nnlab.error", "").replace("|", "/").replace("\n", " ")
+            reason = row.tags.get(ERROR_TAG, "").replace("|", "/").replace("\n", " ")
             status = f"FAILED: {reason[:120]}"
         value = row.objective
         shown = f"{value:.4g}" if isinstance(value, float) and math.isfinite(value) else "–"

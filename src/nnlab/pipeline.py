@@ -50,13 +50,21 @@ from nnlab.progress import EpochProgress
 from nnlab.redact import redact
 from nnlab.resume import ResumePoint
 from nnlab.store.names import (
+    CONFIG_HASH_TAG,
+    CSV_COLUMNS_TAG,
+    CSV_PATH_TAG,
+    CSV_ROWS_TAG,
     CSV_SHA256_TAG,
     DESCRIPTION_TAG,
+    FIT_SECONDS_TAG,
     GIT_COMMIT_TAG,
+    LOSS_TAG,
+    OBJECTIVE_TAG,
+    OVERHEAD_SECONDS_TAG,
     PARENT_TAG,
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
-    TAG_PREFIX,
+    TASK_TAG,
 )
 from nnlab.store_check import check_store
 from nnlab.tasks import TASKS, Task
@@ -146,7 +154,7 @@ def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
         return None
     found = client.search_runs(
         [exp.experiment_id],
-        f"tags.`{TAG_PREFIX}config_hash` = '{digest}' and attributes.status = 'FINISHED'",
+        f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
         max_results=1,
     )
     return found[0] if found else None
@@ -191,11 +199,9 @@ def run_training(
             )
     tags = {
         **(extra_tags or {}),
-        f"{TAG_PREFIX}config_hash": digest,
-        f"{TAG_PREFIX}task": task.name,
-        f"{TAG_PREFIX}dataset": cfg.data.name,
-        f"{TAG_PREFIX}backend": cfg.backend.name,
-        f"{TAG_PREFIX}loss": loss_name,
+        CONFIG_HASH_TAG: digest,
+        TASK_TAG: task.name,
+        LOSS_TAG: loss_name,
         GIT_COMMIT_TAG: git_commit(),
         # The UI's Source column: the entry point (its type must be one MLflow knows).
         SOURCE_NAME_TAG: "nnlab-train",
@@ -246,9 +252,9 @@ def run_training(
             client,
             run_id,
             {
-                f"{TAG_PREFIX}objective": cfg.objective,
-                f"{TAG_PREFIX}fit_seconds": f"{fit_seconds:.3f}",
-                f"{TAG_PREFIX}overhead_seconds": f"{overhead:.3f}",
+                OBJECTIVE_TAG: cfg.objective,
+                FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
+                OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
             },
         )
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
@@ -349,9 +355,9 @@ def csv_tags(table) -> dict[str, str]:
     """What identifies the user's file: nnlab-reproduce refuses a file whose hash changed."""
     return {
         CSV_SHA256_TAG: table.sha256,
-        f"{TAG_PREFIX}data.path": str(table.path),
-        f"{TAG_PREFIX}data.rows": str(table.rows_in_file),
-        f"{TAG_PREFIX}data.columns": ",".join([*table.features, table.target]),
+        CSV_PATH_TAG: str(table.path),
+        CSV_ROWS_TAG: str(table.rows_in_file),
+        CSV_COLUMNS_TAG: ",".join([*table.features, table.target]),
     }
 
 

@@ -20,11 +20,18 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from nnlab import plots
-from nnlab.store.names import PARENT_TAG, TAG_PREFIX
+from nnlab.store.names import (
+    ERROR_TAG,
+    JOB_NUM_TAG,
+    OBJECTIVE_TAG,
+    OVERRIDES_TAG,
+    PARENT_TAG,
+    SWEEP_TAG,
+)
 from nnlab.tasks import higher_is_better
 
-SWEEP_TAG = f"{TAG_PREFIX}sweep"
-OVERRIDES_TAG = f"{TAG_PREFIX}overrides"
+SWEEP_TAG = SWEEP_TAG
+OVERRIDES_TAG = OVERRIDES_TAG
 PAGE = 1000  # MLflow's search page size
 
 
@@ -59,7 +66,7 @@ def to_row(run: Run) -> RunRow:
         name=run.info.run_name or "",
         status=run.info.status,
         overrides=parse_overrides(tags.get(OVERRIDES_TAG)),
-        objective_key=tags.get(f"{TAG_PREFIX}objective") or run.data.params.get("objective"),
+        objective_key=tags.get(OBJECTIVE_TAG) or run.data.params.get("objective"),
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
         tags=dict(tags),
@@ -118,7 +125,7 @@ def sweep_children(client: MlflowClient, parent: Run) -> list[Run]:
         f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
         order_by=["attributes.start_time ASC"],
     )
-    return sorted(children, key=lambda r: int(r.data.tags.get(f"{TAG_PREFIX}job_num", 0)))
+    return sorted(children, key=lambda r: int(r.data.tags.get(JOB_NUM_TAG, 0)))
 
 
 def swept_keys(rows: Sequence[RunRow]) -> list[str]:
@@ -156,7 +163,7 @@ def table(
         line["objective"] = _fmt(r.objective)
         for m in metrics:
             line[m] = _fmt(r.metrics.get(m, math.nan))
-        error = r.tags.get(f"{TAG_PREFIX}error", "")
+        error = r.tags.get(ERROR_TAG, "")
         line["error"] = error.splitlines()[0][:80] if error else ""
         out.append(line)
     return out

@@ -13,7 +13,7 @@ import math
 import sys
 from pathlib import Path
 
-from nnlab.store.names import TAG_PREFIX
+from nnlab.store.names import ERROR_TAG, HOST_TAG, PID_TAG, SWEEP_TAG
 from nnlab.tracking import local_store_dir, process_alive, tracking_uri
 
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             f"params.`{k}` = '{v}'" for k, v in (f.split("=", 1) for f in args.filter)
         )
         runs = report.search_all(client, exp_ids, filters, limit=None if args.sort else args.limit)
-        runs = [r for r in runs if r.data.tags.get(f"{TAG_PREFIX}sweep") != "true"]
+        runs = [r for r in runs if r.data.tags.get(SWEEP_TAG) != "true"]
         title = f"runs in {', '.join(args.experiment or ['all experiments'])}"
 
     rows = [report.to_row(r) for r in runs]
@@ -139,19 +139,19 @@ def stale_runs(client, exp_ids, mark_killed: bool) -> int:
     stale = [
         r
         for r in running
-        if r.data.tags.get(f"{TAG_PREFIX}host") == host
-        and r.data.tags.get(f"{TAG_PREFIX}pid", "").isdigit()
-        and not process_alive(int(r.data.tags[f"{TAG_PREFIX}pid"]))
+        if r.data.tags.get(HOST_TAG) == host
+        and r.data.tags.get(PID_TAG, "").isdigit()
+        and not process_alive(int(r.data.tags[PID_TAG]))
     ]
-    elsewhere = [r for r in running if r.data.tags.get(f"{TAG_PREFIX}host") not in (host, None)]
+    elsewhere = [r for r in running if r.data.tags.get(HOST_TAG) not in (host, None)]
     print(f"{len(stale)} stale run(s) (RUNNING, process gone) on {host}")
     for r in stale:
-        print(f"  {r.info.run_id}  {r.info.run_name}  pid {r.data.tags[f'{TAG_PREFIX}pid']}")
+        print(f"  {r.info.run_id}  {r.info.run_name}  pid {r.data.tags[PID_TAG]}")
         if mark_killed:
             client.set_tag(
                 r.info.run_id,
-                f"{TAG_PREFIX}error",
-                f"process {r.data.tags[f'{TAG_PREFIX}pid']} on {host} ended without "
+                ERROR_TAG,
+                f"process {r.data.tags[PID_TAG]} on {host} ended without "
                 "closing the run; marked KILLED by nnlab-report --mark-killed",
             )
             client.set_terminated(r.info.run_id, "KILLED", end_time=int(time.time() * 1000))

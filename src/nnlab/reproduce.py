@@ -18,10 +18,10 @@ from omegaconf import OmegaConf
 
 from nnlab.config_check import check_config
 from nnlab.data import CSV, csv_table
-from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, TAG_PREFIX
+from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, REPRODUCES_TAG
 from nnlab.tracking import git_commit, tracking_uri
 
-REPRODUCES_TAG = f"{TAG_PREFIX}reproduces"
+REPRODUCES_TAG = REPRODUCES_TAG
 
 
 def parse_args(argv):

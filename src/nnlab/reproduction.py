@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from nnlab.config_check import check_config
 from nnlab.env import environ_snapshot
 from nnlab.paths import CONF_DIR
+from nnlab.store.names import QUICK_TAG, REPRODUCTION_TAG
 
 OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
 QUICK_EPOCHS = 3
@@ -183,7 +184,7 @@ class Reproduction:
         run = client.create_run(
             experiment_id(client, self.experiment, uri),
             run_name=f"{self.experiment} summary",
-            tags={"nnlab.reproduction": "true", "nnlab.quick": str(self.args.quick).lower()},
+            tags={REPRODUCTION_TAG: "true", QUICK_TAG: str(self.args.quick).lower()},
         )
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)

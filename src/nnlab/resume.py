@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
 from nnlab.config_check import ConfigError
-from nnlab.store.names import TAG_PREFIX
+from nnlab.store.names import HOST_TAG, PID_TAG
 from nnlab.tracking import process_alive
 
 
@@ -37,10 +37,10 @@ def load_resume_point(client, run_id: str, cli_overrides: list[str], workdir: Pa
     if status == "FINISHED":
         raise ResumeError(f"resume={run_id}: the run already FINISHED; nothing to resume")
     tags = run.data.tags
-    pid = tags.get(f"{TAG_PREFIX}pid", "")
+    pid = tags.get(PID_TAG, "")
     if (
         status == "RUNNING"
-        and tags.get(f"{TAG_PREFIX}host") == socket.gethostname()
+        and tags.get(HOST_TAG) == socket.gethostname()
         and pid.isdigit()
         and process_alive(int(pid))
     ):

@@ -26,12 +26,25 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnlab.redact import redact
+from nnlab.store.names import (
+    BEST_RUN_ID_TAG,
+    BEST_RUN_NAME_TAG,
+    ERROR_TAG,
+    HOST_TAG,
+    JOBS_FAILED_TAG,
+    JOBS_TAG,
+    LAUNCHER_TAG,
+    OBJECTIVE_TAG,
+    PID_TAG,
+    SKIPPED_JOB_TAG,
+    SWEEP_TAG,
+    SWEEPER_TAG,
+)
 
 PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
 SWEPT_KEYS_ENV = "NNLAB_SWEPT_KEYS"  # what the sweep varies: every job leads its name with it
-# A job skipped by tracking.skip_finished tags the parent with SKIPPED_TAG<job num> = the
+# A job skipped by tracking.skip_finished tags the parent with SKIPPED_JOB_TAG<job num> = the
 # earlier run that stands in for it.
-SKIPPED_TAG = "nnlab.skipped_job."
 MAX_RUN_NAME = 250
 
 # (client, run_id) of the sweep this process opened, until it is closed.
@@ -63,7 +76,7 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
         from nnlab.describe import sweep_name, swept_keys
-        from nnlab.store.names import DESCRIPTION_TAG, TAG_PREFIX
+        from nnlab.store.names import DESCRIPTION_TAG
         from nnlab.store_check import check_store
         from nnlab.tracking import experiment_id, get_client, log_params, tracking_uri
 
@@ -78,12 +91,12 @@ class MlflowSweepCallback(Callback):
                 experiment_id(client, config.tracking.experiment, uri),
                 run_name=redact(name)[:MAX_RUN_NAME],
                 tags={
-                    f"{TAG_PREFIX}sweep": "true",
-                    f"{TAG_PREFIX}objective": str(config.objective),
-                    f"{TAG_PREFIX}sweeper": str(config.hydra.sweeper._target_),
-                    f"{TAG_PREFIX}launcher": str(config.hydra.launcher._target_),
-                    f"{TAG_PREFIX}pid": str(os.getpid()),
-                    f"{TAG_PREFIX}host": socket.gethostname(),
+                    SWEEP_TAG: "true",
+                    OBJECTIVE_TAG: str(config.objective),
+                    SWEEPER_TAG: str(config.hydra.sweeper._target_),
+                    LAUNCHER_TAG: str(config.hydra.launcher._target_),
+                    PID_TAG: str(os.getpid()),
+                    HOST_TAG: socket.gethostname(),
                     DESCRIPTION_TAG: "*Sweep running…* "
                     + " ".join(f"`{k}={v}`" for k, v in swept.items()),
                 },
@@ -123,13 +136,13 @@ def summarise_sweep(client, run_id: str) -> int:
 
     from nnlab import report
     from nnlab.describe import sweep_description as describe_sweep
-    from nnlab.store.names import DESCRIPTION_TAG, TAG_PREFIX
+    from nnlab.store.names import DESCRIPTION_TAG
     from nnlab.tracking import set_tags
 
     parent = client.get_run(run_id)
     rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
     for key, twin_id in sorted(parent.data.tags.items()):
-        if key.startswith(SKIPPED_TAG):
+        if key.startswith(SKIPPED_JOB_TAG):
             rows.append(report.to_row(client.get_run(twin_id)))
             rows[-1].status = "SKIPPED"
     keys = report.swept_keys(rows)
@@ -144,13 +157,11 @@ def summarise_sweep(client, run_id: str) -> int:
             fig.savefig(out / "plots" / file_name, dpi=90)
         client.log_artifacts(run_id, str(out))
     tags = {
-        f"{TAG_PREFIX}jobs": str(len(rows)),
-        f"{TAG_PREFIX}jobs_failed": str(sum(r.status == "FAILED" for r in rows)),
+        JOBS_TAG: str(len(rows)),
+        JOBS_FAILED_TAG: str(sum(r.status == "FAILED" for r in rows)),
     }
     if best is not None:
-        tags.update(
-            {f"{TAG_PREFIX}best_run_id": best.run_id, f"{TAG_PREFIX}best_run_name": best.name}
-        )
+        tags.update({BEST_RUN_ID_TAG: best.run_id, BEST_RUN_NAME_TAG: best.name})
         client.log_batch(
             run_id, metrics=[Metric("best/objective", best.objective, int(time.time() * 1000), 0)]
         )
@@ -159,7 +170,7 @@ def summarise_sweep(client, run_id: str) -> int:
         keys,
         best.run_id if best is not None else None,
         parent.info.experiment_id,
-        parent.data.tags.get(f"{TAG_PREFIX}objective"),
+        parent.data.tags.get(OBJECTIVE_TAG),
     )
     set_tags(client, run_id, tags)
     print(report.render(lines, hide=("run_id",)))
@@ -182,7 +193,7 @@ def _close(status: str, error: str | None) -> None:
         if status == "KILLED":
             _kill_running_children(client, run_id)
         if error:
-            client.set_tag(run_id, "nnlab.error", redact(error)[:5000])
+            client.set_tag(run_id, ERROR_TAG, redact(error)[:5000])
         client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
     except Exception as err:  # the store may be what failed; say so rather than hide it
         print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)
@@ -196,7 +207,7 @@ def _kill_running_children(client, run_id: str) -> None:
     parent = client.get_run(run_id)
     for child in report.sweep_children(client, parent):
         if child.info.status == "RUNNING":
-            client.set_tag(child.info.run_id, "nnlab.error", "interrupted: the sweep was stopped")
+            client.set_tag(child.info.run_id, ERROR_TAG, "interrupted: the sweep was stopped")
             client.set_terminated(child.info.run_id, "KILLED", end_time=int(time.time() * 1000))
 
 

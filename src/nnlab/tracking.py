@@ -34,7 +34,11 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.redact import redact  # noqa: E402
-from nnlab.store.names import TAG_PREFIX  # noqa: E402
+from nnlab.store.names import (
+    ERROR_TAG,
+    HOST_TAG,
+    PID_TAG,  # noqa: E402
+)
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
 MAX_PARAM_LENGTH = 6000
@@ -179,8 +183,8 @@ def open_run(
     KILLED whatever happens. `closing_tags(error or None)` gives tags written as it closes
     (its description with the result, or with the error)."""
     base_tags = {
-        f"{TAG_PREFIX}pid": os.getpid(),
-        f"{TAG_PREFIX}host": socket.gethostname(),
+        PID_TAG: os.getpid(),
+        HOST_TAG: socket.gethostname(),
     }
     all_tags = {k: redact(str(v)) for k, v in {**base_tags, **tags}.items() if v is not None}
     if resume_run_id is not None:
@@ -212,7 +216,7 @@ def _close(
     try:
         final = dict(closing_tags(error)) if closing_tags is not None else {}
         if error:
-            final[f"{TAG_PREFIX}error"] = error[:5000]
+            final[ERROR_TAG] = error[:5000]
         if final:
             set_tags(client, run_id, final)
         client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))

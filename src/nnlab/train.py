@@ -27,8 +27,8 @@ from nnlab.config_check import ConfigError, check_config
 from nnlab.datasets import DataError
 from nnlab.paths import CONF_DIR
 from nnlab.redact import redact
-from nnlab.store.names import PARENT_TAG
-from nnlab.sweeps import PARENT_ENV, SKIPPED_TAG, SWEPT_KEYS_ENV, abort_active_sweep
+from nnlab.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG, SKIPPED_JOB_TAG
+from nnlab.sweeps import PARENT_ENV, SWEPT_KEYS_ENV, abort_active_sweep
 
 
 def ui_command(uri: str) -> str:
@@ -54,14 +54,13 @@ def print_summary(result, experiment: str) -> None:
 
 def job_tags(hydra_cfg) -> dict[str, str]:
     """Tags that place a run: its overrides, and in a sweep its parent and job number."""
-    tags = {"nnlab.overrides": "\n".join(hydra_cfg.overrides.task)}
+    tags = {OVERRIDES_TAG: "\n".join(hydra_cfg.overrides.task)}
     parent = os.environ.get(PARENT_ENV)
     if hydra_cfg.mode == RunMode.MULTIRUN and parent:
         tags.update(
             {
                 PARENT_TAG: parent,
-                "nnlab.sweep_id": parent,
-                "nnlab.job_num": str(hydra_cfg.job.num),
+                JOB_NUM_TAG: str(hydra_cfg.job.num),
             }
         )
     return tags
@@ -76,7 +75,9 @@ def note_skipped_job(result, parent_run_id: str, job_num: int) -> None:
     """Tell the sweep's parent which earlier run stands in for this skipped job."""
     from nnlab.tracking import get_client
 
-    get_client(result.tracking_uri).set_tag(parent_run_id, f"{SKIPPED_TAG}{job_num}", result.run_id)
+    get_client(result.tracking_uri).set_tag(
+        parent_run_id, f"{SKIPPED_JOB_TAG}{job_num}", result.run_id
+    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
