@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup run test fuzz lint format ui bench
+.PHONY: setup browser run test fuzz lint format ui bench
 
 setup: $(STAMP)
 
@@ -12,13 +12,19 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[dev,sweeps]'
+		-c constraints.txt -e '.[dev,sweeps,ui]'
 	touch $(STAMP)
 
 run: setup
 	$(BIN)/nnlab-train
 
-test: setup
+# The UI test drives Debian's chromium through Playwright (installed by setup, `ui` extra).
+# Needs root for apt-get, as on the project's machines; does nothing once chromium is there.
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
 	$(BIN)/pytest
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):

@@ -43,7 +43,7 @@ def read_csv(client, run_id, path="sweep_summary.csv"):
 
 
 def test_sweep_is_one_parent_with_children_summary_and_best(store):
-    run_cli(
+    proc = run_cli(
         "nnlab-train",
         "-m",
         "optimizer.lr=0.003,0.03",
@@ -86,6 +86,12 @@ def test_sweep_is_one_parent_with_children_summary_and_best(store):
     for child in children:
         note = child.data.tags["mlflow.note.content"]
         assert "**Result:**" in note and parent.info.run_id in note  # linked to its sweep
+    # The console: each job its own URL; the store and the sweep's URL once, at the end.
+    for child in children:
+        assert f"/runs/{child.info.run_id}?workflowType=machine_learning" in proc.stdout
+    assert proc.stdout.count("  store ") == 1 and proc.stdout.count("  browse ") == 1
+    (sweep_line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("  sweep ")]
+    assert sweep_line.endswith(f"/runs/{parent.info.run_id}?workflowType=machine_learning")
 
 
 def overrides(run) -> dict[str, str]:

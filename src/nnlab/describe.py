@@ -14,6 +14,8 @@ No torch and no MLflow here: plain functions of the config and the numbers.
 from __future__ import annotations
 
 import math
+import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -141,9 +143,32 @@ def run_description(
     return "\n".join(lines)
 
 
-def run_link(experiment_id: str, run_id: str) -> str:
-    """A link inside the MLflow UI (relative, so it works wherever the UI is served)."""
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+# MLflow 3.17's UI opens an experiment in its GenAI mode (traces, no runs table) unless the
+# URL asks for the model-training mode; checked in headless Chromium (tests/test_mlflow_ui.py).
+RUNS_MODE = "?workflowType=machine_learning"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` and the printed `mlflow ui` command serve
+
+
+def run_link(experiment_id: str, run_id: str | None = None) -> str:
+    """A link inside the MLflow UI (relative, so it works wherever the UI is served), to a
+    run's page, or to the experiment's runs table when run_id is None."""
+    run = f"/runs/{run_id}" if run_id else ""
+    return f"#/experiments/{experiment_id}{run}{RUNS_MODE}"
+
+
+def ui_command(uri: str) -> str:
+    """The command that browses a local store in the MLflow UI, bound to this machine only."""
+    return (
+        f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
+        "--host 127.0.0.1 --port 5000"
+    )
+
+
+def ui_url(tracking_uri: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The address of a run (or of an experiment's runs table) in the UI that shows this store:
+    the tracking server itself, or `mlflow ui` on 127.0.0.1:5000 for a local store."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else LOCAL_UI
+    return f"{base}/{run_link(experiment_id, run_id)}"
 
 
 def sweep_description(

@@ -29,6 +29,7 @@ from nnlab.redact import redact
 from nnlab.store.names import (
     BEST_RUN_ID_TAG,
     BEST_RUN_NAME_TAG,
+    DESCRIPTION_TAG,
     ERROR_TAG,
     HOST_TAG,
     JOBS_FAILED_TAG,
@@ -37,6 +38,8 @@ from nnlab.store.names import (
     OBJECTIVE_TAG,
     PID_TAG,
     SKIPPED_JOB_TAG,
+    SOURCE_NAME_TAG,
+    SOURCE_TYPE_TAG,
     SWEEP_TAG,
     SWEEPER_TAG,
 )
@@ -76,7 +79,6 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
         from nnlab.describe import sweep_name, swept_keys
-        from nnlab.store.names import DESCRIPTION_TAG
         from nnlab.store_check import check_store
         from nnlab.tracking import experiment_id, get_client, log_params, tracking_uri
 
@@ -97,6 +99,8 @@ class MlflowSweepCallback(Callback):
                     LAUNCHER_TAG: str(config.hydra.launcher._target_),
                     PID_TAG: str(os.getpid()),
                     HOST_TAG: socket.gethostname(),
+                    SOURCE_NAME_TAG: "nnlab-train -m",
+                    SOURCE_TYPE_TAG: "LOCAL",
                     DESCRIPTION_TAG: "*Sweep running…* "
                     + " ".join(f"`{k}={v}`" for k, v in swept.items()),
                 },
@@ -136,7 +140,6 @@ def summarise_sweep(client, run_id: str) -> int:
 
     from nnlab import report
     from nnlab.describe import sweep_description as describe_sweep
-    from nnlab.store.names import DESCRIPTION_TAG
     from nnlab.tracking import set_tags
 
     parent = client.get_run(run_id)
@@ -176,7 +179,20 @@ def summarise_sweep(client, run_id: str) -> int:
     print(report.render(lines, hide=("run_id",)))
     if best is not None:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
+    print_where(client, parent)
     return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)
+
+
+def print_where(client, parent) -> None:
+    """Where the sweep is, once for the whole sweep: its page, and how to open the UI."""
+    from nnlab.describe import ui_command, ui_url
+
+    uri = client.tracking_uri
+    print(f"  sweep   {ui_url(uri, parent.info.experiment_id, parent.info.run_id)}")
+    print(f"  runs    {ui_url(uri, parent.info.experiment_id)}   (the sweep's jobs nest under it)")
+    print(f"  store   {redact(uri)}")
+    if not uri.startswith("http"):
+        print(f"  browse  {ui_command(uri)}")
 
 
 def _close(status: str, error: str | None) -> None:

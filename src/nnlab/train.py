@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -31,25 +30,25 @@ from nnlab.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG, SKIPPED_JO
 from nnlab.sweeps import PARENT_ENV, SWEPT_KEYS_ENV, abort_active_sweep
 
 
-def ui_command(uri: str) -> str:
-    """The command that browses `uri` in the MLflow UI, bound to this machine only."""
-    return (
-        f"{shlex.quote(sys.prefix)}/bin/mlflow ui --backend-store-uri {shlex.quote(uri)} "
-        "--host 127.0.0.1 --port 5000"
-    )
+def print_summary(result, experiment: str, in_sweep: bool) -> None:
+    """The run's result and where to see it. In a sweep only the result and the run's URL:
+    the store and the UI command are printed once, by the sweep (nnlab.sweeps)."""
+    from nnlab.describe import ui_command, ui_url
+    from nnlab.tracking import get_client
 
-
-def print_summary(result, experiment: str) -> None:
     shown = "   ".join(
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
     )
     verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
+    experiment_id = get_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
     print(f"nnlab: {result.run_name} {verb}", flush=True)
     print(f"  {shown}")
-    print(f"  run id  {result.run_id}")
+    print(f"  view    {ui_url(result.tracking_uri, experiment_id, result.run_id)}")
+    if in_sweep:
+        return
     print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
     if not result.tracking_uri.startswith("http"):
-        print(f"  browse  {ui_command(result.tracking_uri)}")
+        print(f"  browse  {ui_command(result.tracking_uri)}   (then open the view link)")
 
 
 def job_tags(hydra_cfg) -> dict[str, str]:
@@ -134,7 +133,7 @@ def train(cfg: DictConfig) -> float:
             raise  # an unexpected error: the traceback is what a developer needs
     if result.skipped and os.environ.get(PARENT_ENV) and in_sweep:
         note_skipped_job(result, os.environ[PARENT_ENV], hydra_cfg.job.num)
-    print_summary(result, (resume.config if resume else cfg).tracking.experiment)
+    print_summary(result, (resume.config if resume else cfg).tracking.experiment, in_sweep)
     return result.objective
 
 

@@ -1,0 +1,131 @@
+"""What a person sees in `mlflow ui`, checked in a real headless Chromium.
+
+The test fills a store with a run and a sweep holding a finished and a failed job, starts
+`mlflow ui` on 127.0.0.1 (as `make ui` does), opens the URLs nnlab prints, and asserts what the
+pages show. Screenshots go to test-output/ui/ for a person to look at. `make test` installs
+Debian's chromium and Playwright for Python; without them this test fails, it never skips.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.describe import run_link
+from nnlab.env import environ_snapshot
+from nnlab.paths import PROJECT_ROOT
+from tests.conftest import BIN, run_cli
+
+pytestmark = pytest.mark.slow
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "ui"
+TINY = ["trainer.max_epochs=3", "data.n_samples=200", "trainer.progress=none"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ui(store):
+    """`mlflow ui` over the test's store, on 127.0.0.1; stopped at the end."""
+    port = free_port()
+    env = {**environ_snapshot(), "MLFLOW_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "ui", "--backend-store-uri", store, "--host", "127.0.0.1"]
+        + ["--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed (make test installs it)"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        yield page
+        browser.close()
+
+
+def fill_store(store):
+    """One run, and a sweep with a finished and a diverging (FAILED) job."""
+    run_cli("nnlab-train", *TINY, check=True)
+    sweep = run_cli(
+        "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=0.01,1e8", *TINY
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("nnlab.sweep") == "true")
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return sweep.stdout, parent, children
+
+
+def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store, ui, browser_page):
+    printed, parent, children = fill_store(store)
+    page = browser_page
+    experiment = parent.info.experiment_id
+    finished = next(c for c in children if c.info.status == "FINISHED")
+    failed = next(c for c in children if c.info.status == "FAILED")
+
+    # Arrival: the runs URL the sweep printed, served by this test's UI, shows the runs table.
+    printed_runs_url = next(ln.split()[1] for ln in printed.splitlines() if "  runs  " in ln)
+    page.goto(printed_runs_url.replace("http://127.0.0.1:5000", ui))
+    page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=60_000)
+    assert page.get_by_text(finished.info.run_name).count() == 0  # nested: hidden
+    row = page.locator("[role=row]", has_text=parent.info.run_name).first
+    row.locator("button").first.click()  # expand the sweep
+    page.get_by_text(finished.info.run_name).first.wait_for(timeout=30_000)
+    assert page.get_by_text(failed.info.run_name).count() >= 1
+    page.screenshot(path=SCREENSHOTS / "runs_table.png")
+
+    # A child's page: its description (what, result, link to the sweep) and its source.
+    page.goto(f"{ui}/{run_link(experiment, finished.info.run_id)}")
+    page.get_by_text("Result:").first.wait_for(timeout=60_000)
+    body = page.locator("body").inner_text()
+    assert "Part of" in body and parent.info.run_name in body
+    assert "nnlab-train" in body  # the Source column's entry point
+    assert "mlflow.nnlab.pid" not in body and "nnlab.pid" not in body  # bookkeeping hidden
+    page.screenshot(path=SCREENSHOTS / "child_run.png", full_page=True)
+
+    # A failed run's page says where and why it stopped.
+    page.goto(f"{ui}/{run_link(experiment, failed.info.run_id)}")
+    page.get_by_text("Failed at epoch").first.wait_for(timeout=60_000)
+    assert "TrainingDiverged" in page.locator("body").inner_text()
+    page.screenshot(path=SCREENSHOTS / "failed_run.png", full_page=True)
+
+    # The sweep's page: its table, the best marked.
+    page.goto(f"{ui}/{run_link(experiment, parent.info.run_id)}")
+    page.get_by_text("★").first.wait_for(timeout=60_000)
+    page.screenshot(path=SCREENSHOTS / "sweep_parent.png", full_page=True)
+    assert os.path.getsize(SCREENSHOTS / "sweep_parent.png") > 10_000
+    assert Path(SCREENSHOTS / "runs_table.png").exists()
