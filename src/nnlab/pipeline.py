@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import plots
-from nnlab.checkpointing import PeriodicCheckpoint
+from nnlab.checkpointing import ARTIFACT_DIR, LAST, PeriodicCheckpoint
 from nnlab.data import (
     CSV,
     Splits,
@@ -44,6 +44,7 @@ from nnlab.describe import (
     run_name,
 )
 from nnlab.mlflow_logger import BufferedMlflowLogger
+from nnlab.model_export import exportable_model, log_model
 from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
@@ -385,3 +386,20 @@ def _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger):
             (out / "checkpoints").mkdir()
             trainer.save_checkpoint(out / "checkpoints" / "model.ckpt")
         client.log_artifacts(run_id, str(out))
+    if cfg.tracking.log_model:
+        model = exportable_model(
+            module.net, cfg.model.activation, splits, DTYPES[cfg.trainer.precision]
+        )
+        raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
+        log_model(run_id, client.tracking_uri, model, raw_test)
+    drop_resume_checkpoint(client, run_id)
+
+
+def drop_resume_checkpoint(client, run_id: str) -> None:
+    """A finished run needs no resume point: its periodic checkpoints/last.ckpt would only sit
+    beside the final model as a stale copy."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    if any(f.path == f"{ARTIFACT_DIR}/{LAST}" for f in repo.list_artifacts(ARTIFACT_DIR)):
+        repo.delete_artifacts(f"{ARTIFACT_DIR}/{LAST}")

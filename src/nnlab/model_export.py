@@ -1,0 +1,77 @@
+"""The trained network as an MLflow Model: what the UI's Models column links, and what
+`mlflow.pyfunc.load_model(uri).predict(x)` runs.
+
+Every backend exports the same thing: an nn.Module that standardises raw features with the
+training split's statistics and applies the MLP (a NumPy or einsum network is copied, weight
+for weight, into its nn.Linear equivalent). It is saved in MLflow's "pt2" format
+(`torch.export`: a traced graph, loaded without unpickling code), which needs an input
+example; the signature is inferred from it. Outputs are the network's raw outputs: logits for
+classification, predictions for regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab.nets import TorchMLP
+
+MODEL_NAME = "model"
+EXAMPLE_ROWS = 5
+# Naming the requirement skips MLflow's inference of the environment (~9 s a run here).
+PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
+
+
+class StandardisedNet(nn.Module):
+    """Raw features in, the trained network's outputs out."""
+
+    def __init__(self, net: nn.Module, mean: np.ndarray, scale: np.ndarray, dtype):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=dtype))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.scale)
+
+
+def as_torch_mlp(net: nn.Module, activation: str, dtype) -> TorchMLP:
+    """Any backend's trained MLP as the equivalent nn.Linear network, same weights."""
+    weights = [w.detach() for w in net.weight_matrices()]  # (fan_in, fan_out)
+    biases = [m.bias.detach() for m in net.modules() if isinstance(m, nn.Linear)] or [
+        b.detach() for b in net.biases
+    ]
+    sizes = [weights[0].shape[0], *(w.shape[1] for w in weights)]
+    copy = TorchMLP(sizes, activation, "default", 0, dtype=dtype)
+    linears = [m for m in copy.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for linear, w, b in zip(linears, weights, biases, strict=True):
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+    return copy
+
+
+def exportable_model(net: nn.Module, activation: str, splits, dtype) -> StandardisedNet:
+    return StandardisedNet(as_torch_mlp(net, activation, dtype), splits.mean, splits.scale, dtype)
+
+
+def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example: np.ndarray):
+    """Log `model` as the run's MLflow Model; returns its models:/ URI."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(tracking_uri)  # Model.log resolves the store from here
+    example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
+    info = Model.log(
+        artifact_path=None,
+        name=MODEL_NAME,
+        flavor=mlflow.pytorch,
+        run_id=run_id,
+        pytorch_model=model.eval(),
+        input_example=example,
+        serialization_format="pt2",
+        pip_requirements=PIP_REQUIREMENTS,
+    )
+    return info.model_uri
