@@ -21,6 +21,7 @@ def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
     client, (original,) = _runs(store)
     same = run_cli("nnlab-reproduce", original.info.run_id, check=True)
     assert "reproduced exactly" in same.stdout
+    assert "data: the same (test " in same.stdout  # the regenerated splits' digests match
     _, runs = _runs(store)
     (copy,) = [r for r in runs if r.info.run_id != original.info.run_id]
     assert copy.data.tags["nnlab.reproduces"] == original.info.run_id
@@ -51,3 +52,20 @@ def test_unknown_run_is_one_line_and_exit_2(store):
     proc = run_cli("nnlab-reproduce", "0123456789abcdef")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "0123456789abcdef" in proc.stderr
+
+
+def test_dataset_digests_tell_identical_data_from_different_data(store):
+    from nnlab.dataset_inputs import logged_digests
+    from nnlab.pipeline import run_training
+    from nnlab.reproduce import compare_data
+    from tests.conftest import compose_config
+
+    client = MlflowClient(store)
+    fast = ["tracking.log_plots=false", "tracking.log_model=false"]
+    a, b, c = (
+        client.get_run(run_training(compose_config(*fast, f"seed={seed}")).run_id)
+        for seed in (1, 1, 2)
+    )
+    assert set(logged_digests(a)) == {"training", "validation", "test"}  # the Dataset column
+    assert not compare_data(a, b)  # same seed: the same numbers
+    assert compare_data(a, c)  # another seed draws other data: caught

@@ -36,6 +36,7 @@ from nnlab.data import (
     dataset_label,
     make_splits,
 )
+from nnlab.dataset_inputs import log_dataset_inputs
 from nnlab.datasets import MULTICLASS, REGRESSION
 from nnlab.describe import (
     experiment_params,
@@ -224,6 +225,7 @@ def run_training(
     with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id, describe) as run_id:
         if resume is None:
             log_params(client, run_id, experiment_params(cfg))
+            log_dataset_inputs(client, run_id, cfg.data, splits)
             _log_config(client, run_id, cfg, overrides, table)  # at the start: resume needs it
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         measured["history"] = logger.history

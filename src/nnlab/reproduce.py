@@ -90,7 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     overrides = OmegaConf.to_container(_stored_overrides(client, args.run_id)) or []
     result = run_training(cfg, list(overrides), {REPRODUCES_TAG: args.run_id})
     differences = compare(client, args.run_id, result.run_id, args.tolerance)
-    return 1 if differences else 0
+    data_differs = compare_data(original, client.get_run(result.run_id))
+    return 1 if differences or data_differs else 0
+
+
+def compare_data(original, reproduced) -> bool:
+    """Whether the regenerated training, validation and test data differ from the original's
+    (by the content digests both runs logged); prints the verdict."""
+    from nnlab.dataset_inputs import logged_digests
+
+    before, after = logged_digests(original), logged_digests(reproduced)
+    if not before:
+        print("data: the original run logged no dataset digests (an older nnlab); not compared")
+        return False
+    differing = sorted(k for k in before if before[k] != after.get(k))
+    if differing:
+        print(f"data: NOT the same: {', '.join(differing)} split(s) differ from the original's")
+    else:
+        print(f"data: the same ({', '.join(f'{k} {v}' for k, v in sorted(before.items()))})")
+    return bool(differing)
 
 
 def changed_data_file(cfg, tags: dict) -> str | None:
