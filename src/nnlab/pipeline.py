@@ -40,6 +40,7 @@ from nnlab.dataset_inputs import log_dataset_inputs
 from nnlab.datasets import MULTICLASS, REGRESSION
 from nnlab.describe import (
     experiment_params,
+    optimizer_name,
     run_description,
     run_link,
     run_name,
@@ -351,7 +352,11 @@ def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, A
 
 
 def module_title(cfg) -> str:
-    return f"{dataset_label(cfg.data)} {list(cfg.model.hidden)} {cfg.model.activation}"
+    """What tells two runs of a sweep apart: data, layers, activation, optimizer and lr."""
+    return (
+        f"{dataset_label(cfg.data)} {list(cfg.model.hidden)} {cfg.model.activation} · "
+        f"{optimizer_name(cfg)} lr={cfg.optimizer.lr:g}"
+    )
 
 
 def csv_tags(table) -> dict[str, str]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 Curve = Sequence[tuple[int, float]]  # [(epoch, value), ...]
 
@@ -18,9 +21,10 @@ CLASS_COLOURS = "tab10"
 
 
 def _plot_curve(ax, curve: Curve, label: str, **style) -> None:
-    if curve:
-        epochs, values = zip(*curve, strict=True)
-        ax.plot(epochs, values, label=label, **style)
+    # Drawn even when empty (a job that failed at once): it keeps its colour and legend entry
+    # in every chart, so the same job has the same colour side by side.
+    epochs, values = zip(*curve, strict=True) if curve else ((), ())
+    ax.plot(epochs, values, label=label, **style)
 
 
 def curves_figure(history: Mapping[str, Curve], metric: str, title: str = "") -> Figure:
@@ -82,6 +86,12 @@ def decision_boundary_figure(
             vmin=0,
             vmax=1,
         )
+        colours = colormaps["RdBu_r"]
+        handles = [
+            Patch(facecolor=colours(0.0), edgecolor="k", label="class 0 (points, region)"),
+            Patch(facecolor=colours(1.0), edgecolor="k", label="class 1 (points, region)"),
+            Line2D([], [], color="k", lw=1.5, label="P(class 1) = 0.5"),
+        ]
     else:
         regions = prob.argmax(axis=1).reshape(gx.shape)
         ax.contourf(
@@ -105,6 +115,11 @@ def decision_boundary_figure(
             vmin=0,
             vmax=9,
         )
+        handles = [
+            Patch(facecolor=colormaps[CLASS_COLOURS](k / 9), edgecolor="k", label=f"class {k}")
+            for k in range(n_classes)
+        ]
+    ax.legend(handles=handles, loc="upper left", fontsize=7, framealpha=0.8)
     ax.set(xlabel="x1 (standardised)", ylabel="x2 (standardised)", title=title)
     return fig
 
@@ -123,6 +138,7 @@ def regression_figure(
     otherwise: predicted vs true with the identity line.
     """
     y_true, y_pred = np.ravel(y_true), np.ravel(y_pred)
+    r2 = _r2_text(y_true, y_pred)
     if x.shape[1] == 1:
         fig = Figure(figsize=(6, 4.5), layout="constrained")
         ax = fig.subplots()
@@ -134,29 +150,40 @@ def regression_figure(
         else:
             order = np.argsort(x[:, 0])
             ax.plot(x[order, 0], y_pred[order], color="tab:red", lw=2, label="model")
-        ax.set(xlabel="x (standardised)", ylabel="y", title=title)
+        ax.set(xlabel="x (standardised)", ylabel="y", title=f"{title}  ({r2})")
         ax.legend()
         return fig
     if x.shape[1] == 3:
-        fig = Figure(figsize=(12, 5), layout="constrained")
+        fig = Figure(figsize=(17, 5), layout="constrained")
         lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
         for i, (values, name) in enumerate([(y_true, "ground truth"), (y_pred, "prediction")]):
-            ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+            ax = fig.add_subplot(1, 3, i + 1, projection="3d")
             points = ax.scatter(
                 x[:, 0], x[:, 1], x[:, 2], c=values, cmap="viridis", vmin=lo, vmax=hi, s=12
             )
             ax.set(xlabel="x1", ylabel="x2", zlabel="x3", title=name)
-        fig.colorbar(points, ax=fig.axes, label="y", shrink=0.7)
+        fig.colorbar(points, ax=fig.axes[:2], label="y", shrink=0.7)
+        _predicted_vs_true(fig.add_subplot(1, 3, 3), y_true, y_pred, f"predicted vs true ({r2})")
         fig.suptitle(title)
         return fig
     fig = Figure(figsize=(5, 5), layout="constrained")
-    ax = fig.subplots()
+    _predicted_vs_true(fig.subplots(), y_true, y_pred, f"{title}  ({r2})")
+    return fig
+
+
+def _predicted_vs_true(ax, y_true, y_pred, title: str) -> None:
     ax.scatter(y_true, y_pred, s=10, alpha=0.6)
     lo, hi = min(y_true.min(), y_pred.min()), max(y_true.max(), y_pred.max())
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="perfect: prediction = truth")
     ax.set(xlabel="ground truth", ylabel="prediction", title=title)
-    ax.legend()
-    return fig
+    ax.legend(fontsize=8)
+
+
+def _r2_text(y_true: np.ndarray, y_pred: np.ndarray) -> str:
+    total = float(((y_true - y_true.mean()) ** 2).sum())
+    if total == 0:
+        return "R² undefined"
+    return f"R² = {1 - float(((y_true - y_pred) ** 2).sum()) / total:.3f}"
 
 
 def overlaid_curves_figure(
@@ -179,7 +206,8 @@ def overlaid_curves_figure(
         ax.set(xlabel="epoch", ylabel=key, title=key)
         if _spans_decades([p for h in curves.values() for p in h.get(key, [])]):
             ax.set_yscale("log")
-        ax.legend()
+    # One legend, outside the axes: with many jobs it would hide the curves.
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -198,9 +226,11 @@ def objective_vs_figure(
     group_label: str | None = None,
     log_x: bool = False,
     title: str = "",
+    best: tuple[object, float] | None = None,
 ) -> Figure:
     """Objective against one swept value, one line per group (e.g. per activation).
-    points: (x, objective, group). Failed or diverged jobs (NaN) leave a gap, not a lie."""
+    points: (x, objective, group). Failed or diverged jobs (NaN) leave a gap in their line and
+    are marked with a red x at the bottom; `best` (x, objective) gets a star."""
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
     ax = fig.subplots()
     groups: dict[str, list[tuple[object, float]]] = {}
@@ -213,13 +243,33 @@ def objective_vs_figure(
         xs = [float(x) if numeric else categories.index(str(x)) for x, _ in pts]
         ys = [y if np.isfinite(y) else np.nan for _, y in pts]
         ax.plot(xs, ys, marker="o", label=f"{group_label}={g}" if group_label else None)
+    failed = [x for x, y, _ in points if not np.isfinite(y)]
+    if failed:
+        xs = [float(x) if numeric else categories.index(str(x)) for x in failed]
+        ax.scatter(
+            xs,
+            [0.02] * len(xs),
+            transform=ax.get_xaxis_transform(),
+            marker="x",
+            color="tab:red",
+            s=60,
+            zorder=5,
+            label=f"failed or diverged ({len(xs)})",
+        )
+    if best is not None:
+        bx = float(best[0]) if numeric else categories.index(str(best[0]))
+        ax.scatter(
+            [bx], [best[1]], marker="*", s=250, color="gold", edgecolors="k", zorder=6, label="best"
+        )
     if log_x and numeric:
         ax.set_xscale("log")
+    if _spans_decades([(0, y) for _, y, _ in points]):
+        ax.set_yscale("log")  # one diverging job would otherwise flatten all the others
     if not numeric:
         ax.set_xticks(range(len(categories)), categories, rotation=20)
     ax.set(xlabel=x_label, ylabel=objective, title=title or f"{objective} vs {x_label}")
-    if group_label:
-        ax.legend()
+    if group_label or failed or best is not None:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return fig
 
 

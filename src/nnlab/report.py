@@ -196,6 +196,11 @@ def to_csv(lines: Sequence[dict[str, str]]) -> str:
     return buffer.getvalue()
 
 
+def _best_point(rows: Sequence[RunRow], key: str) -> tuple[object, float] | None:
+    best = best_row(rows)
+    return (float(best.overrides[key]), best.objective) if best is not None else None
+
+
 def sweep_figures(
     client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str], title: str = ""
 ) -> dict[str, Figure]:
@@ -228,6 +233,7 @@ def sweep_figures(
             group_label=other,
             log_x=True,
             title=title,
+            best=_best_point(done, "optimizer.lr"),
         )
     if len(keys) >= 2:
         a, b = keys[0], keys[1]
@@ -248,6 +254,8 @@ def sweep_figures(
     histories = {}
     for r in done:
         label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
+        if r.status == "FAILED":
+            label += " (failed)"  # its curve stops where it failed
         histories[label] = {
             k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
             for k in ("train/loss", "val/loss")
@@ -269,11 +277,15 @@ def _download_boundaries(
     images = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in rows:
+            label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
+            if r.status == "FAILED":  # shown as a blank tile that says so, not left out
+                reason = r.tags.get(ERROR_TAG, "")[:40]
+                images.append((f"{label}\nFAILED: {reason}", np.full((10, 10, 3), 0.92)))
+                continue
             names = {a.path for a in client.list_artifacts(r.run_id, "plots")}
             if "plots/decision_boundary.png" not in names:
                 continue
             path = client.download_artifacts(r.run_id, "plots/decision_boundary.png", tmp)
-            label = " ".join(f"{k}={r.overrides.get(k)}" for k in keys) or r.name
             images.append((f"{label}\n{r.objective_key}={_fmt(r.objective)}", imread(path)))
             Path(path).unlink()
     return images

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if parent is not None:
         runs = report.sweep_children(client, parent)
-        title = f"sweep {parent.info.run_id}: {parent.info.run_name}"
+        title = parent.info.run_name or f"sweep {parent.info.run_id}"
     else:
         filters = " and ".join(
             f"params.`{k}` = '{v}'" for k, v in (f.split("=", 1) for f in args.filter)

@@ -1,0 +1,53 @@
+"""Figures a student reads at a glance: legends that say what colours mean, failed jobs marked
+instead of missing, the best job starred, log axes where values span decades."""
+
+import numpy as np
+
+from nnlab import plots
+
+
+def legend_texts(ax) -> list[str]:
+    legend = ax.get_legend()
+    return [t.get_text() for t in legend.get_texts()] if legend else []
+
+
+def test_decision_boundary_has_a_legend_for_its_colours():
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    y = (x[:, 0] > 0).astype(int)
+    binary = plots.decision_boundary_figure(lambda g: 1 / (1 + np.exp(-g[:, 0])), x, y, 2)
+    assert any("class 1" in t for t in legend_texts(binary.axes[0]))
+    assert "P(class 1) = 0.5" in legend_texts(binary.axes[0])
+    three = plots.decision_boundary_figure(
+        lambda g: np.eye(3)[(g[:, 0] > 0).astype(int) + (g[:, 1] > 0)], x, y, 3
+    )
+    assert legend_texts(three.axes[0]) == ["class 0", "class 1", "class 2"]
+
+
+def test_objective_vs_lr_marks_failed_jobs_and_the_best():
+    points = [(0.01, 0.5, "relu"), (0.1, 0.2, "relu"), (1e8, float("nan"), "relu")]
+    fig = plots.objective_vs_figure(
+        points, "optimizer.lr", "val/loss", "act", True, best=(0.1, 0.2)
+    )
+    texts = legend_texts(fig.axes[0])
+    assert "failed or diverged (1)" in texts and "best" in texts
+
+
+def test_objective_axis_goes_log_when_one_job_is_decades_off():
+    points = [(0.01, 0.5, ""), (0.1, 0.2, ""), (10.0, 4e7, "")]
+    fig = plots.objective_vs_figure(points, "optimizer.lr", "val/loss", log_x=True)
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_overlaid_curves_keep_a_job_that_failed_at_once_in_the_legend():
+    curves = {"lr=0.1": {"train/loss": [(0, 1.0), (1, 0.5)]}, "lr=1e8 (failed)": {}}
+    fig = plots.overlaid_curves_figure(curves, ["train/loss"])
+    assert legend_texts(fig.axes[0]) == ["lr=0.1", "lr=1e8 (failed)"]
+
+
+def test_regression_figures_show_predicted_against_true_with_r2():
+    rng = np.random.default_rng(1)
+    x3, y = rng.normal(size=(50, 3)), rng.normal(size=50)
+    fig = plots.regression_figure(x3, y, y + 0.1 * rng.normal(size=50))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("predicted vs true (R² = 0.9") for t in titles)
+    assert len([ax for ax in fig.axes if ax.name == "3d"]) == 2  # the 4-D view stays beside it
