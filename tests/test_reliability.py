@@ -189,7 +189,7 @@ def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
         *TINY,
         f"tracking.run_name=user:{secret}@x",
         "tracking.experiment=creds",
-        "+note=${oc.env:MY_API_TOKEN}",
+        "+model.note=${oc.env:MY_API_TOKEN}",
         check=True,
         env=env,
     )
@@ -201,7 +201,7 @@ def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
             Path(client.download_artifacts(run.info.run_id, name, str(tmp_path))).read_text()
         )
     assert not [t for t in texts if secret in t]
-    assert run.data.params["note"] == "***"
+    assert run.data.params["model.note"] == "***"
 
 
 def test_credentials_in_the_tracking_uri_are_redacted():
