@@ -35,7 +35,7 @@ from nnlab.data import TensorBatches, data_module, make_splits
 from nnlab.metrics import LOSS_FUNCTIONS
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.paths import CONF_DIR
-from nnlab.pipeline import (
+from nnlab.run import (
     build_module,
     build_trainer,
     layer_sizes,
@@ -229,7 +229,7 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
     from mlflow.tracking import MlflowClient
 
-    from nnlab.pipeline import _log_artifacts
+    from nnlab.run import _log_artifacts
     from nnlab.tracking import flatten, log_params
 
     cfg = config("trainer.max_epochs=5")

@@ -48,18 +48,14 @@ def main() -> int:
                 return 2
             configs[backend] = cfg
 
-    from mlflow.tracking import MlflowClient
-
-    from nnlab.pipeline import run_training
     from nnlab.plots import overlaid_curves_figure
+    from nnlab.run import run_training
+    from nnlab.tracking import get_client, metric_history
 
     results = {b: run_training(cfg, args.overrides) for b, cfg in configs.items()}
-    client = MlflowClient(results["torch"].tracking_uri)
+    client = get_client(results["torch"].tracking_uri)
     histories = {
-        b: {
-            k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
-            for k in ("train/loss", "val/loss")
-        }
+        b: {k: metric_history(client, r.run_id, k) for k in ("train/loss", "val/loss")}
         for b, r in results.items()
     }
     reference = np.array([v for _, v in histories["torch"]["train/loss"]])

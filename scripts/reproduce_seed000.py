@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from nnlab.plots import curves_figure
-from nnlab.reproduction import Reproduction, parse_args
 from nnlab.scratch import MLP, TinyNet
+from nnlab.seed_harness import Reproduction, parse_args
 
 
 def hand_vs_autograd() -> float:

@@ -14,9 +14,9 @@ batches); test R^2 above 0.95 (the assignment states no number).
 
 import sys
 
-from nnlab.pipeline import run_figures
 from nnlab.plots import overlaid_curves_figure
-from nnlab.reproduction import Reproduction, parse_args
+from nnlab.run import run_figures
+from nnlab.seed_harness import Reproduction, parse_args
 
 BACKENDS = ("numpy", "torch_scratch", "torch")
 

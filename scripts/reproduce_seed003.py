@@ -17,15 +17,15 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnlab.pipeline import probabilities
 from nnlab.plots import (
     activation_functions_figure,
     curves_figure,
     decision_boundary_figure,
     weights_figure,
 )
-from nnlab.reproduction import Reproduction, parse_args
+from nnlab.run import probabilities
 from nnlab.scratch import ACTIVATIONS, init_params
+from nnlab.seed_harness import Reproduction, parse_args
 from nnlab.store.names import ERROR_TAG
 
 MOONS, CIRCLES = "experiment=seed003_moons", "experiment=seed003_circles"

@@ -20,7 +20,7 @@ import math
 import sys
 
 from nnlab.plots import curves_figure
-from nnlab.reproduction import Reproduction, parse_args
+from nnlab.seed_harness import Reproduction, parse_args
 
 REGRESSION = "experiment=seed004_simple_regression"
 CLASSIFIER = "experiment=seed004_simple_classifier"

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.config_check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
-from nnlab.pipeline import run_training
+from nnlab.run import run_training
 from tests.conftest import compose_config
 
 BACKENDS = ["numpy", "torch_scratch", "torch"]

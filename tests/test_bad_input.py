@@ -13,7 +13,7 @@ from nnlab.data import Splits, check_split_classes
 from nnlab.datasets import DATASETS, DataError
 from nnlab.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
 from nnlab.paths import CONF_DIR
-from nnlab.pipeline import BACKENDS, run_training
+from nnlab.run import BACKENDS, run_training
 from tests.conftest import compose_config, run_cli
 
 

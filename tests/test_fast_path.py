@@ -9,7 +9,7 @@ from sklearn.metrics import accuracy_score, r2_score
 
 from nnlab.data import TensorBatches, make_splits
 from nnlab.nets import TorchMLP
-from nnlab.pipeline import run_training
+from nnlab.run import run_training
 from tests.conftest import compose_config
 
 EPOCHS = 6

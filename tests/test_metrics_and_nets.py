@@ -8,7 +8,7 @@ from sklearn import metrics as skm
 from nnlab.data import make_splits
 from nnlab.metrics import LOSS_FUNCTIONS, evaluate
 from nnlab.nets import TORCH_ACTIVATIONS, ScratchTorchMLP, TorchMLP
-from nnlab.pipeline import layer_sizes
+from nnlab.run import layer_sizes
 from nnlab.scratch import ACTIVATIONS, LOSSES, init_params
 from nnlab.tasks import TASKS
 from tests.conftest import compose_config

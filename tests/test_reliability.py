@@ -145,7 +145,7 @@ def test_four_processes_write_100_runs_to_one_store(store, tmp_path):
     code = (
         "import sys\n"
         "from tests.conftest import compose_config\n"
-        "from nnlab.pipeline import run_training\n"
+        "from nnlab.run import run_training\n"
         "cfg = compose_config('trainer.max_epochs=2', 'data.n_samples=120',\n"
         "                     'tracking.log_plots=false', 'tracking.log_model=false')\n"
         "for i in range(25):\n"
@@ -243,7 +243,7 @@ def test_nan_in_the_data_is_refused_before_a_run(store):
     import numpy as np
 
     from nnlab.datasets import DATASETS, REGRESSION, DatasetSpec
-    from nnlab.pipeline import run_training
+    from nnlab.run import run_training
     from tests.conftest import compose_config
 
     def with_nan(n, noise, k, rng):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from nnlab.pipeline import run_training
+from nnlab.run import run_training
 from tests.conftest import compose_config
 
 FAST = ["tracking.log_plots=false", "tracking.log_model=false"]

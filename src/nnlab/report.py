@@ -29,6 +29,7 @@ from nnlab.store.names import (
     SWEEP_TAG,
 )
 from nnlab.tasks import higher_is_better
+from nnlab.tracking import metric_history
 
 SWEEP_TAG = SWEEP_TAG
 OVERRIDES_TAG = OVERRIDES_TAG
@@ -257,8 +258,7 @@ def sweep_figures(
         if r.status == "FAILED":
             label += " (failed)"  # its curve stops where it failed
         histories[label] = {
-            k: [(m.step, m.value) for m in client.get_metric_history(r.run_id, k)]
-            for k in ("train/loss", "val/loss")
+            k: metric_history(client, r.run_id, k) for k in ("train/loss", "val/loss")
         }
     figures["curves.png"] = plots.overlaid_curves_figure(
         histories, ["train/loss", "val/loss"], title=title

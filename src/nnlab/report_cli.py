@@ -13,8 +13,8 @@ import math
 import sys
 from pathlib import Path
 
-from nnlab.store.names import ERROR_TAG, HOST_TAG, PID_TAG, SWEEP_TAG
-from nnlab.tracking import local_store_dir, process_alive, tracking_uri
+from nnlab.store.names import HOST_TAG, PID_TAG, SWEEP_TAG
+from nnlab.tracking import close_run, get_client, local_store_dir, process_alive, tracking_uri
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,11 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nnlab-report: no store at {uri} (train something first: make run)", file=sys.stderr)
         return 1
 
-    from mlflow.tracking import MlflowClient
-
     from nnlab import report
 
-    client = MlflowClient(uri)
+    client = get_client(uri)
     try:
         exp_ids = report.experiment_ids(client, args.experiment)
     except LookupError as err:
@@ -130,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 def stale_runs(client, exp_ids, mark_killed: bool) -> int:
     """RUNNING runs started on this host by a process that no longer exists."""
     import socket
-    import time
 
     from nnlab import report
 
@@ -148,13 +145,13 @@ def stale_runs(client, exp_ids, mark_killed: bool) -> int:
     for r in stale:
         print(f"  {r.info.run_id}  {r.info.run_name}  pid {r.data.tags[PID_TAG]}")
         if mark_killed:
-            client.set_tag(
+            close_run(
+                client,
                 r.info.run_id,
-                ERROR_TAG,
+                "KILLED",
                 f"process {r.data.tags[PID_TAG]} on {host} ended without "
                 "closing the run; marked KILLED by nnlab-report --mark-killed",
             )
-            client.set_terminated(r.info.run_id, "KILLED", end_time=int(time.time() * 1000))
     if mark_killed and stale:
         print(f"marked {len(stale)} run(s) KILLED")
     if elsewhere:

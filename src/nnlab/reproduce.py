@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from nnlab.config_check import check_config
 from nnlab.data import CSV, csv_table
 from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, REPRODUCES_TAG
-from nnlab.tracking import git_commit, tracking_uri
+from nnlab.tracking import get_client, git_commit, metric_history, tracking_uri
 
 REPRODUCES_TAG = REPRODUCES_TAG
 
@@ -42,9 +42,7 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     uri = tracking_uri(args.uri)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(uri)
+    client = get_client(uri)
     try:
         original = client.get_run(args.run_id)
     except Exception:
@@ -85,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
-    from nnlab.pipeline import run_training
+    from nnlab.run import run_training
 
     overrides = OmegaConf.to_container(_stored_overrides(client, args.run_id)) or []
     result = run_training(cfg, list(overrides), {REPRODUCES_TAG: args.run_id})
@@ -142,8 +140,8 @@ def compare(client, original_id: str, new_id: str, tolerance: float) -> list[str
     differing = []
     print(f"{'metric':<16} {'original':>14} {'reproduced':>14} {'rel diff':>10}  history")
     for key in keys:
-        a = [m.value for m in _history(client, original_id, key)]
-        b = [m.value for m in _history(client, new_id, key)]
+        a = [v for _, v in metric_history(client, original_id, key)]
+        b = [v for _, v in metric_history(client, new_id, key)]
         same = len(a) == len(b) and all(_close(x, y, tolerance) for x, y in zip(a, b, strict=True))
         last_a = a[-1] if a else math.nan
         last_b = b[-1] if b else math.nan
@@ -165,10 +163,6 @@ def compare(client, original_id: str, new_id: str, tolerance: float) -> list[str
     )
     print(f"{verdict} (original {original_id}, new {new_id})")
     return differing
-
-
-def _history(client, run_id, key):
-    return sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
 
 
 def _close(a: float, b: float, tolerance: float) -> bool:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
 from nnlab.config_check import ConfigError
 from nnlab.store.names import HOST_TAG, PID_TAG
-from nnlab.tracking import process_alive
+from nnlab.tracking import metric_history, process_alive
 
 
 class ResumeError(ConfigError):
@@ -74,8 +74,5 @@ def load_resume_point(client, run_id: str, cli_overrides: list[str], workdir: Pa
         check_weights_only(checkpoint)
     except ValueError as err:
         raise ResumeError(f"resume={run_id}: {err}") from err
-    history = {
-        key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-        for key in run.data.metrics
-    }
+    history = {key: metric_history(client, run_id, key) for key in run.data.metrics}
     return ResumePoint(run_id, config, [*overrides, *extra], checkpoint, history)

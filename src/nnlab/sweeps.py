@@ -30,7 +30,6 @@ from nnlab.store.names import (
     BEST_RUN_ID_TAG,
     BEST_RUN_NAME_TAG,
     DESCRIPTION_TAG,
-    ERROR_TAG,
     HOST_TAG,
     JOBS_FAILED_TAG,
     JOBS_TAG,
@@ -205,12 +204,12 @@ def _close(status: str, error: str | None) -> None:
     os.environ.pop(SWEPT_KEYS_ENV, None)
     if _previous_sigterm is not None:
         signal.signal(signal.SIGTERM, _previous_sigterm)
+    from nnlab.tracking import close_run
+
     try:
         if status == "KILLED":
             _kill_running_children(client, run_id)
-        if error:
-            client.set_tag(run_id, ERROR_TAG, redact(error)[:5000])
-        client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
+        close_run(client, run_id, status, error)
     except Exception as err:  # the store may be what failed; say so rather than hide it
         print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)
 
@@ -219,12 +218,12 @@ def _kill_running_children(client, run_id: str) -> None:
     """Jobs in worker processes may be killed with their pool before they can close their own
     runs: close whatever of this sweep is still RUNNING."""
     from nnlab import report
+    from nnlab.tracking import close_run
 
     parent = client.get_run(run_id)
     for child in report.sweep_children(client, parent):
         if child.info.status == "RUNNING":
-            client.set_tag(child.info.run_id, ERROR_TAG, "interrupted: the sweep was stopped")
-            client.set_terminated(child.info.run_id, "KILLED", end_time=int(time.time() * 1000))
+            close_run(client, child.info.run_id, "KILLED", "interrupted: the sweep was stopped")
 
 
 def abort_active_sweep(status: str, reason: str) -> None:

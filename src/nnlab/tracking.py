@@ -210,16 +210,31 @@ def open_run(
             _close(client, run_id, RunStatus.FINISHED, None, closing_tags)
 
 
+def close_run(
+    client: MlflowClient, run_id: str, status: str, error: str | None = None, tags=None
+) -> None:
+    """End a run as FINISHED, FAILED or KILLED; `error` (why) becomes its nnlab.error tag.
+    Every place that closes a run (a run, a sweep, its stray children, --mark-killed) uses it."""
+    final = dict(tags or {})
+    if error:
+        final[ERROR_TAG] = error[:5000]
+    if final:
+        set_tags(client, run_id, final)
+    client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
+
+
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    """A metric's whole history as [(step, value)], in step order (then logging order)."""
+    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    return [(m.step, m.value) for m in points]
+
+
 def _close(
     client: MlflowClient, run_id: str, status: int, error: str | None, closing_tags=None
 ) -> None:
     try:
-        final = dict(closing_tags(error)) if closing_tags is not None else {}
-        if error:
-            final[ERROR_TAG] = error[:5000]
-        if final:
-            set_tags(client, run_id, final)
-        client.set_terminated(run_id, RunStatus.to_string(status), end_time=int(time.time() * 1000))
+        tags = closing_tags(error) if closing_tags is not None else None
+        close_run(client, run_id, RunStatus.to_string(status), error, tags)
     except Exception as err:
         if error is None:
             raise  # a run that trained fine but cannot be closed is a store failure to report

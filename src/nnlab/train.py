@@ -99,7 +99,7 @@ def train(cfg: DictConfig) -> float:
         return give_up(f"bad data: {err}", 2)
 
     from nnlab.modules import TrainingDiverged
-    from nnlab.pipeline import run_training
+    from nnlab.run import run_training
     from nnlab.store_check import store_failure
     from nnlab.tracking import tracking_uri
 

@@ -87,7 +87,7 @@ class Reproduction:
         return cfg
 
     def train(self, *overrides: str):
-        from nnlab.pipeline import run_training
+        from nnlab.run import run_training
 
         cfg = self.config(*overrides)
         result = run_training(cfg, list(overrides))
@@ -96,10 +96,8 @@ class Reproduction:
 
     def sweep(self, *overrides: str) -> list:
         """Run `nnlab-train -m` (joblib workers) into this experiment; the children's rows."""
-        from mlflow.tracking import MlflowClient
-
         from nnlab import report
-        from nnlab.tracking import tracking_uri
+        from nnlab.tracking import get_client, tracking_uri
 
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
         launcher = (
@@ -120,7 +118,7 @@ class Reproduction:
         proc = subprocess.run(command, capture_output=True, text=True, env=environ_snapshot())
         if proc.returncode != 0:
             raise RuntimeError(f"sweep {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
-        client = MlflowClient(tracking_uri())
+        client = get_client(tracking_uri())
         exp_ids = report.experiment_ids(client, [self.experiment])
         parent = report.latest_sweep(client, exp_ids)
         return [report.to_row(r) for r in report.sweep_children(client, parent)]
@@ -128,14 +126,11 @@ class Reproduction:
     @staticmethod
     def history(result, keys=None) -> dict[str, list[tuple[int, float]]]:
         """A run's per-epoch curves from the store: {key: [(epoch, value), ...]}."""
-        from mlflow.tracking import MlflowClient
+        from nnlab.tracking import get_client, metric_history
 
-        client = MlflowClient(result.tracking_uri)
+        client = get_client(result.tracking_uri)
         keys = keys or [k for k in result.metrics if k.startswith(("train/", "val/"))]
-        return {
-            k: [(m.step, m.value) for m in client.get_metric_history(result.run_id, k)]
-            for k in keys
-        }
+        return {k: metric_history(client, result.run_id, k) for k in keys}
 
     # -- checking ---------------------------------------------------------------------------
     def expect(
@@ -177,7 +172,7 @@ class Reproduction:
     def _log_summary(self) -> str:
         from mlflow.tracking import MlflowClient
 
-        from nnlab.tracking import experiment_id, get_client, tracking_uri
+        from nnlab.tracking import close_run, experiment_id, get_client, tracking_uri
 
         uri = tracking_uri()
         client: MlflowClient = get_client(uri)
@@ -202,7 +197,7 @@ class Reproduction:
         failed = any(
             not e.holds() for e in self.expectations if not (self.args.quick and e.needs_training)
         )
-        client.set_terminated(run.info.run_id, "FAILED" if failed else "FINISHED")
+        close_run(client, run.info.run_id, "FAILED" if failed else "FINISHED")
         return run.info.run_id
 
 
