@@ -33,7 +33,13 @@ settings.register_profile(
 settings.load_profile(os.environ.get("NNLAB_HYPOTHESIS_PROFILE", "ci"))
 
 # Tiny runs: the tests check behaviour, not how well a net trains in 100 epochs.
-SHRINK = ["trainer.max_epochs=3", "data.n_samples=200", "trainer.progress=none"]
+# No MLflow Model export (~0.8 s a run) unless a test is about it (test_logged_model.py).
+SHRINK = [
+    "trainer.max_epochs=3",
+    "data.n_samples=200",
+    "trainer.progress=none",
+    "tracking.log_model=false",
+]
 
 
 def compose_config(*overrides: str, shrink: bool = True) -> DictConfig:

@@ -14,7 +14,7 @@ from nnlab.csv_data import read_csv_table
 from nnlab.datasets import DataError
 from tests.conftest import run_cli
 
-TINY = ["trainer.max_epochs=3", "trainer.progress=none"]
+TINY = ["trainer.max_epochs=3", "trainer.progress=none", "tracking.log_model=false"]
 
 
 def write_sklearn_csv(folder, name):

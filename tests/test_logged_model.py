@@ -20,7 +20,12 @@ def test_logged_model_predicts_what_the_trained_module_does(store, backend, data
     overrides = [f"data={data}", f"backend={backend}", f"trainer.precision={precision}"]
     if data == "iris":
         overrides.append("data.n_samples=null")
-    cfg = compose_config(*overrides, "tracking.log_plots=false", "trainer.checkpoint_every_s=0.001")
+    cfg = compose_config(
+        *overrides,
+        "tracking.log_model=true",
+        "tracking.log_plots=false",
+        "trainer.checkpoint_every_s=0.001",
+    )
     result = run_training(cfg)
     run = MlflowClient(store).get_run(result.run_id)
     (output,) = run.outputs.model_outputs  # the Models column links this

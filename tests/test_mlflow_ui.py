@@ -114,6 +114,7 @@ def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store
     body = page.locator("body").inner_text()
     assert "Part of" in body and parent.info.run_name in body
     assert "nnlab-train" in body  # the Source column's entry point
+    assert "sine-train" in body  # its training split, as a dataset with a digest
     assert "mlflow.nnlab.pid" not in body and "nnlab.pid" not in body  # bookkeeping hidden
     page.screenshot(path=SCREENSHOTS / "child_run.png", full_page=True)
 

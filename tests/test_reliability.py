@@ -17,7 +17,12 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import BIN, run_cli
 
 pytestmark = pytest.mark.slow
-TINY = ["trainer.max_epochs=3", "data.n_samples=160", "trainer.progress=none"]
+TINY = [
+    "trainer.max_epochs=3",
+    "data.n_samples=160",
+    "trainer.progress=none",
+    "tracking.log_model=false",
+]
 LONG = ["trainer.max_epochs=100000", "trainer.progress=none", "data.n_samples=200"]
 
 

@@ -8,7 +8,12 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
-TINY = ["trainer.max_epochs=3", "data.n_samples=160", "trainer.progress=none"]
+TINY = [
+    "trainer.max_epochs=3",
+    "data.n_samples=160",
+    "trainer.progress=none",
+    "tracking.log_model=false",
+]
 
 
 def _runs(uri):
