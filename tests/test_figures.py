@@ -51,3 +51,10 @@ def test_regression_figures_show_predicted_against_true_with_r2():
     titles = [ax.get_title() for ax in fig.axes]
     assert any(t.startswith("predicted vs true (R² = 0.9") for t in titles)
     assert len([ax for ax in fig.axes if ax.name == "3d"]) == 2  # the 4-D view stays beside it
+
+
+def test_objective_figure_draws_when_every_job_failed(tmp_path):
+    nan = float("nan")
+    fig = plots.objective_vs_figure([(1e8, nan, ""), (1e9, nan, "")], "lr", "val/loss", log_x=True)
+    fig.savefig(tmp_path / "all_failed.png")  # raised "cannot be log-scaled" before
+    assert legend_texts(fig.axes[0]) == ["failed or diverged (2)"]

@@ -261,8 +261,13 @@ def objective_vs_figure(
         ax.scatter(
             [bx], [best[1]], marker="*", s=250, color="gold", edgecolors="k", zorder=6, label="best"
         )
-    if log_x and numeric:
+    positive = numeric and all(float(x) > 0 for x, _, _ in points)
+    if log_x and positive:
         ax.set_xscale("log")
+        # Limits from the x values themselves: when every job failed, no line has data to
+        # set them, and a log axis over the default (0, 1) cannot be drawn.
+        xs_all = [float(x) for x, _, _ in points]
+        ax.set_xlim(min(xs_all) / 2, max(xs_all) * 2)
     if _spans_decades([(0, y) for _, y, _ in points]):
         ax.set_yscale("log")  # one diverging job would otherwise flatten all the others
     if not numeric:
