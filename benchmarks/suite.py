@@ -229,8 +229,9 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
     from mlflow.tracking import MlflowClient
 
+    from nnlab.describe import experiment_params
     from nnlab.run import _log_artifacts
-    from nnlab.tracking import flatten, log_params
+    from nnlab.tracking import log_params
 
     cfg = config("trainer.max_epochs=5")
     splits = make_splits(cfg.data, cfg.seed)
@@ -255,7 +256,6 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
         state.update(module=module, trainer=trainer)
 
     train_once()
-    from omegaconf import OmegaConf
 
     history = BufferedMlflowLogger(None, None)  # only its curves are read, for the figures
     history.history["train/loss"] = [(0, 0.7), (1, 0.5)]
@@ -273,7 +273,7 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
             lambda: log_params(
                 client,
                 client.create_run(exp).info.run_id,
-                flatten(OmegaConf.to_container(cfg, resolve=True)),
+                experiment_params(cfg),
             )
         ),
         "figures + checkpoint + artifacts": lambda: timed(

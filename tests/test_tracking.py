@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
-from nnlab.tracking import default_store_dir, flatten, open_run, tracking_uri
+from nnlab.tracking import default_store_dir, open_run, tracking_uri
 
 
 def test_default_store_is_sqlite_in_the_project_mlruns(monkeypatch, tmp_path):
@@ -18,11 +18,6 @@ def test_config_key_beats_environment_beats_default(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/from-env.db")
     assert tracking_uri(None) == "sqlite:////tmp/from-env.db"
     assert tracking_uri("http://127.0.0.1:5005") == "http://127.0.0.1:5005"
-
-
-def test_flatten_gives_dotted_keys_and_keeps_lists_whole():
-    flat = flatten({"optimizer": {"lr": 0.1, "nested": {"a": 1}}, "model": {"hidden": [10, 5]}})
-    assert flat == {"optimizer.lr": 0.1, "optimizer.nested.a": 1, "model.hidden": [10, 5]}
 
 
 def _only_run(uri):

@@ -67,7 +67,7 @@ def to_row(run: Run) -> RunRow:
         name=run.info.run_name or "",
         status=run.info.status,
         overrides=parse_overrides(tags.get(OVERRIDES_TAG)),
-        objective_key=tags.get(OBJECTIVE_TAG) or run.data.params.get("objective"),
+        objective_key=tags.get(OBJECTIVE_TAG),
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
         tags=dict(tags),

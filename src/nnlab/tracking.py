@@ -91,18 +91,6 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
         return found.experiment_id
 
 
-def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}; lists stay whole ('[10, 5]')."""
-    flat: dict[str, Any] = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
