@@ -78,6 +78,7 @@ def test_every_shipped_choice_passes(data, optimizer):
         ("tracking.experiment=[a,b]", "tracking.experiment"),
         ("tracking.run_name=''", "tracking.run_name"),
         ("tracking.log_model=maybe", "tracking.log_model"),
+        ("tracking.uri=banana", "tracking.uri"),
     ],
 )
 def test_bad_value_is_named_in_one_line(override, key):

@@ -95,6 +95,18 @@ def text(max_length: int) -> tuple[Callable[[Any], bool], str]:
     ), f"must be a non-empty name of at most {max_length} characters"
 
 
+# Stores MLflow 3 can track into (its old ./mlruns file store refuses new runs).
+STORE_SCHEMES = ("sqlite:///", "postgresql", "mysql", "mssql", "http://", "https://", "databricks")
+
+
+def tracking_store() -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: v is None or (isinstance(v, str) and v.startswith(STORE_SCHEMES)),
+        "must be null (the sqlite store in mlruns/) or a tracking URI: sqlite:///path/mlflow.db, "
+        "postgresql://..., mysql://..., http(s)://host:port",
+    )
+
+
 def fraction() -> tuple[Callable[[Any], bool], str]:
     return (lambda v: _is_number(v) and 0 < v < 1), "must be a number in (0, 1)"
 
@@ -137,6 +149,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
     "trainer.checkpoint_every_s": positive_number(),
+    "tracking.uri": tracking_store(),
     "tracking.experiment": text(MAX_EXPERIMENT_NAME),
     "tracking.run_name": optional(text(MAX_RUN_NAME)),
     "tracking.log_model": boolean(),
