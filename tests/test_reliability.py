@@ -84,11 +84,32 @@ def one_line_store_failure(proc, must_name):
     assert len(lines) == 1 and must_name in lines[0], proc.stderr
 
 
+def timed_failure(*args, env=None) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    proc = run_cli("nnlab-train", *args, timeout=120, env=env or {})
+    return proc, time.monotonic() - start
+
+
+def fails_without_waiting(tmp_path) -> float:
+    """How long a run takes to fail on a store it need not wait for (a corrupt file): imports
+    and start-up only. Measured in the same test, so a busy machine slows both alike."""
+    db = tmp_path / "baseline" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(b"not a database" * 100)
+    proc, seconds = timed_failure(*TINY, env={"MLFLOW_TRACKING_URI": f"sqlite:///{db}"})
+    assert proc.returncode == 3
+    return seconds
+
+
+# A store failure must not wait: it costs at most start-up plus this, never MLflow's minutes of
+# retries (an unreachable server) or an unbounded wait for a lock.
+SLACK_S = 15.0
+
+
 def test_read_only_store_location_fails_fast_with_one_line(tmp_path):
     uri = "sqlite:////sys/nnlab-store/mlflow.db"  # sysfs refuses writes, even to root
-    start = time.time()
-    proc = run_cli("nnlab-train", *TINY, env={"MLFLOW_TRACKING_URI": uri})
-    assert time.time() - start < 30
+    proc, seconds = timed_failure(*TINY, env={"MLFLOW_TRACKING_URI": uri})
+    assert seconds < fails_without_waiting(tmp_path) + SLACK_S
     one_line_store_failure(proc, "/sys/nnlab-store")
 
 
@@ -112,14 +133,15 @@ def test_full_disk_fails_with_one_line(tmp_path, migrated_store):
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_locked_store_fails_within_30_s(store):
+def test_locked_store_fails_after_its_bounded_wait(store, tmp_path):
+    from nnlab.store_check import LOCK_WAIT_S
+
     db = store.removeprefix("sqlite:///")
     holder = sqlite3.connect(db)
     holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
-        start = time.time()
-        proc = run_cli("nnlab-train", *TINY, timeout=60)
-        assert time.time() - start < 30
+        proc, seconds = timed_failure(*TINY)
+        assert seconds < fails_without_waiting(tmp_path) + LOCK_WAIT_S + SLACK_S
         one_line_store_failure(proc, "locked")
     finally:
         holder.rollback()
@@ -134,15 +156,12 @@ def test_corrupt_store_fails_with_one_line(tmp_path):
     one_line_store_failure(proc, "corrupt")
 
 
-def test_unreachable_server_fails_fast_without_hanging():
+def test_unreachable_server_fails_fast_without_hanging(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
-    start = time.time()
-    proc = run_cli(
-        "nnlab-train", *TINY, timeout=60, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
-    )
-    assert time.time() - start < 30
+    proc, seconds = timed_failure(*TINY, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    assert seconds < fails_without_waiting(tmp_path) + SLACK_S
     one_line_store_failure(proc, "unreachable")
 
 
