@@ -21,12 +21,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config_check import OPTIMIZERS
+from nnlab.config_check import MAX_RUN_NAME, OPTIMIZERS
 from nnlab.data import dataset_label
 from nnlab.store.names import ERROR_TAG
 
 SWEEP_SYNTAX = ("range(", "choice(", "interval(", "glob(", "tag(")
-MAX_RUN_NAME = 250
 
 
 def architecture(sizes: Sequence[int]) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from nnlab.config_check import MAX_RUN_NAME
 from nnlab.redact import redact
 from nnlab.store.names import (
     BEST_RUN_ID_TAG,
@@ -47,7 +48,6 @@ PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
 SWEPT_KEYS_ENV = "NNLAB_SWEPT_KEYS"  # what the sweep varies: every job leads its name with it
 # A job skipped by tracking.skip_finished tags the parent with SKIPPED_JOB_TAG<job num> = the
 # earlier run that stands in for it.
-MAX_RUN_NAME = 250
 
 # (client, run_id) of the sweep this process opened, until it is closed.
 _active: tuple[Any, str] | None = None
