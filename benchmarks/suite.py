@@ -127,7 +127,7 @@ def nnlab_epochs(
 ) -> float:
     """nnlab's own module, data and trainer; only fit is timed (test and artifacts are per-run
     costs, measured in section 3)."""
-    from mlflow.tracking import MlflowClient
+    from nnlab.store.runs import get_client
 
     cfg = config(*overrides, f"backend={backend}", f"trainer.max_epochs={epochs}")
     task = TASKS[splits.task]
@@ -135,7 +135,7 @@ def nnlab_epochs(
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, torch.float32)
     logger = None
     if tracking_uri:
-        client = MlflowClient(tracking_uri)
+        client = get_client(tracking_uri)
         exp = client.get_experiment_by_name("bench") or client.get_experiment(
             client.create_experiment(
                 "bench", artifact_location=Path(tracking_uri[10:]).parent.joinpath("a").as_uri()
@@ -227,16 +227,14 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 
 # -- 3. per-run fixed cost ------------------------------------------------------------------
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
-    from mlflow.tracking import MlflowClient
-
     from nnlab.describe import experiment_params
     from nnlab.run import _log_artifacts
-    from nnlab.tracking import log_params
+    from nnlab.store.runs import get_client, log_params
 
     cfg = config("trainer.max_epochs=5")
     splits = make_splits(cfg.data, cfg.seed)
     task = TASKS[splits.task]
-    client = MlflowClient(store)
+    client = get_client(store)
     exp = client.create_experiment(
         "fixed-cost", artifact_location=Path(store[10:]).parent.joinpath("fixed-cost").as_uri()
     )

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlflow.tracking import MlflowClient
-
-from nnlab.store.names import FIT_SECONDS_TAG, OVERHEAD_SECONDS_TAG
+from nnlab.store.names import FIT_SECONDS_TAG, OVERHEAD_SECONDS_TAG, PARENT_TAG
+from nnlab.store.queries import search_all
+from nnlab.store.runs import get_client
 
 BIN = Path(sys.executable).parent
 
@@ -47,13 +47,10 @@ def sweep(jobs: int, epochs: int, workers: int) -> dict[str, float]:
             capture_output=True,
         )
         wall = time.perf_counter() - start
-        client = MlflowClient(uri)
-        runs = client.search_runs(
-            [client.get_experiment_by_name("nnlab").experiment_id],
-            "tags.`mlflow.parentRunId` != ''",
-            max_results=1000,
-        )
-        runs = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        client = get_client(uri)
+        experiment = client.get_experiment_by_name("nnlab").experiment_id
+        runs = search_all(client, [experiment], f"tags.`{PARENT_TAG}` != ''")
+        runs = [r for r in runs if PARENT_TAG in r.data.tags]
         assert len(runs) == jobs, f"expected {jobs} children, found {len(runs)}"
         return {
             "wall": wall,

@@ -50,7 +50,8 @@ def main() -> int:
 
     from nnlab.plots import overlaid_curves_figure
     from nnlab.run import run_training
-    from nnlab.tracking import get_client, metric_history
+    from nnlab.store.queries import metric_history
+    from nnlab.store.runs import get_client
 
     results = {b: run_training(cfg, args.overrides) for b, cfg in configs.items()}
     client = get_client(results["torch"].tracking_uri)

@@ -29,6 +29,11 @@ def test_logged_model_predicts_what_the_trained_module_does(store, backend, data
     result = run_training(cfg)
     run = MlflowClient(store).get_run(result.run_id)
     (output,) = run.outputs.model_outputs  # the Models column links this
+    # The run's page lists the models of the run's own experiment, stored beside its store.
+    logged = MlflowClient(store).get_logged_model(output.model_id)
+    assert logged.experiment_id == run.info.experiment_id
+    store_dir = Path(store.removeprefix("sqlite:///")).parent
+    assert logged.artifact_location.removeprefix("file://").startswith(str(store_dir))
     mlflow.set_tracking_uri(store)
     model = mlflow.pyfunc.load_model(f"models:/{output.model_id}")
     saved = Path(mlflow.artifacts.download_artifacts(f"models:/{output.model_id}"))

@@ -116,6 +116,12 @@ def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store
     assert "nnlab-train" in body  # the Source column's entry point
     assert "sine-train" in body  # its training split, as a dataset with a digest
     assert "mlflow.nnlab.pid" not in body and "nnlab.pid" not in body  # bookkeeping hidden
+    # Its trained network, listed under "Logged models" and linked to the model's page.
+    # (The UI loads that table after the description: wait for the link, fail if it never shows.)
+    (model,) = finished.outputs.model_outputs
+    link = page.locator(f"a[href*='/experiments/{experiment}/models/{model.model_id}']")
+    link.first.wait_for(timeout=60_000)
+    assert "Logged models (1)" in page.locator("body").inner_text()
     page.screenshot(path=SCREENSHOTS / "child_run.png", full_page=True)
 
     # A failed run's page says where and why it stopped.

@@ -134,7 +134,7 @@ def test_full_disk_fails_with_one_line(tmp_path, migrated_store):
 
 
 def test_locked_store_fails_after_its_bounded_wait(store, tmp_path):
-    from nnlab.store_check import LOCK_WAIT_S
+    from nnlab.store.preflight import LOCK_WAIT_S
 
     db = store.removeprefix("sqlite:///")
     holder = sqlite3.connect(db)
@@ -229,7 +229,7 @@ def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
 
 
 def test_credentials_in_the_tracking_uri_are_redacted():
-    from nnlab.redact import redact
+    from nnlab.store.redact import redact
 
     assert redact("http://alice:hunter22@mlflow.example:5000/x") == (
         "http://alice:***@mlflow.example:5000/x"

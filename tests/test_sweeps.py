@@ -72,6 +72,9 @@ def test_sweep_is_one_parent_with_children_summary_and_best(store):
     best = min(children, key=lambda c: c.data.metrics["val/loss"])
     assert parent.data.tags["nnlab.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best/objective"] == best.data.metrics["val/loss"]
+    # The parent's metric columns compare sweeps: job counts and the best job's test metrics.
+    assert parent.data.metrics["jobs/finished"] == 4 and parent.data.metrics["jobs/failed"] == 0
+    assert parent.data.metrics["best/test/acc"] == best.data.metrics["test/acc"]
     # What the UI shows: names lead with the swept values; the parent says what was swept,
     # and its description is the sweep's table, a linked line per job, the best marked.
     assert parent.info.run_name == "sweep: lr × activation"

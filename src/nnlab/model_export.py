@@ -62,7 +62,11 @@ def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example:
     import mlflow.pytorch
     from mlflow.models import Model
 
-    mlflow.set_tracking_uri(tracking_uri)  # Model.log resolves the store from here
+    # Model.log finds the store, and the experiment that will own the model, from MLflow's
+    # globals, not from run_id: unset, the model lands in experiment 0 (and for a sqlite store
+    # in ./mlruns/0/ of the current directory), where the run's page never lists it.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
     example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
     info = Model.log(
         artifact_path=None,

@@ -20,20 +20,9 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from nnlab import plots
-from nnlab.store.names import (
-    ERROR_TAG,
-    JOB_NUM_TAG,
-    OBJECTIVE_TAG,
-    OVERRIDES_TAG,
-    PARENT_TAG,
-    SWEEP_TAG,
-)
+from nnlab.store.names import ERROR_TAG, OBJECTIVE_TAG, OVERRIDES_TAG
+from nnlab.store.queries import metric_history
 from nnlab.tasks import higher_is_better
-from nnlab.tracking import metric_history
-
-SWEEP_TAG = SWEEP_TAG
-OVERRIDES_TAG = OVERRIDES_TAG
-PAGE = 1000  # MLflow's search page size
 
 
 @dataclass
@@ -72,61 +61,6 @@ def to_row(run: Run) -> RunRow:
         params=dict(run.data.params),
         tags=dict(tags),
     )
-
-
-def search_all(
-    client: MlflowClient,
-    experiment_ids: Sequence[str],
-    filter_string: str = "",
-    order_by: Sequence[str] = ("attributes.start_time DESC",),
-    limit: int | None = None,
-) -> list[Run]:
-    """Every matching run, following MLflow's pages (it answers at most 1,000 at a time)."""
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            list(experiment_ids),
-            filter_string,
-            max_results=PAGE,
-            order_by=list(order_by),
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token or (limit is not None and len(runs) >= limit):
-            return runs[:limit] if limit is not None else runs
-
-
-def experiment_ids(client: MlflowClient, names: Sequence[str] | None) -> list[str]:
-    if names:
-        found = [client.get_experiment_by_name(n) for n in names]
-        missing = [n for n, e in zip(names, found, strict=True) if e is None]
-        if missing:
-            known = ", ".join(sorted(e.name for e in client.search_experiments()))
-            raise LookupError(f"no experiment named {', '.join(missing)} (known: {known})")
-        return [e.experiment_id for e in found]
-    return [e.experiment_id for e in client.search_experiments()]
-
-
-def latest_sweep(client: MlflowClient, exp_ids: Sequence[str]) -> Run | None:
-    found = client.search_runs(
-        list(exp_ids),
-        f"tags.`{SWEEP_TAG}` = 'true'",
-        max_results=1,
-        order_by=["attributes.start_time DESC"],
-    )
-    return found[0] if found else None
-
-
-def sweep_children(client: MlflowClient, parent: Run) -> list[Run]:
-    children = search_all(
-        client,
-        [parent.info.experiment_id],
-        f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-        order_by=["attributes.start_time ASC"],
-    )
-    return sorted(children, key=lambda r: int(r.data.tags.get(JOB_NUM_TAG, 0)))
 
 
 def swept_keys(rows: Sequence[RunRow]) -> list[str]:

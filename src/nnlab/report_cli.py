@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from nnlab.store.names import HOST_TAG, PID_TAG, SWEEP_TAG
-from nnlab.tracking import close_run, get_client, local_store_dir, process_alive, tracking_uri
+from nnlab.store.runs import close_run, get_client, local_store_dir, process_alive, tracking_uri
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,10 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from nnlab import report
+    from nnlab.store import queries, sweep_protocol
 
     client = get_client(uri)
     try:
-        exp_ids = report.experiment_ids(client, args.experiment)
+        exp_ids = queries.experiment_ids(client, args.experiment)
     except LookupError as err:
         print(f"nnlab-report: --experiment: {err}", file=sys.stderr)
         return 2
@@ -86,16 +87,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nnlab-report: --sweep {args.sweep}: no such run in {uri}", file=sys.stderr)
             return 2
     elif not args.runs:
-        parent = report.latest_sweep(client, exp_ids)
+        parent = queries.latest_sweep(client, exp_ids)
 
     if parent is not None:
-        runs = report.sweep_children(client, parent)
+        runs = sweep_protocol.sweep_children(client, parent)
         title = parent.info.run_name or f"sweep {parent.info.run_id}"
     else:
         filters = " and ".join(
             f"params.`{k}` = '{v}'" for k, v in (f.split("=", 1) for f in args.filter)
         )
-        runs = report.search_all(client, exp_ids, filters, limit=None if args.sort else args.limit)
+        runs = queries.search_all(client, exp_ids, filters, limit=None if args.sort else args.limit)
         runs = [r for r in runs if r.data.tags.get(SWEEP_TAG) != "true"]
         title = f"runs in {', '.join(args.experiment or ['all experiments'])}"
 
@@ -129,10 +130,10 @@ def stale_runs(client, exp_ids, mark_killed: bool) -> int:
     """RUNNING runs started on this host by a process that no longer exists."""
     import socket
 
-    from nnlab import report
+    from nnlab.store import queries
 
     host = socket.gethostname()
-    running = report.search_all(client, exp_ids, "attributes.status = 'RUNNING'")
+    running = queries.search_all(client, exp_ids, "attributes.status = 'RUNNING'")
     stale = [
         r
         for r in running

@@ -19,9 +19,8 @@ from omegaconf import OmegaConf
 from nnlab.config_check import check_config
 from nnlab.data import CSV, csv_table
 from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, REPRODUCES_TAG
-from nnlab.tracking import get_client, git_commit, metric_history, tracking_uri
-
-REPRODUCES_TAG = REPRODUCES_TAG
+from nnlab.store.queries import metric_history
+from nnlab.store.runs import get_client, git_commit, tracking_uri
 
 
 def parse_args(argv):

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
 from nnlab.config_check import ConfigError
 from nnlab.store.names import HOST_TAG, PID_TAG
-from nnlab.tracking import metric_history, process_alive
+from nnlab.store.queries import metric_history
+from nnlab.store.runs import process_alive
 
 
 class ResumeError(ConfigError):

@@ -50,7 +50,6 @@ from nnlab.model_export import exportable_model, log_model
 from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
-from nnlab.redact import redact
 from nnlab.resume import ResumePoint
 from nnlab.store.names import (
     CONFIG_HASH_TAG,
@@ -69,9 +68,9 @@ from nnlab.store.names import (
     SOURCE_TYPE_TAG,
     TASK_TAG,
 )
-from nnlab.store_check import check_store
-from nnlab.tasks import TASKS, Task
-from nnlab.tracking import (
+from nnlab.store.preflight import check_store
+from nnlab.store.redact import redact
+from nnlab.store.runs import (
     get_client,
     git_commit,
     log_params,
@@ -79,6 +78,7 @@ from nnlab.tracking import (
     set_tags,
     tracking_uri,
 )
+from nnlab.tasks import TASKS, Task
 
 log = logging.getLogger("nnlab")
 

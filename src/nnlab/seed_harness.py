@@ -97,7 +97,8 @@ class Reproduction:
     def sweep(self, *overrides: str) -> list:
         """Run `nnlab-train -m` (joblib workers) into this experiment; the children's rows."""
         from nnlab import report
-        from nnlab.tracking import get_client, tracking_uri
+        from nnlab.store import queries, sweep_protocol
+        from nnlab.store.runs import get_client, tracking_uri
 
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
         launcher = (
@@ -119,14 +120,15 @@ class Reproduction:
         if proc.returncode != 0:
             raise RuntimeError(f"sweep {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
         client = get_client(tracking_uri())
-        exp_ids = report.experiment_ids(client, [self.experiment])
-        parent = report.latest_sweep(client, exp_ids)
-        return [report.to_row(r) for r in report.sweep_children(client, parent)]
+        exp_ids = queries.experiment_ids(client, [self.experiment])
+        parent = queries.latest_sweep(client, exp_ids)
+        return [report.to_row(r) for r in sweep_protocol.sweep_children(client, parent)]
 
     @staticmethod
     def history(result, keys=None) -> dict[str, list[tuple[int, float]]]:
         """A run's per-epoch curves from the store: {key: [(epoch, value), ...]}."""
-        from nnlab.tracking import get_client, metric_history
+        from nnlab.store.queries import metric_history
+        from nnlab.store.runs import get_client
 
         client = get_client(result.tracking_uri)
         keys = keys or [k for k in result.metrics if k.startswith(("train/", "val/"))]
@@ -172,7 +174,7 @@ class Reproduction:
     def _log_summary(self) -> str:
         from mlflow.tracking import MlflowClient
 
-        from nnlab.tracking import close_run, experiment_id, get_client, tracking_uri
+        from nnlab.store.runs import close_run, experiment_id, get_client, tracking_uri
 
         uri = tracking_uri()
         client: MlflowClient = get_client(uri)

@@ -2,8 +2,8 @@
 
 Hydra calls `MlflowSweepCallback.on_multirun_start` in the launching process before the
 first job: it opens the parent run and publishes its id in the environment, which every job
-inherits (also the joblib launcher's worker processes, started afterwards). Each job's run
-then carries `mlflow.parentRunId`. `on_multirun_end` writes the summary table and figures to
+inherits (also the joblib launcher's worker processes, started afterwards); the protocol
+itself is in nnlab.store.sweep_protocol. `on_multirun_end` writes the summary table and figures to
 the parent, names the best job, and closes the parent.
 
 A multirun that is interrupted (Ctrl-C, SIGTERM) never reaches `on_multirun_end`; nnlab's
@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nnlab.config_check import MAX_RUN_NAME
-from nnlab.redact import redact
+from nnlab.store import sweep_protocol
 from nnlab.store.names import (
     BEST_RUN_ID_TAG,
     BEST_RUN_NAME_TAG,
@@ -37,17 +37,12 @@ from nnlab.store.names import (
     LAUNCHER_TAG,
     OBJECTIVE_TAG,
     PID_TAG,
-    SKIPPED_JOB_TAG,
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
     SWEEP_TAG,
     SWEEPER_TAG,
 )
-
-PARENT_ENV = "NNLAB_SWEEP_PARENT_RUN_ID"
-SWEPT_KEYS_ENV = "NNLAB_SWEPT_KEYS"  # what the sweep varies: every job leads its name with it
-# A job skipped by tracking.skip_finished tags the parent with SKIPPED_JOB_TAG<job num> = the
-# earlier run that stands in for it.
+from nnlab.store.redact import redact
 
 # (client, run_id) of the sweep this process opened, until it is closed.
 _active: tuple[Any, str] | None = None
@@ -78,8 +73,8 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
         from nnlab.describe import sweep_name, swept_keys
-        from nnlab.store_check import check_store
-        from nnlab.tracking import experiment_id, get_client, log_params, tracking_uri
+        from nnlab.store.preflight import check_store
+        from nnlab.store.runs import experiment_id, get_client, log_params, tracking_uri
 
         try:
             uri = tracking_uri(config.tracking.uri)
@@ -112,8 +107,7 @@ class MlflowSweepCallback(Callback):
         run_id = run.info.run_id
         log_params(client, run_id, {f"sweep.{k}": v for k, v in swept.items()})
         _active = (client, run_id)
-        os.environ[PARENT_ENV] = run_id
-        os.environ[SWEPT_KEYS_ENV] = ",".join(keys)
+        sweep_protocol.publish(run_id, keys)
         _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
         print(f"nnlab: sweep parent run {run_id} ({redact(name)[:80]})", flush=True)
 
@@ -139,14 +133,14 @@ def summarise_sweep(client, run_id: str) -> int:
 
     from nnlab import report
     from nnlab.describe import sweep_description as describe_sweep
-    from nnlab.tracking import set_tags
+    from nnlab.store.runs import set_tags
 
+    now_ms = int(time.time() * 1000)
     parent = client.get_run(run_id)
-    rows = [report.to_row(r) for r in report.sweep_children(client, parent)]
-    for key, twin_id in sorted(parent.data.tags.items()):
-        if key.startswith(SKIPPED_JOB_TAG):
-            rows.append(report.to_row(client.get_run(twin_id)))
-            rows[-1].status = "SKIPPED"
+    rows = [report.to_row(r) for r in sweep_protocol.sweep_children(client, parent)]
+    for stand_in in sweep_protocol.skipped_job_stand_ins(client, parent):
+        rows.append(report.to_row(stand_in))
+        rows[-1].status = "SKIPPED"
     keys = report.swept_keys(rows)
     lines = report.table(rows, keys, report.summary_columns(rows))
     best = report.best_row(rows)
@@ -164,9 +158,8 @@ def summarise_sweep(client, run_id: str) -> int:
     }
     if best is not None:
         tags.update({BEST_RUN_ID_TAG: best.run_id, BEST_RUN_NAME_TAG: best.name})
-        client.log_batch(
-            run_id, metrics=[Metric("best/objective", best.objective, int(time.time() * 1000), 0)]
-        )
+    metrics = [Metric(k, v, now_ms, 0) for k, v in parent_metrics(rows, best)]
+    client.log_batch(run_id, metrics=metrics)
     tags[DESCRIPTION_TAG] = describe_sweep(
         rows,
         keys,
@@ -180,6 +173,20 @@ def summarise_sweep(client, run_id: str) -> int:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
     print_where(client, parent)
     return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)
+
+
+def parent_metrics(rows, best) -> list[tuple[str, float]]:
+    """What the parent's metrics columns show: job counts, and the best job's objective and
+    final test metrics (`best/test/accuracy`), so sweeps can be compared in the runs table."""
+    metrics = [
+        ("jobs/finished", float(sum(r.status in ("FINISHED", "SKIPPED") for r in rows))),
+        ("jobs/failed", float(sum(r.status == "FAILED" for r in rows))),
+    ]
+    if best is not None:
+        metrics.append(("best/objective", best.objective))
+        tests = sorted((k, v) for k, v in best.metrics.items() if k.startswith("test/"))
+        metrics += [(f"best/{k}", v) for k, v in tests]
+    return metrics
 
 
 def print_where(client, parent) -> None:
@@ -200,11 +207,10 @@ def _close(status: str, error: str | None) -> None:
         return
     client, run_id = _active
     _active = None
-    os.environ.pop(PARENT_ENV, None)
-    os.environ.pop(SWEPT_KEYS_ENV, None)
+    sweep_protocol.withdraw()
     if _previous_sigterm is not None:
         signal.signal(signal.SIGTERM, _previous_sigterm)
-    from nnlab.tracking import close_run
+    from nnlab.store.runs import close_run
 
     try:
         if status == "KILLED":
@@ -217,11 +223,10 @@ def _close(status: str, error: str | None) -> None:
 def _kill_running_children(client, run_id: str) -> None:
     """Jobs in worker processes may be killed with their pool before they can close their own
     runs: close whatever of this sweep is still RUNNING."""
-    from nnlab import report
-    from nnlab.tracking import close_run
+    from nnlab.store.runs import close_run
 
     parent = client.get_run(run_id)
-    for child in report.sweep_children(client, parent):
+    for child in sweep_protocol.sweep_children(client, parent):
         if child.info.status == "RUNNING":
             close_run(client, child.info.run_id, "KILLED", "interrupted: the sweep was stopped")
 

@@ -11,7 +11,6 @@ end the sweep, with the running job and the sweep's parent run marked KILLED.
 from __future__ import annotations
 
 import math
-import os
 import re
 import sys
 import tempfile
@@ -25,16 +24,16 @@ from omegaconf import DictConfig
 from nnlab.config_check import ConfigError, check_config
 from nnlab.datasets import DataError
 from nnlab.paths import CONF_DIR
-from nnlab.redact import redact
-from nnlab.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG, SKIPPED_JOB_TAG
-from nnlab.sweeps import PARENT_ENV, SWEPT_KEYS_ENV, abort_active_sweep
+from nnlab.store import sweep_protocol
+from nnlab.store.redact import redact
+from nnlab.sweeps import abort_active_sweep
 
 
 def print_summary(result, experiment: str, in_sweep: bool) -> None:
     """The run's result and where to see it. In a sweep only the result and the run's URL:
     the store and the UI command are printed once, by the sweep (nnlab.sweeps)."""
     from nnlab.describe import ui_command, ui_url
-    from nnlab.tracking import get_client
+    from nnlab.store.runs import get_client
 
     shown = "   ".join(
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
@@ -49,34 +48,6 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
     print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
     if not result.tracking_uri.startswith("http"):
         print(f"  browse  {ui_command(result.tracking_uri)}   (then open the view link)")
-
-
-def job_tags(hydra_cfg) -> dict[str, str]:
-    """Tags that place a run: its overrides, and in a sweep its parent and job number."""
-    tags = {OVERRIDES_TAG: "\n".join(hydra_cfg.overrides.task)}
-    parent = os.environ.get(PARENT_ENV)
-    if hydra_cfg.mode == RunMode.MULTIRUN and parent:
-        tags.update(
-            {
-                PARENT_TAG: parent,
-                JOB_NUM_TAG: str(hydra_cfg.job.num),
-            }
-        )
-    return tags
-
-
-def swept_keys_of_this_sweep() -> list[str]:
-    """What the sweep's parent says it varies (the launching process set it for every job)."""
-    return [k for k in os.environ.get(SWEPT_KEYS_ENV, "").split(",") if k]
-
-
-def note_skipped_job(result, parent_run_id: str, job_num: int) -> None:
-    """Tell the sweep's parent which earlier run stands in for this skipped job."""
-    from nnlab.tracking import get_client
-
-    get_client(result.tracking_uri).set_tag(
-        parent_run_id, f"{SKIPPED_JOB_TAG}{job_num}", result.run_id
-    )
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -100,8 +71,8 @@ def train(cfg: DictConfig) -> float:
 
     from nnlab.modules import TrainingDiverged
     from nnlab.run import run_training
-    from nnlab.store_check import store_failure
-    from nnlab.tracking import tracking_uri
+    from nnlab.store.preflight import store_failure
+    from nnlab.store.runs import tracking_uri
 
     overrides = list(hydra_cfg.overrides.task)
     with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
@@ -110,9 +81,9 @@ def train(cfg: DictConfig) -> float:
             result = run_training(
                 resume.config if resume else cfg,
                 resume.overrides if resume else overrides,
-                job_tags(hydra_cfg),
+                sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None),
                 resume,
-                swept_keys=swept_keys_of_this_sweep() if in_sweep else None,
+                swept_keys=sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None,
             )
         except KeyboardInterrupt as err:
             print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
@@ -131,8 +102,13 @@ def train(cfg: DictConfig) -> float:
             if in_sweep:
                 return give_up(f"failed ({type(err).__name__}: {err}); the run is marked FAILED", 1)
             raise  # an unexpected error: the traceback is what a developer needs
-    if result.skipped and os.environ.get(PARENT_ENV) and in_sweep:
-        note_skipped_job(result, os.environ[PARENT_ENV], hydra_cfg.job.num)
+    parent_id = sweep_protocol.parent_run_id()
+    if result.skipped and parent_id and in_sweep:
+        from nnlab.store.runs import get_client
+
+        sweep_protocol.note_skipped_job(
+            get_client(result.tracking_uri), parent_id, hydra_cfg.job.num, result.run_id
+        )
     print_summary(result, (resume.config if resume else cfg).tracking.experiment, in_sweep)
     return result.objective
 
@@ -140,7 +116,7 @@ def train(cfg: DictConfig) -> float:
 def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
     """The stored config and last checkpoint of run `cfg.resume`, checked like any config."""
     from nnlab.resume import load_resume_point
-    from nnlab.tracking import get_client, tracking_uri
+    from nnlab.store.runs import get_client, tracking_uri
 
     point = load_resume_point(
         get_client(tracking_uri(cfg.tracking.uri)), cfg.resume, overrides, workdir

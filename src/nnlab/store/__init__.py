@@ -1,2 +1,4 @@
-"""Everything about the MLflow store. `names` holds every tag nnlab writes, once (no MLflow
-import, so the light entry points can use it)."""
+"""Everything about the MLflow store, with no torch: `names` (every tag, once; no MLflow
+either), `runs` (where the store is; open, tag, close), `queries` (find runs, read metrics),
+`sweep_protocol` (parent and jobs), `preflight` (is the store usable?), `redact`
+(credentials out of what is written). Importing the package imports none of them."""

@@ -33,12 +33,12 @@ from mlflow.entities import Param, RunStatus, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
-from nnlab.redact import redact  # noqa: E402
 from nnlab.store.names import (
     ERROR_TAG,
     HOST_TAG,
     PID_TAG,  # noqa: E402
 )
+from nnlab.store.redact import redact  # noqa: E402
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit for params
 MAX_PARAM_LENGTH = 6000
@@ -209,12 +209,6 @@ def close_run(
     if final:
         set_tags(client, run_id, final)
     client.set_terminated(run_id, status, end_time=int(time.time() * 1000))
-
-
-def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
-    """A metric's whole history as [(step, value)], in step order (then logging order)."""
-    points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
-    return [(m.step, m.value) for m in points]
 
 
 def _close(
