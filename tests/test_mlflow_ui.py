@@ -78,7 +78,7 @@ def browser_page():
 
 def fill_store(store):
     """One run, and a sweep with a finished and a diverging (FAILED) job."""
-    run_cli("nnlab-train", *TINY, check=True)
+    single = run_cli("nnlab-train", *TINY, check=True)
     sweep = run_cli(
         "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=0.01,1e8", *TINY
     )
@@ -87,7 +87,7 @@ def fill_store(store):
     runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
     parent = next(r for r in runs if r.data.tags.get("nnlab.sweep") == "true")
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    return sweep.stdout, parent, children
+    return single.stdout + sweep.stdout, parent, children
 
 
 def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store, ui, browser_page):
@@ -129,6 +129,18 @@ def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store
     page.get_by_text("Failed at epoch").first.wait_for(timeout=60_000)
     assert "TrainingDiverged" in page.locator("body").inner_text()
     page.screenshot(path=SCREENSHOTS / "failed_run.png", full_page=True)
+
+    # The charts link: train and val loss of a run on one chart, its test metrics as bars.
+    charts_url = next(ln.split()[1] for ln in printed.splitlines() if ln.startswith("  charts "))
+    page.goto(charts_url.replace("http://127.0.0.1:5000", ui))
+    page.get_by_text("loss: train and val").first.wait_for(timeout=60_000)
+    single = next(ln for ln in printed.splitlines() if ln.endswith(" finished"))
+    name = single.removeprefix("nnlab: ").removesuffix(" finished")
+    page.get_by_text(f"{name} (val/loss)").first.wait_for(timeout=60_000)
+    charts = page.locator("body").inner_text()
+    assert f"{name} (train/loss)" in charts  # the same chart holds both curves
+    assert "test/loss" in charts  # a bar per run
+    page.screenshot(path=SCREENSHOTS / "charts.png")
 
     # The sweep's page: its table, the best marked.
     page.goto(f"{ui}/{run_link(experiment, parent.info.run_id)}")

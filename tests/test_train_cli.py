@@ -1,9 +1,12 @@
 """`nnlab-train` as a user runs it: a subprocess writing to a temporary store, read back with
 MlflowClient."""
 
+import json
+
 import pytest
 from mlflow.tracking import MlflowClient
 
+from nnlab.store.names import CHART_VIEW_TAG
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -60,6 +63,14 @@ def test_classification_run_is_fully_tracked(store):
     for key in ("train/loss", "val/loss", "val/acc"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2]
     assert {"test/loss", "test/acc", "test/auroc"} <= set(run.data.metrics)
+    # One evaluation, at step 0: MLflow's charts draw a single-step metric as a bar with its
+    # value, where step = last epoch drew a lone dot.
+    for key in ("test/loss", "test/acc", "test/auroc"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0]
+    # The experiment carries the chart view the printed "charts" link opens.
+    view = json.loads(client.get_experiment(run.info.experiment_id).tags[CHART_VIEW_TAG])
+    (loss_chart,) = [c for c in view["compareRunCharts"] if c["type"] == "LINE"]
+    assert loss_chart["selectedMetricKeys"] == ["train/loss", "val/loss"]
     assert {k for k in run.data.metrics if k.startswith(("train/", "val/"))} == {
         "train/loss",
         "val/loss",

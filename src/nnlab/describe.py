@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.config_check import MAX_RUN_NAME, OPTIMIZERS
 from nnlab.data import dataset_label
+from nnlab.store.chart_view import chart_view_query
 from nnlab.store.names import ERROR_TAG
 
 SWEEP_SYNTAX = ("range(", "choice(", "interval(", "glob(", "tag(")
@@ -153,6 +154,14 @@ def run_link(experiment_id: str, run_id: str | None = None) -> str:
     run's page, or to the experiment's runs table when run_id is None."""
     run = f"/runs/{run_id}" if run_id else ""
     return f"#/experiments/{experiment_id}{run}{RUNS_MODE}"
+
+
+def charts_url(tracking_uri: str, experiment_id: str) -> str:
+    """The experiment's chart view (nnlab.store.chart_view): train and val loss on one chart,
+    test metrics as bars."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else LOCAL_UI
+    # The runs tab's own path: the UI applies a shared view there, not on the experiment's root.
+    return f"{base}/#/experiments/{experiment_id}/runs?{chart_view_query()}&{RUNS_MODE[1:]}"
 
 
 def ui_command(uri: str) -> str:

@@ -117,13 +117,18 @@ class NetModule(pl.LightningModule):
         out = torch.cat([o for o, _ in self._test_outputs])
         y = torch.cat([t for _, t in self._test_outputs])
         self._test_outputs.clear()
-        self.record(evaluate(self.task, self.loss_name, out, y, "test"))
+        # Test metrics are one evaluation, not a curve: logged at step 0, where MLflow's charts
+        # draw a metric with a single step as a bar with its value (at step = the last epoch
+        # they were a lone dot on an axis of epochs).
+        self.record(evaluate(self.task, self.loss_name, out, y, "test"), step=0)
 
-    def record(self, values: dict[str, float]) -> None:
+    def record(self, values: dict[str, float], step: int | None = None) -> None:
         """Epoch-level metrics: to the logger (MLflow step = epoch) and to `epoch_metrics`."""
         self.epoch_metrics.update(values)
         if self.logger is not None:
-            self.logger.log_metrics({**values, "epoch": self.current_epoch})
+            self.logger.log_metrics(
+                {**values, "epoch": self.current_epoch if step is None else step}
+            )
 
 
 class NumpyNetModule(NetModule):

@@ -191,11 +191,13 @@ def parent_metrics(rows, best) -> list[tuple[str, float]]:
 
 def print_where(client, parent) -> None:
     """Where the sweep is, once for the whole sweep: its page, and how to open the UI."""
-    from nnlab.describe import ui_command, ui_url
+    from nnlab.describe import charts_url, ui_command, ui_url
 
     uri = client.tracking_uri
     print(f"  sweep   {ui_url(uri, parent.info.experiment_id, parent.info.run_id)}")
     print(f"  runs    {ui_url(uri, parent.info.experiment_id)}   (the sweep's jobs nest under it)")
+    charts = charts_url(uri, parent.info.experiment_id)
+    print(f"  charts  {charts}   (train vs val loss; expand the sweep to chart its jobs)")
     print(f"  store   {redact(uri)}")
     if not uri.startswith("http"):
         print(f"  browse  {ui_command(uri)}")

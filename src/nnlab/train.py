@@ -32,7 +32,7 @@ from nnlab.sweeps import abort_active_sweep
 def print_summary(result, experiment: str, in_sweep: bool) -> None:
     """The run's result and where to see it. In a sweep only the result and the run's URL:
     the store and the UI command are printed once, by the sweep (nnlab.sweeps)."""
-    from nnlab.describe import ui_command, ui_url
+    from nnlab.describe import charts_url, ui_command, ui_url
     from nnlab.store.runs import get_client
 
     shown = "   ".join(
@@ -45,6 +45,7 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
     print(f"  view    {ui_url(result.tracking_uri, experiment_id, result.run_id)}")
     if in_sweep:
         return
+    print(f"  charts  {charts_url(result.tracking_uri, experiment_id)}   (train vs val loss)")
     print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
     if not result.tracking_uri.startswith("http"):
         print(f"  browse  {ui_command(result.tracking_uri)}   (then open the view link)")

@@ -14,6 +14,10 @@ DESCRIPTION_TAG = "mlflow.note.content"  # the run page's description (Markdown)
 SOURCE_NAME_TAG = "mlflow.source.name"  # the UI's Source column
 SOURCE_TYPE_TAG = "mlflow.source.type"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
+# On the experiment: the chart view nnlab's printed "charts" link opens (nnlab.store.chart_view).
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."  # + a view's key (the URL's viewStateShareKey)
+CHART_VIEW_KEY = "nnlab-charts"
+CHART_VIEW_TAG = VIEW_TAG_PREFIX + CHART_VIEW_KEY
 
 # Visible on a run's page.
 TAG_PREFIX = "nnlab."

@@ -33,6 +33,7 @@ from mlflow.entities import Param, RunStatus, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
+from nnlab.store.chart_view import ensure_chart_view  # noqa: E402
 from nnlab.store.names import (
     ERROR_TAG,
     HOST_TAG,
@@ -77,18 +78,18 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     """The id of experiment `name`, created on first use. In a local store its artifacts live
     in mlruns/artifacts/<name>/, wherever the process was started from."""
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
-    store = local_store_dir(uri)
-    location = (store / "artifacts" / name).as_uri() if store else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except Exception:
-        # Another process created it between our lookup and our create.
+    if found is None:
+        store = local_store_dir(uri)
+        location = (store / "artifacts" / name).as_uri() if store else None
+        try:
+            client.create_experiment(name, artifact_location=location)
+        except Exception:
+            # Another process may have created it between our lookup and our create.
+            if client.get_experiment_by_name(name) is None:
+                raise
         found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
+    ensure_chart_view(client, found)
+    return found.experiment_id
 
 
 def git_commit() -> str | None:
