@@ -49,6 +49,7 @@ def _is_number(v: Any) -> bool:
 
 
 INT64_MAX = 2**63 - 1
+MAX_REPEATS = 1000
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding and Lightning's seed_everything take 0..2**32-1
 MAX_EXPERIMENT_NAME = 500  # MLflow's limit
 MAX_RUN_NAME = 250
@@ -132,6 +133,10 @@ def names() -> tuple[Callable[[Any], bool], str]:
 
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": int_in(0, SEED_MAX, " (NumPy's seed range)"),
+    "seeds.data": optional(int_in(0, SEED_MAX, " (NumPy's seed range)")),
+    "seeds.init": optional(int_in(0, SEED_MAX, " (NumPy's seed range)")),
+    "seeds.order": optional(int_in(0, SEED_MAX, " (NumPy's seed range)")),
+    "repeats": int_in(1, MAX_REPEATS, " (runs per configuration)"),
     "data.name": one_of([*DATASETS, CSV]),
     "data.noise": non_negative_number(),
     "data.batch_size": optional(int_at_least(1)),
@@ -208,6 +213,10 @@ def check_config(cfg: DictConfig) -> None:
             "the numpy backend runs on the CPU only: allowed: cpu",
         )
     _check_optimizer(plain["optimizer"])
+    if plain["seed"] + plain["repeats"] - 1 > SEED_MAX:  # the last member's seed
+        _fail("repeats", plain["repeats"], f"seed + repeats - 1 must be at most {SEED_MAX}")
+    if plain["repeats"] > 1 and plain["resume"]:
+        _fail("repeats", plain["repeats"], "resume= continues one run: allowed with it: 1")
     task = TASKS[spec.task]
     loss = plain["model"]["loss"]
     if loss != "auto" and loss not in task.losses:

@@ -93,6 +93,8 @@ def experiment_params(cfg: DictConfig) -> dict[str, Any]:
     params["trainer.max_epochs"] = plain["trainer"]["max_epochs"]
     params["trainer.precision"] = plain["trainer"]["precision"]
     params["seed"] = plain["seed"]
+    # A source's own seed is part of the experiment only when it was set (nnlab.seeds).
+    params.update({f"seeds.{k}": v for k, v in (plain.get("seeds") or {}).items() if v is not None})
     return params
 
 
@@ -212,4 +214,28 @@ def sweep_description(
             shown,
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def group_description(result, experiment_id: str) -> str:
+    """A group's parent: its summary, then one linked line per member."""
+    from nnlab.stats import summarize
+
+    s = summarize([m.objective for m in result.members])
+    key = result.objective_key
+    if s is None:
+        head = f"**Every repeat failed.** Group `{result.group}`."
+    elif s.ci_low is None:
+        head = f"**{key}: {s.mean:.4g}** from one repeat: no interval (no spread measured)."
+    else:
+        head = (
+            f"**{key}: mean {s.mean:.4g}, 95% CI [{s.ci_low:.4g}, {s.ci_high:.4g}]** "
+            f"(t interval, n={s.n}), min {s.min:.4g}, max {s.max:.4g}. Group `{result.group}`."
+        )
+    lines = [head, ""]
+    for m in result.members:
+        lines.append(
+            f"- [{m.run_name}]({run_link(experiment_id, m.run_id)}): {key} {m.objective:.4g}"
+        )
+    lines += [f"- FAILED {line}" for line in result.failures]
     return "\n".join(lines)

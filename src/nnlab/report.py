@@ -82,8 +82,26 @@ def best_row(rows: Sequence[RunRow]) -> RunRow | None:
 def summary_columns(rows: Sequence[RunRow]) -> list[str]:
     """Final metrics worth a column: losses and the test metrics present in any row."""
     present = {k for r in rows for k in r.metrics}
-    order = ["train/loss", "val/loss"] + sorted(k for k in present if k.startswith("test/"))
-    return [k for k in order if k in present]
+    return [k for k in ("train/loss", "val/loss") if k in present] + test_columns(rows)
+
+
+def test_columns(rows: Sequence[RunRow]) -> list[str]:
+    """The final test metrics present in any row."""
+    return sorted({k for r in rows for k in r.metrics if k.startswith("test/")})
+
+
+def stack_tables(tables: dict[str, Sequence[dict[str, str]]]) -> list[dict[str, str]]:
+    """Several tables as one, for one CSV file: a `level` column names each row's table, and
+    every row has every table's columns (empty where it has no value)."""
+    columns = ["level"]
+    for lines in tables.values():
+        for line in lines:
+            columns += [c for c in line if c not in columns]
+    return [
+        {**dict.fromkeys(columns, ""), "level": level, **line}
+        for level, lines in tables.items()
+        for line in lines
+    ]
 
 
 def table(

@@ -4,6 +4,8 @@ nnlab-report                               # the latest sweep's jobs
 nnlab-report --sweep RUN_ID                # one sweep
 nnlab-report --runs -e nnlab --sort val/loss --filter model.activation=relu
 nnlab-report --csv out.csv --plots out/    # the same table as CSV, the sweep's figures
+nnlab-report --group                       # runs grouped by configuration over seeds
+nnlab-report --runs --compare GROUP_A GROUP_B   # is A really better than B?
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import math
 import sys
 from pathlib import Path
 
-from nnlab.store.names import HOST_TAG, PID_TAG, SWEEP_TAG
+from nnlab.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG
 from nnlab.store.runs import close_run, get_client, local_store_dir, process_alive, tracking_uri
+
+STATS_NOTE = (
+    "mean and 95% CI over seeds (t interval); 'not distinguishable': its CI overlaps the "
+    "best's; p_beats_best: bootstrap probability that its mean beats the best's"
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +52,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PARAM=VALUE",
         help="keep runs whose param has this value (repeatable)",
     )
+    p.add_argument(
+        "--group",
+        action="store_true",
+        help="one row per configuration (all but the seeds): n, mean, 95%% CI, min, max, rank",
+    )
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two groups (id, id prefix or label): difference of means, P(A better)",
+    )
     p.add_argument("--limit", type=int, default=None, help="show at most this many rows")
     p.add_argument("--csv", type=Path, help="also write the table here")
     p.add_argument("--plots", type=Path, help="write the comparison figures into this folder")
@@ -66,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nnlab-report: no store at {uri} (train something first: make run)", file=sys.stderr)
         return 1
 
-    from nnlab import report
+    from nnlab import group_report, report
     from nnlab.store import queries, sweep_protocol
 
     client = get_client(uri)
@@ -97,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             f"params.`{k}` = '{v}'" for k, v in (f.split("=", 1) for f in args.filter)
         )
         runs = queries.search_all(client, exp_ids, filters, limit=None if args.sort else args.limit)
-        runs = [r for r in runs if r.data.tags.get(SWEEP_TAG) != "true"]
+        # Sweeps and groups have parent runs holding summaries, not results of their own.
+        runs = [
+            r
+            for r in runs
+            if r.data.tags.get(SWEEP_TAG) != "true" and REPEATS_TAG not in r.data.tags
+        ]
         title = f"runs in {', '.join(args.experiment or ['all experiments'])}"
 
     rows = [report.to_row(r) for r in runs]
@@ -110,13 +133,31 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows[: args.limit] if args.limit else rows
 
     lines = report.table(rows, keys, report.summary_columns(rows))
+    groups = group_report.group_rows(rows, keys)
+    group_lines = group_report.group_table(groups, report.test_columns(rows))
+    if args.group and args.sort and args.sort != "objective":
+        group_lines = sort_group_lines(group_lines, args.sort, args.ascending)
     print(title)
-    print(report.render(lines))
+    if args.compare:
+        try:
+            a, b = (group_report.find_group(groups, name) for name in args.compare)
+        except LookupError as err:
+            print(f"nnlab-report: --compare: {err}", file=sys.stderr)
+            return 2
+        print(group_report.compare(a, b))
+    elif args.group:
+        print(report.render(group_lines))
+        print(STATS_NOTE)
+    else:
+        print(report.render(lines))
     best = report.best_row(rows)
-    if best is not None and parent is not None:
+    if best is not None and parent is not None and not (args.group or args.compare):
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
     if args.csv:
-        args.csv.write_text(report.to_csv(lines))
+        # Both tables in one file: a `level` column says which (run or group).
+        args.csv.write_text(
+            report.to_csv(report.stack_tables({"run": lines, "group": group_lines}))
+        )
         print(f"csv: {args.csv}")
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
@@ -183,6 +224,22 @@ def sort_rows(rows, key: str, ascending: bool):
         sorted(known, key=lambda r: (isinstance(value(r), str), value(r)), reverse=descending)
         + unknown
     )
+
+
+def sort_group_lines(lines, key: str, ascending: bool):
+    """Groups by the mean of metric `key` (its column reads 'mean ± half-width')."""
+
+    def mean(line) -> float:
+        text = line.get(key, "")
+        try:
+            return float(text.split(" ± ")[0])
+        except ValueError:
+            return math.nan
+
+    known = [line for line in lines if not math.isnan(mean(line))]
+    return sorted(known, key=mean, reverse=not ascending) + [
+        line for line in lines if line not in known
+    ]
 
 
 def entry() -> None:

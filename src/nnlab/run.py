@@ -27,6 +27,7 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import plots
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, PeriodicCheckpoint
+from nnlab.config_check import MAX_RUN_NAME
 from nnlab.data import (
     CSV,
     Splits,
@@ -51,6 +52,7 @@ from nnlab.modules import NetModule, NumpyNetModule
 from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
 from nnlab.progress import EpochProgress
 from nnlab.resume import ResumePoint
+from nnlab.seeds import effective_seeds, group_id
 from nnlab.store.names import (
     CONFIG_HASH_TAG,
     CSV_COLUMNS_TAG,
@@ -60,6 +62,7 @@ from nnlab.store.names import (
     DESCRIPTION_TAG,
     FIT_SECONDS_TAG,
     GIT_COMMIT_TAG,
+    GROUP_TAG,
     LOSS_TAG,
     OBJECTIVE_TAG,
     OVERHEAD_SECONDS_TAG,
@@ -126,7 +129,9 @@ def build_module(
     """The configured backend's network inside its LightningModule; every backend starts from
     the same initial weights for the same seed and init."""
     net_class, module_class = BACKENDS[cfg.backend.name]
-    net = net_class(sizes, cfg.model.activation, cfg.model.init, cfg.seed, dtype=dtype)
+    net = net_class(
+        sizes, cfg.model.activation, cfg.model.init, effective_seeds(cfg).init, dtype=dtype
+    )
     return module_class(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
 
 
@@ -169,19 +174,20 @@ def run_training(
     extra_tags: dict[str, str] | None = None,
     resume: ResumePoint | None = None,
     swept_keys: list[str] | None = None,
+    name_suffix: str = "",
 ) -> RunResult:
     """Train `cfg` into a new MLflow run, or continue the interrupted run of `resume`. In a
     sweep, `swept_keys` are what the sweep varies: the run's name leads with their values."""
     started = time.perf_counter()
     quiet_lightning()
-    splits = make_splits(cfg.data, cfg.seed)
+    splits = make_splits(cfg.data, effective_seeds(cfg).data)
     task = TASKS[splits.task]
     loss_name = task.resolve_loss(cfg.model.loss)
     check_fits_precision(splits, cfg.trainer.precision, loss_name)
     table = csv_table(cfg.data) if cfg.data.name == CSV else None
     dtype = DTYPES[cfg.trainer.precision]
     sizes = layer_sizes(cfg, splits)
-    name = run_name(cfg, sizes, swept_keys or ())
+    name = run_name(cfg, sizes, swept_keys or ())[: MAX_RUN_NAME - len(name_suffix)] + name_suffix
 
     uri = tracking_uri(cfg.tracking.uri)
     check_store(uri)  # a broken store fails here, before any run exists
@@ -203,6 +209,7 @@ def run_training(
     tags = {
         **(extra_tags or {}),
         CONFIG_HASH_TAG: digest,
+        GROUP_TAG: group_id(cfg),
         TASK_TAG: task.name,
         LOSS_TAG: loss_name,
         GIT_COMMIT_TAG: git_commit(),
@@ -301,9 +308,9 @@ def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl
 
 
 def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name, checkpoint=None):
-    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    pl.seed_everything(effective_seeds(cfg).init, workers=False, verbose=False)
     module = build_module(cfg, task, loss_name, sizes, dtype)
-    dm = data_module(splits, cfg.data.batch_size, cfg.seed, dtype)
+    dm = data_module(splits, cfg.data.batch_size, effective_seeds(cfg).order, dtype)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
         trainer = build_trainer(cfg, logger, run_callbacks(cfg, task, name), scratch)
         # The checkpoint passed check_weights_only (nnlab.resume) before it got here.

@@ -76,15 +76,19 @@ def train(cfg: DictConfig) -> float:
     from nnlab.store.runs import tracking_uri
 
     overrides = list(hydra_cfg.overrides.task)
+    tags = sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None)
+    swept = sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None
+    if cfg.repeats > 1:
+        return train_group(cfg, overrides, tags, swept, give_up)
     with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
         try:
             resume = prepare_resume(cfg, overrides, Path(workdir)) if cfg.resume else None
             result = run_training(
                 resume.config if resume else cfg,
                 resume.overrides if resume else overrides,
-                sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None),
+                tags,
                 resume,
-                swept_keys=sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None,
+                swept_keys=swept,
             )
         except KeyboardInterrupt as err:
             print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
@@ -112,6 +116,45 @@ def train(cfg: DictConfig) -> float:
         )
     print_summary(result, (resume.config if resume else cfg).tracking.experiment, in_sweep)
     return result.objective
+
+
+def train_group(cfg: DictConfig, overrides: list[str], tags: dict, swept, give_up) -> float:
+    """`repeats=N`: the group's members one after another (nnlab.repeats); returns the mean
+    objective over the members that finished."""
+    from nnlab.repeats import run_group
+    from nnlab.store.preflight import store_failure
+    from nnlab.store.runs import tracking_uri
+
+    try:
+        group = run_group(cfg, overrides, tags, swept)
+    except KeyboardInterrupt as err:
+        print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        broken_store = store_failure(err)
+        if broken_store is None:
+            raise
+        return give_up(
+            f"tracking store {redact(tracking_uri(cfg.tracking.uri))}: {broken_store}", 3
+        )
+    print(f"nnlab: {group.summary_line()}", flush=True)
+    if not group.members:
+        return give_up(f"every one of the {cfg.repeats} repeats failed", 1)
+    if group.parent_run_id:
+        print_group_where(group, cfg.tracking.experiment)
+    return group.objective
+
+
+def print_group_where(group, experiment: str) -> None:
+    from nnlab.describe import ui_command, ui_url
+    from nnlab.store.runs import get_client
+
+    uri = group.members[0].tracking_uri
+    experiment_id = get_client(uri).get_run(group.parent_run_id).info.experiment_id
+    print(f"  group   {ui_url(uri, experiment_id, group.parent_run_id)}   (its runs nest under it)")
+    print(f"  store   {redact(uri)} (experiment '{experiment}')")
+    if not uri.startswith("http"):
+        print(f"  browse  {ui_command(uri)}")
 
 
 def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
