@@ -239,3 +239,20 @@ def group_description(result, experiment_id: str) -> str:
         )
     lines += [f"- FAILED {line}" for line in result.failures]
     return "\n".join(lines)
+
+
+def groups_markdown(group_lines: Sequence[Mapping[str, str]]) -> str:
+    """A sweep with repeats, per configuration (nnlab.group_report.group_table's rows)."""
+    lines = [
+        "**Per configuration, over seeds** (mean and 95% t interval; *not distinguishable*: "
+        "its interval overlaps the best's; P: bootstrap probability its mean beats the best's)",
+        "",
+        "| rank | configuration | n | failed | mean | 95% CI | vs best | P(beats best) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in group_lines:
+        best = " ★" if g["vs_best"] == "best" else ""
+        cells = [g["rank"], g["label"] + best, g["n"], g["failed"], g["mean"], g["ci95"]]
+        cells += [g["vs_best"] if g["vs_best"] != "best" else "", g["p_beats_best"]]
+        lines.append("| " + " | ".join(c or "–" for c in cells) + " |")
+    return "\n".join(lines)

@@ -48,9 +48,7 @@ class Group:
 def group_label(row: RunRow, keys: Sequence[str]) -> str:
     shown = [k for k in keys if k not in SEED_KEYS]
     if shown:
-        return " ".join(
-            f"{k.rsplit('.', 1)[-1]}={row.overrides.get(k, row.params.get(k))}" for k in shown
-        )
+        return " ".join(f"{k.rsplit('.', 1)[-1]}={_value(row, k)}" for k in shown)
     return row.name.rsplit(" · seed ", 1)[0]
 
 
@@ -159,3 +157,55 @@ def compare(a: Group, b: Group) -> str:
     lines.append(f"A - B = {d:.5g}, 95% CI [{low:.5g}, {high:.5g}] (Welch t): {verdict}")
     lines.append(f"P(A's mean is better, {direction} is better) = {p:.3f} (bootstrap)")
     return "\n".join(lines)
+
+
+def has_repeats(groups: Sequence[Group]) -> bool:
+    return any(len(g.rows) > 1 for g in groups)
+
+
+def group_figures(client, groups: Sequence[Group], keys: Sequence[str], title: str = "") -> dict:
+    """The figures of a sweep with repeats, keyed by file name:
+
+    group_curves.png             train and val loss per group: mean, band from min to max
+    objective_vs_<key>.png       objective against each swept key: mean and 95% CI per group
+    """
+    from nnlab.group_plots import group_curves_figure, objective_errorbar_figure
+    from nnlab.store.queries import metric_history
+
+    key = objective_key(groups) or "objective"
+    losses = ("train/loss", "val/loss")
+    histories = {
+        g.label: [
+            {k: metric_history(client, r.run_id, k) for k in losses}
+            for r in g.rows
+            if r.status in ("FINISHED", "FAILED", "SKIPPED")
+        ]
+        for g in groups
+    }
+    failed = {g.label: g.failed for g in groups}
+    figures = {"group_curves.png": group_curves_figure(histories, losses, failed, title)}
+    swept = [k for k in keys if k not in SEED_KEYS]
+    for k in swept:
+        others = [o for o in swept if o != k]
+        points = [
+            (
+                _value(g.rows[0], k),
+                " ".join(f"{o.rsplit('.', 1)[-1]}={_value(g.rows[0], o)}" for o in others),
+                g.values(),
+                g.failed,
+            )
+            for g in groups
+        ]
+        figures[f"objective_vs_{k}.png"] = objective_errorbar_figure(
+            points, k, key, log_x=k == "optimizer.lr", title=title
+        )
+    return figures
+
+
+def _value(row: RunRow, key: str) -> str:
+    """A swept value as people write it: 1e+09, not Hydra's 1000000000.0."""
+    text = row.overrides.get(key, row.params.get(key, ""))
+    try:
+        return f"{float(text):g}"
+    except ValueError:
+        return text

@@ -15,7 +15,7 @@ import math
 import sys
 from pathlib import Path
 
-from nnlab.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG
+from nnlab.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG, SWEEPER_TAG
 from nnlab.store.runs import close_run, get_client, local_store_dir, process_alive, tracking_uri
 
 STATS_NOTE = (
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from nnlab import group_report, report
+    from nnlab.dashboard import sweep_dashboard
     from nnlab.store import queries, sweep_protocol
 
     client = get_client(uri)
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"csv: {args.csv}")
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)
-        for name, fig in report.sweep_figures(client, rows, keys, title[:80]).items():
+        sweeper = parent.data.tags.get(SWEEPER_TAG, "") if parent is not None else ""
+        for name, fig in sweep_dashboard(client, rows, keys, title[:80], sweeper).items():
             fig.savefig(args.plots / name, dpi=90)
             print(f"figure: {args.plots / name}")
     return 0

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from nnlab.config_check import MAX_RUN_NAME
 from nnlab.store import sweep_protocol
 from nnlab.store.names import (
+    BEST_GROUP_TAG,
     BEST_RUN_ID_TAG,
     BEST_RUN_NAME_TAG,
     DESCRIPTION_TAG,
@@ -131,7 +132,9 @@ def summarise_sweep(client, run_id: str) -> int:
     finished."""
     from mlflow.entities import Metric
 
-    from nnlab import report
+    from nnlab import group_report, report
+    from nnlab.dashboard import sweep_dashboard
+    from nnlab.describe import groups_markdown
     from nnlab.describe import sweep_description as describe_sweep
     from nnlab.store.runs import set_tags
 
@@ -144,12 +147,19 @@ def summarise_sweep(client, run_id: str) -> int:
     keys = report.swept_keys(rows)
     lines = report.table(rows, keys, report.summary_columns(rows))
     best = report.best_row(rows)
+    groups = group_report.group_rows(rows, keys)
+    repeated = group_report.has_repeats(groups)
+    group_lines = group_report.group_table(groups, report.test_columns(rows)) if repeated else []
     with tempfile.TemporaryDirectory(prefix="nnlab-sweep-") as tmp:
         out = Path(tmp)
         (out / "sweep_summary.csv").write_text(report.to_csv(lines))
+        if repeated:
+            (out / "sweep_groups.csv").write_text(report.to_csv(group_lines))
         (out / "plots").mkdir()
-        title = f"sweep over {', '.join(keys)}" if keys else "sweep"
-        for file_name, fig in report.sweep_figures(client, rows, keys, title).items():
+        shown = [k for k in keys if k not in group_report.SEED_KEYS]
+        title = f"sweep over {', '.join(shown)}" if shown else "sweep"
+        sweeper = parent.data.tags.get(SWEEPER_TAG, "")
+        for file_name, fig in sweep_dashboard(client, rows, keys, title, sweeper).items():
             fig.savefig(out / "plots" / file_name, dpi=90)
         client.log_artifacts(run_id, str(out))
     tags = {
@@ -158,7 +168,15 @@ def summarise_sweep(client, run_id: str) -> int:
     }
     if best is not None:
         tags.update({BEST_RUN_ID_TAG: best.run_id, BEST_RUN_NAME_TAG: best.name})
-    metrics = [Metric(k, v, now_ms, 0) for k, v in parent_metrics(rows, best)]
+    measured = parent_metrics(rows, best)
+    if repeated and group_lines[0]["rank"] == "1":  # the best group, by mean over seeds
+        tags[BEST_GROUP_TAG] = group_lines[0]["label"]
+        best_group = group_report.ranked(groups)[0][1].summary
+        measured.append(("best_group/mean", best_group.mean))
+        if best_group.ci_low is not None:
+            measured += [("best_group/ci_low", best_group.ci_low)]
+            measured += [("best_group/ci_high", best_group.ci_high)]
+    metrics = [Metric(k, v, now_ms, 0) for k, v in measured]
     client.log_batch(run_id, metrics=metrics)
     tags[DESCRIPTION_TAG] = describe_sweep(
         rows,
@@ -167,9 +185,16 @@ def summarise_sweep(client, run_id: str) -> int:
         parent.info.experiment_id,
         parent.data.tags.get(OBJECTIVE_TAG),
     )
+    if repeated:
+        tags[DESCRIPTION_TAG] = groups_markdown(group_lines) + "\n\n" + tags[DESCRIPTION_TAG]
     set_tags(client, run_id, tags)
     print(report.render(lines, hide=("run_id",)))
-    if best is not None:
+    if repeated:
+        print(report.render(group_lines, hide=("group",)))
+    if repeated and BEST_GROUP_TAG in tags:
+        top = group_lines[0]
+        print(f"best configuration: {top['label']} (mean {top['mean']}, 95% CI {top['ci95']})")
+    elif best is not None:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
     print_where(client, parent)
     return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)

@@ -30,6 +30,7 @@ JOBS_TAG = "nnlab.jobs"  # on a parent: how many jobs, how many failed
 JOBS_FAILED_TAG = "nnlab.jobs_failed"
 BEST_RUN_ID_TAG = "nnlab.best_run_id"  # on a parent: the best job
 BEST_RUN_NAME_TAG = "nnlab.best_run_name"
+BEST_GROUP_TAG = "nnlab.best_group"  # on a parent with repeats: the best configuration by mean
 REPRODUCES_TAG = "nnlab.reproduces"  # on a run made by nnlab-reproduce: the original
 REPRODUCTION_TAG = "nnlab.reproduction"  # on a seed script's summary run
 QUICK_TAG = "nnlab.quick"
