@@ -58,3 +58,45 @@ def test_objective_figure_draws_when_every_job_failed(tmp_path):
     fig = plots.objective_vs_figure([(1e8, nan, ""), (1e9, nan, "")], "lr", "val/loss", log_x=True)
     fig.savefig(tmp_path / "all_failed.png")  # raised "cannot be log-scaled" before
     assert legend_texts(fig.axes[0]) == ["failed or diverged (2)"]
+
+
+def test_group_curves_show_a_mean_band_and_count_failed_seeds():
+    from nnlab.group_plots import group_curves_figure
+
+    members = [
+        {"train/loss": [(0, 1.0), (1, 0.5)], "val/loss": [(0, 1.1), (1, 0.6)]},
+        {"train/loss": [(0, 0.8), (1, 0.3)], "val/loss": [(0, 0.9), (1, 0.4)]},
+        {"train/loss": [(0, float("nan"))], "val/loss": []},  # a seed that diverged at once
+    ]
+    fig = group_curves_figure({"lr=0.1": members}, ["train/loss", "val/loss"], {"lr=0.1": 1})
+    ax = fig.axes[0]
+    (line,) = ax.get_lines()
+    assert list(line.get_ydata()) == [0.9, 0.4]  # the mean of the finished seeds
+    assert len(ax.collections) == 1  # the min-max band
+    assert legend_texts(fig.axes[1]) == ["lr=0.1 (n=2, 1 failed)"]
+
+
+def test_objective_error_bars_mark_groups_whose_every_seed_failed():
+    from nnlab.group_plots import objective_errorbar_figure
+
+    points = [
+        (0.01, "tanh", [0.5, 0.6, 0.55], 0),
+        (0.1, "tanh", [0.2], 1),  # one seed left: a point without a bar
+        (1e8, "tanh", [], 3),  # every seed failed
+    ]
+    fig = objective_errorbar_figure(points, "optimizer.lr", "val/loss", log_x=True)
+    texts = legend_texts(fig.axes[0])
+    assert "every seed failed (1)" in texts
+    assert "1 more failed seed(s) left out of the means" in texts
+    assert fig.axes[0].get_xscale() == "log"
+
+
+def test_trial_history_draws_best_so_far_and_failed_trials():
+    from nnlab.group_plots import objective_vs_trial_figure
+
+    trials = [(0, 0.5), (1, 0.7), (2, float("nan")), (3, 0.3)]
+    fig = objective_vs_trial_figure(trials, "val/loss", higher_is_better=False)
+    ax = fig.axes[0]
+    (best,) = ax.get_lines()
+    assert list(best.get_ydata()) == [0.5, 0.5, 0.3]  # the running minimum over finished trials
+    assert "failed (1)" in legend_texts(ax)

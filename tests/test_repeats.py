@@ -1,5 +1,7 @@
 """repeats=N and the three seed sources: a group of N runs is N plain runs, tagged as one."""
 
+import csv
+
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -98,18 +100,11 @@ def test_a_failing_member_fails_alone(store):
 
 
 @pytest.mark.slow
-def test_cli_repeats_in_a_sweep_are_siblings_under_the_sweep(store):
-    proc = run_cli(
-        "nnlab-train",
-        "-m",
-        "optimizer.lr=0.01,0.1",
-        "repeats=2",
-        "trainer.max_epochs=2",
-        "data.n_samples=200",
-        "trainer.progress=none",
-        "tracking.log_model=false",
-        check=True,
-    )
+def test_cli_sweep_with_repeats_dashboard_and_report(store, tmp_path):
+    """2 learning rates x 2 seeds on sine with plain SGD: lr=1e8 diverges for every seed."""
+    common = ["data=sine", "optimizer=sgd", "repeats=2", "trainer.max_epochs=3"]
+    common += ["data.n_samples=200", "trainer.progress=none", "tracking.log_model=false"]
+    proc = run_cli("nnlab-train", "-m", "optimizer.lr=0.05,1e8", *common, check=True)
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
     (sweep,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
@@ -118,6 +113,37 @@ def test_cli_repeats_in_a_sweep_are_siblings_under_the_sweep(store):
     assert not [r for r in runs if REPEATS_TAG in r.data.tags]  # no group parent in a sweep
     groups = {}
     for c in children:
-        groups.setdefault(c.data.tags[GROUP_TAG], []).append(c.data.params["optimizer.lr"])
-    assert sorted(groups.values()) == [["0.01", "0.01"], ["0.1", "0.1"]]
+        groups.setdefault(c.data.tags[GROUP_TAG], []).append(c)
+    assert sorted(len(g) for g in groups.values()) == [2, 2]
     assert proc.stdout.count("nnlab: group ") == 2  # one summary line per configuration
+    assert "best configuration: lr=0.05" in proc.stdout
+
+    # The parent: the table per configuration, its figures, the best group.
+    table = read_csv_artifact(client, sweep.info.run_id, "sweep_groups.csv")
+    by_label = {row["label"]: row for row in table}
+    assert by_label["lr=0.05"]["rank"] == "1" and by_label["lr=0.05"]["n"] == "2"
+    assert by_label["lr=1e+08"]["n"] == "0" and by_label["lr=1e+08"]["failed"] == "2"
+    assert sweep.data.tags["nnlab.best_group"] == "lr=0.05"
+    plots = {a.path for a in client.list_artifacts(sweep.info.run_id, "plots")}
+    assert {"plots/group_curves.png", "plots/objective_vs_optimizer.lr.png"} <= plots
+    assert "plots/curves.png" not in plots  # N loose lines are replaced by the group's band
+    assert "95% t interval" in sweep.data.tags["mlflow.note.content"]
+
+    # nnlab-report: groups, a comparison, and both tables in one CSV.
+    grouped = run_cli("nnlab-report", "--group", "--csv", str(tmp_path / "t.csv"), check=True)
+    assert "lr=0.05" in grouped.stdout and "95% CI" in grouped.stdout
+    levels = [row["level"] for row in csv.DictReader((tmp_path / "t.csv").open())]
+    assert levels.count("run") == 4 and levels.count("group") == 2
+    lr_group = next(
+        g for g, rows in groups.items() if rows[0].data.params["optimizer.lr"] == "0.05"
+    )
+    compared = run_cli("nnlab-report", "--compare", lr_group[:6], "lr=1e+08")
+    assert compared.returncode == 0, compared.stderr
+    assert "cannot compare: B has no finished run" in compared.stdout
+    missing = run_cli("nnlab-report", "--compare", "nothing", "lr=0.05")
+    assert missing.returncode == 2 and "no group matches 'nothing'" in missing.stderr
+
+
+def read_csv_artifact(client, run_id, path):
+    with open(client.download_artifacts(run_id, path)) as f:
+        return list(csv.DictReader(f))

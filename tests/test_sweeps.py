@@ -219,6 +219,8 @@ def test_optuna_sweep_runs_trials_as_children(store):
     assert len(children) == 3 and parent.info.status == "FINISHED"
     assert "optuna" in parent.data.tags["mlflow.nnlab.sweeper"].lower()
     assert all(math.isfinite(c.data.metrics["val/loss"]) for c in children)
+    plots = {a.path for a in MlflowClient(store).list_artifacts(parent.info.run_id, "plots")}
+    assert "plots/objective_vs_trial.png" in plots  # the search's history, best so far
 
 
 @pytest.mark.parametrize(
@@ -323,7 +325,9 @@ def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_pa
         check=True,
     )
     assert "optimizer.lr" in out.stdout and "best:" in out.stdout
-    rows = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    table = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    rows = [r for r in table if r["level"] == "run"]  # then one row per group (each n=1)
+    assert len(rows) == 2 and [r["n"] for r in table if r["level"] == "group"] == ["1", "1"]
     assert [float(r["objective"]) for r in rows] == sorted(float(r["objective"]) for r in rows)
     assert (tmp_path / "figs" / "objective_vs_lr.png").exists()
     filtered = run_cli("nnlab-report", "--runs", "--filter", "optimizer.lr=0.03", check=True)
@@ -334,7 +338,7 @@ def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_pa
 
 def test_report_imports_no_torch():
     code = (
-        "import sys, nnlab.report_cli, nnlab.report; "
+        "import sys, nnlab.report_cli, nnlab.report, nnlab.group_report, nnlab.dashboard; "
         "sys.exit(int(any(m in sys.modules for m in ('torch', 'pytorch_lightning'))))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

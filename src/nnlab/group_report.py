@@ -22,6 +22,7 @@ from nnlab.tasks import higher_is_better
 
 SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 OK = ("FINISHED", "SKIPPED")
+SMALL_N = 5  # below this, resampling a handful of values understates the spread (nnlab.stats)
 
 
 @dataclass
@@ -155,7 +156,8 @@ def compare(a: Group, b: Group) -> str:
         else f"A is {'better' if (d > 0) == higher_is_better(key) else 'worse'} at 95%"
     )
     lines.append(f"A - B = {d:.5g}, 95% CI [{low:.5g}, {high:.5g}] (Welch t): {verdict}")
-    lines.append(f"P(A's mean is better, {direction} is better) = {p:.3f} (bootstrap)")
+    caveat = "" if min(sa.n, sb.n) >= SMALL_N else f"; overconfident with n < {SMALL_N}"
+    lines.append(f"P(A's mean is better, {direction} is better) = {p:.3f} (bootstrap{caveat})")
     return "\n".join(lines)
 
 
