@@ -7,7 +7,8 @@ Runs: logistic regression (model.hidden=[]) against the MLP 2-10-5-1 ReLU on moo
 MLP 2-20-10-1 tanh on circles (full-batch gradient descent, lr 0.1, 2000 epochs); the moons
 MLP from scratch (numpy backend) beside PyTorch; the softmax MLP 4-10-8-3 on iris; and the
 exercises as sweeps on moons: architectures [2,5,1] [2,10,5,1] [2,20,10,5,1], activations
-relu/tanh/sigmoid, learning rates 0.001/0.01/0.1/1.0, L2 strengths.
+relu/tanh/sigmoid, learning rates 0.001/0.01/0.1/1.0, L2 strengths, each over 5 seeds
+(repeats=5), every conclusion stated as a mean with its 95% interval.
 Figures: activation functions and their derivatives, decision boundaries (linear vs MLP),
 loss and accuracy curves, weights before and after training.
 """
@@ -26,7 +27,6 @@ from nnlab.plots import (
 from nnlab.run import probabilities
 from nnlab.scratch import ACTIVATIONS, init_params
 from nnlab.seed_harness import Reproduction, parse_args
-from nnlab.store.names import ERROR_TAG
 
 MOONS, CIRCLES = "experiment=seed003_moons", "experiment=seed003_circles"
 
@@ -124,56 +124,103 @@ def main(argv=None) -> int:
     return rep.finish()
 
 
+REPEATS, QUICK_REPEATS = 5, 2  # seeds per exercise configuration (--quick: 2)
+
+
 def _exercises(rep: Reproduction) -> None:
-    def by(rows, key):
-        return {r.overrides[key]: r for r in rows}
+    """The exercises, each configuration over REPEATS seeds (42, 43, ...). Seed 42 alone is
+    what the single-seed table used to report; every conclusion is now a mean with its 95%
+    interval, and a note says where the single seed's answer does not hold up."""
+    repeats = f"repeats={QUICK_REPEATS if rep.args.quick else REPEATS}"
 
-    archs = by(rep.sweep(MOONS, "sweep=architectures"), "model.hidden")
-    for arch, row in archs.items():
-        rep.note(f"architecture {arch}: test acc {row.metrics.get('test/acc', float('nan')):.3f}")
-    rep.expect(
-        "architectures: best test accuracy",
-        max(r.metrics["test/acc"] for r in archs.values()),
-        ">=",
-        0.95,
+    archs = _groups(rep.sweep(MOONS, "sweep=architectures", repeats), "model.hidden")
+    _compare(rep, "architecture", archs, "test/acc", higher_is_better=True)
+    best = max(archs.values(), key=lambda g: _mean(g, "test/acc"))
+    rep.expect("architectures: best mean test accuracy", _mean(best, "test/acc"), ">=", 0.95)
+
+    acts = _groups(
+        rep.sweep(MOONS, "model.activation=relu,tanh,sigmoid", repeats), "model.activation"
     )
-
-    acts = by(rep.sweep(MOONS, "model.activation=relu,tanh,sigmoid"), "model.activation")
+    _compare(rep, "activation", acts, "test/acc", higher_is_better=True)
     for name in ("relu", "tanh"):
-        rep.expect(f"activation {name}: test accuracy", acts[name].metrics["test/acc"], ">=", 0.9)
-    rep.note(
-        f"sigmoid reaches test acc {acts['sigmoid'].metrics['test/acc']:.3f} and train "
-        f"loss {acts['sigmoid'].metrics['train/loss']:.3f} (relu: "
-        f"{acts['relu'].metrics['train/loss']:.3f}): saturating units learn slower"
-    )
+        rep.expect(
+            f"activation {name}: mean test accuracy", _mean(acts[name], "test/acc"), ">=", 0.9
+        )
+    _compare(rep, "activation", acts, "train/loss", higher_is_better=False)
 
-    lrs = by(rep.sweep(MOONS, "sweep=learning_rates"), "optimizer.lr")
-    loss = {lr: r.metrics.get("train/loss", float("nan")) for lr, r in lrs.items()}
+    lrs = _groups(rep.sweep(MOONS, "sweep=learning_rates", repeats), "optimizer.lr")
+    _compare(rep, "lr", lrs, "train/loss", higher_is_better=False)
+    slow, good = lrs["0.001"], lrs["0.1"]
     rep.expect(
-        "lr 0.001 ends with a higher train loss than lr 0.1 (too slow)",
-        loss["0.001"],
+        "lr 0.001 ends with a higher mean train loss than lr 0.1 (too slow)",
+        _mean(slow, "train/loss"),
         ">",
-        loss["0.1"],
+        _mean(good, "train/loss"),
     )
     big = lrs["1.0"]
-    rep.note(
-        f"lr 1.0: {big.status}, final train loss {loss['1.0']:.4g}, test acc "
-        f"{big.metrics.get('test/acc', float('nan')):.3f}"
-        + (f" ({big.tags.get(ERROR_TAG)})" if big.status != "FINISHED" else "")
+    rep.note(f"lr 1.0: {len(big.finished)} of {len(big.rows)} seeds finished, {big.failed} failed")
+
+    l2 = _groups(rep.sweep(MOONS, "sweep=l2", repeats), "optimizer.weight_decay")
+    _compare(rep, "L2", l2, "train/loss", higher_is_better=False)
+    _compare(rep, "L2", l2, "test/acc", higher_is_better=True)
+    rep.expect(
+        "L2 0.1 fits the training set less tightly than no L2 (mean train loss)",
+        _mean(l2["0.1"], "train/loss"),
+        ">",
+        _mean(l2["0.0"], "train/loss"),
     )
 
-    l2 = by(rep.sweep(MOONS, "sweep=l2"), "optimizer.weight_decay")
-    for wd, row in sorted(l2.items(), key=lambda kv: float(kv[0])):
-        rep.note(
-            f"L2 {wd}: train loss {row.metrics['train/loss']:.4f}, test loss "
-            f"{row.metrics['test/loss']:.4f}, test acc {row.metrics['test/acc']:.3f}"
+
+def _groups(rows, key: str) -> dict:
+    """The sweep's runs by configuration: {value of `key`: Group of its seeds}."""
+    from nnlab.group_report import group_rows
+
+    return {g.rows[0].overrides[key]: g for g in group_rows(rows, [key])}
+
+
+def _mean(group, metric: str) -> float:
+    values = group.values(metric)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _compare(rep: Reproduction, what: str, groups: dict, metric: str, higher_is_better: bool):
+    """Notes: each configuration's mean and 95% interval beside its seed-42 value; which one
+    the single seed called best and which the means do; and whether that can be told apart."""
+    from nnlab.stats import probability_better, rank_groups, summarize
+
+    single = {}
+    for value, g in groups.items():
+        s = summarize(g.values(metric))
+        seed42 = next(
+            (r.metrics.get(metric) for r in g.rows if r.name.endswith(" · seed 42")), None
         )
-    rep.expect(
-        "L2 0.1 fits the training set less tightly than no L2 (train loss)",
-        l2["0.1"].metrics["train/loss"],
-        ">",
-        l2["0.0"].metrics["train/loss"],
+        single[value] = seed42
+        shown = "all seeds failed" if s is None else f"{s.mean:.4g} {s.interval_text(3)} (n={s.n})"
+        seed_text = "failed" if seed42 is None else f"{seed42:.4g}"
+        rep.note(f"{what} {value}: {metric} mean {shown}; seed 42 alone: {seed_text}")
+    ranked = rank_groups({v: g.values(metric) for v, g in groups.items()}, higher_is_better)
+    if not ranked:
+        return
+    by_mean = ranked[0].group
+    finite = {v: x for v, x in single.items() if x is not None}
+    pick = (max if higher_is_better else min)(finite, key=finite.get) if finite else None
+    tied = [r.group for r in ranked[1:] if r.tied_with_best]
+    verdict = (
+        f"not distinguishable from {', '.join(tied)} at 95%"
+        if tied
+        else "distinguishable from every other at 95%"
     )
+    if pick is not None and pick != by_mean:
+        p = probability_better(
+            groups[pick].values(metric), groups[by_mean].values(metric), higher_is_better
+        )
+        odds = "" if p is None else f"; P({pick} beats {by_mean}) = {p:.2f}"
+        rep.note(
+            f"{what} by {metric}: DOES NOT HOLD UP: seed 42 alone picks {pick}, the mean over "
+            f"seeds picks {by_mean} ({verdict}{odds})"
+        )
+    else:
+        rep.note(f"{what} by {metric}: seed 42 and the mean agree on {by_mean} ({verdict})")
 
 
 def _boundaries(panels) -> Figure:

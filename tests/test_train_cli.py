@@ -54,6 +54,7 @@ def test_classification_run_is_fully_tracked(store):
     # Bookkeeping is hidden from the run page (MLflow hides mlflow.* tags); what shows is few.
     assert {"mlflow.nnlab.pid", "mlflow.nnlab.host", "mlflow.nnlab.config_hash"} <= set(tags)
     assert sorted(k for k in tags if k.startswith("nnlab.")) == [
+        "nnlab.group",  # the config without its seeds: runs of one configuration group
         "nnlab.loss",
         "nnlab.objective",
         "nnlab.task",

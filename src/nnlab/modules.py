@@ -29,7 +29,7 @@ from nnlab.tasks import TRAIN_LOSS, Task
 
 
 class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or an optimizer step overflowed."""
 
 
 class NetModule(pl.LightningModule):
@@ -79,7 +79,19 @@ class NetModule(pl.LightningModule):
         self._count_train_loss(loss.detach(), len(x))
         # Only a run with an L1 term pays for building it, every step.
         (loss + self.penalty() if self.l1 else loss).backward()
-        optimizer.step()
+        self.step(optimizer)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        try:
+            optimizer.step()
+        except RuntimeError as err:
+            # An lr so large that the step itself overflows the precision (Adam's lr / (1 -
+            # beta1) past float32's 3.4e38): the same outcome as a NaN loss, one step early.
+            if "overflow" not in str(err):
+                raise
+            raise TrainingDiverged(
+                f"the optimizer step overflowed at epoch {self.current_epoch} ({err})"
+            ) from err
 
     def penalty(self) -> torch.Tensor:
         return self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
@@ -142,5 +154,5 @@ class NumpyNetModule(NetModule):
         x, y = batch
         optimizer.zero_grad(set_to_none=True)
         loss = self.net.compute_gradients(x, y, self.loss_name, self.l1)
-        optimizer.step()
+        self.step(optimizer)
         self._count_train_loss(loss, len(x))
