@@ -29,6 +29,13 @@ def test_every_shipped_choice_passes(data, optimizer):
         ("data=moons model.loss=mse", "model.loss"),
         ("optimizer._target_=torch.optim.LBFGS", "optimizer._target_"),
         ("optimizer.lr=0", "optimizer.lr"),
+        ("repeats=0", "repeats"),
+        ("repeats=2.5", "repeats"),
+        ("resume=abc123 repeats=2", "repeats"),  # resume continues one run
+        ("seed=4294967295 repeats=2", "repeats"),  # the second member's seed is out of range
+        ("seeds.data=-1", "seeds.data"),
+        ("seeds.init=1.5", "seeds.init"),
+        ("seeds.order=abc", "seeds.order"),
         ("optimizer.lr=-0.1", "optimizer.lr"),
         ("optimizer.lr=abc", "optimizer.lr"),
         ("optimizer.weight_decay=-1", "optimizer.weight_decay"),

@@ -40,6 +40,9 @@ def test_groups_are_ranked_with_their_interval_and_failures():
     assert top["mean"] == "0.91" and top["test/acc"].startswith("0.9 ± ")
     assert (second["n"], second["failed"], second["mean"]) == ("2", "1", "0.82")
     assert float(second["p_beats_best"]) < 0.05  # accuracy: higher is better
+    detailed = group_report.group_table(groups, ["test/acc"], detail=True)[0]
+    assert (detailed["test/acc min"], detailed["test/acc max"]) == ("0.89", "0.91")
+    assert float(detailed["test/acc ci_low"]) < 0.9 < float(detailed["test/acc ci_high"])
 
 
 def test_compare_two_groups():

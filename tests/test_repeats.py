@@ -54,6 +54,8 @@ def test_group_tags_and_parent(store):
     assert metrics["group/n"] == 3 and metrics["group/mean"] == pytest.approx(np.mean(objectives))
     assert metrics["group/min"] == min(objectives) and metrics["group/max"] == max(objectives)
     assert metrics["group/ci_low"] < metrics["group/mean"] < metrics["group/ci_high"]
+    r2 = [m.metrics["test/r2"] for m in group.members]
+    assert metrics["group/test/r2"] == pytest.approx(np.mean(r2))
     note = parent.data.tags["mlflow.note.content"]
     assert "95% CI" in note and all(m.run_id in note for m in group.members)
 
@@ -147,3 +149,18 @@ def test_cli_sweep_with_repeats_dashboard_and_report(store, tmp_path):
 def read_csv_artifact(client, run_id, path):
     with open(client.download_artifacts(run_id, path)) as f:
         return list(csv.DictReader(f))
+
+
+def test_nnlab_reproduce_reruns_any_member_exactly(store):
+    from nnlab.reproduce import main as reproduce
+
+    group = run_group(compose_config("repeats=2", "seeds.data=1"), ["repeats=2"], {})
+    second = group.members[1]
+    assert reproduce([second.run_id]) == 0  # its metrics and data digests, exactly
+    client = MlflowClient(store)
+    copies = client.search_runs(
+        [client.get_run(second.run_id).info.experiment_id],
+        f"tags.`nnlab.reproduces` = '{second.run_id}'",
+    )
+    (copy,) = copies
+    assert copy.data.tags[GROUP_TAG] == group.group and copy.data.params["seed"] == "43"

@@ -78,12 +78,17 @@ def ranked(groups: Sequence[Group]) -> list[tuple[Group, Ranked]]:
 
 GROUP_COLUMNS = ["group", "label", "rank", "n", "failed", "mean", "ci95", "min", "max"]
 RANK_COLUMNS = ["vs_best", "p_beats_best"]
+DETAIL_PARTS = ("ci_low", "ci_high", "min", "max")
 
 
-def group_table(groups: Sequence[Group], metrics: Sequence[str] = ()) -> list[dict[str, str]]:
+def group_table(
+    groups: Sequence[Group], metrics: Sequence[str] = (), detail: bool = False
+) -> list[dict[str, str]]:
     """One dict per group, best first (objective: mean, 95% CI, min, max; each metric as
-    mean ± half the CI); groups with no finished member come last."""
-    columns = [*GROUP_COLUMNS, *RANK_COLUMNS, *metrics]
+    mean ± half the CI, and with `detail` (for CSV files) also its interval, min and max in
+    columns of their own); groups with no finished member come last."""
+    extra = [f"{m} {part}" for m in metrics for part in DETAIL_PARTS] if detail else []
+    columns = [*GROUP_COLUMNS, *RANK_COLUMNS, *metrics, *extra]
     lines = []
     ranked_groups = ranked(groups)
     for g, r in ranked_groups:
@@ -105,6 +110,9 @@ def group_table(groups: Sequence[Group], metrics: Sequence[str] = ()) -> list[di
         for m in metrics:
             ms = summarize(g.values(m))
             line[m] = "" if ms is None else _mean_ci(ms)
+            if detail and ms is not None:
+                parts = (ms.ci_low, ms.ci_high, ms.min, ms.max)
+                line.update({f"{m} {k}": _fmt(v) for k, v in zip(DETAIL_PARTS, parts, strict=True)})
         lines.append(line)
     done = {g.id for g, _ in ranked_groups}
     for g in groups:

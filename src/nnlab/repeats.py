@@ -163,6 +163,12 @@ def _close_group_parent(cfg: DictConfig, result: GroupResult, error: str | None)
         if summary.ci_low is not None:
             metrics.update({"group/ci_low": summary.ci_low, "group/ci_high": summary.ci_high})
         metrics["group/n"] = float(summary.n)
+        # The members' final test metrics, averaged: comparable with a plain run's columns.
+        tests = sorted({k for m in result.members for k in m.metrics if k.startswith("test/")})
+        for key in tests:
+            mean = summarize([m.metrics.get(key) for m in result.members])
+            if mean is not None:
+                metrics[f"group/{key}"] = mean.mean
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
     description = group_description(result, client.get_run(run_id).info.experiment_id)
     close_run(client, run_id, status, error, {DESCRIPTION_TAG: description})

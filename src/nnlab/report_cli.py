@@ -156,9 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
     if args.csv:
         # Both tables in one file: a `level` column says which (run or group).
-        args.csv.write_text(
-            report.to_csv(report.stack_tables({"run": lines, "group": group_lines}))
-        )
+        detailed = group_report.group_table(groups, report.test_columns(rows), detail=True)
+        args.csv.write_text(report.to_csv(report.stack_tables({"run": lines, "group": detailed})))
         print(f"csv: {args.csv}")
     if args.plots:
         args.plots.mkdir(parents=True, exist_ok=True)

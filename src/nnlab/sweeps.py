@@ -154,7 +154,8 @@ def summarise_sweep(client, run_id: str) -> int:
         out = Path(tmp)
         (out / "sweep_summary.csv").write_text(report.to_csv(lines))
         if repeated:
-            (out / "sweep_groups.csv").write_text(report.to_csv(group_lines))
+            detailed = group_report.group_table(groups, report.test_columns(rows), detail=True)
+            (out / "sweep_groups.csv").write_text(report.to_csv(detailed))
         (out / "plots").mkdir()
         shown = [k for k in keys if k not in group_report.SEED_KEYS]
         title = f"sweep over {', '.join(shown)}" if shown else "sweep"
