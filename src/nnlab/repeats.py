@@ -26,6 +26,7 @@ from nnlab.store.names import (
     GROUP_TAG,
     MEMBER_TAG,
     OBJECTIVE_TAG,
+    OVERRIDES_TAG,
     PARENT_TAG,
     REPEATS_TAG,
     SOURCE_NAME_TAG,
@@ -85,7 +86,7 @@ def run_group(
                     done := run_training(
                         member,
                         [*overrides, f"seed={member.seed}"],
-                        {**tags, MEMBER_TAG: str(k)},
+                        {**tags, MEMBER_TAG: str(k), OVERRIDES_TAG: _with_seed(tags, member.seed)},
                         swept_keys=swept_keys,
                         name_suffix=f" · seed {member.seed}",
                     )
@@ -104,6 +105,11 @@ def run_group(
     if result.parent_run_id:
         _close_group_parent(cfg, result, None)
     return result
+
+
+def _with_seed(tags: dict[str, str], seed: int) -> str:
+    """The member's overrides: the job's, plus its seed (tables and figures show it)."""
+    return "\n".join(filter(None, [tags.get(OVERRIDES_TAG, ""), f"seed={seed}"]))
 
 
 def _is_store_failure(err: Exception) -> bool:
