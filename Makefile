@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[dev,sweeps,ui]'
+		-c constraints.txt -e '.[dev,sweeps,ui,ray,slurm,server]'
 	touch $(STAMP)
 
 run: setup

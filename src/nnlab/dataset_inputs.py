@@ -48,7 +48,15 @@ def log_dataset_inputs(client, run_id: str, data_cfg, splits: Splits) -> None:
             x, targets=y, name=f"{name}-{part}", digest=content_digest(x, y)
         )
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag(CONTEXT_TAG, context)]))
-    client.log_inputs(run_id, datasets=inputs)
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except Exception as err:
+        # Two jobs of a parallel sweep logging the same data at once: the store inserts each
+        # dataset once per experiment, and the second insert loses the race. The dataset now
+        # exists, so the retry only links it to this run.
+        if "unique constraint" not in str(err).lower():
+            raise
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def logged_digests(run) -> dict[str, str]:

@@ -77,6 +77,9 @@ class MlflowSweepCallback(Callback):
         from nnlab.store.preflight import check_store
         from nnlab.store.runs import experiment_id, get_client, log_params, tracking_uri
 
+        problem = launcher_problem(config)
+        if problem is not None:  # before anything exists in the store
+            raise SystemExit(f"nnlab-train: {problem}")
         try:
             uri = tracking_uri(config.tracking.uri)
             check_store(uri)
@@ -117,6 +120,7 @@ class MlflowSweepCallback(Callback):
             return
         client, run_id = _active
         try:
+            close_orphans(client, run_id)
             finished = summarise_sweep(client, run_id)
         except Exception as err:
             _close("FAILED", f"summary failed: {type(err).__name__}: {err}")
@@ -125,6 +129,32 @@ class MlflowSweepCallback(Callback):
             _close("FAILED", "every job failed")
             raise SystemExit(1)
         _close("FINISHED", None)
+
+
+def launcher_problem(config: DictConfig) -> str | None:
+    """Why the configured launcher cannot start, in one line (an unreachable Ray head)."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    if target.endswith("NnlabRayLauncher"):
+        from nnlab.ray_support import check_head
+
+        return check_head(OmegaConf.select(config, "hydra.launcher.ray.init.address"))
+    return None
+
+
+def close_orphans(client, run_id: str) -> None:
+    """Every job has returned when the sweep ends: a child still RUNNING lost its process
+    (a worker killed mid-job) before it could close its run. Close it FAILED, saying so."""
+    from nnlab.store.runs import close_run
+
+    parent = client.get_run(run_id)
+    for child in sweep_protocol.sweep_children(client, parent):
+        if child.info.status == "RUNNING":
+            close_run(
+                client,
+                child.info.run_id,
+                "FAILED",
+                "its process ended without closing the run (worker killed or lost)",
+            )
 
 
 def summarise_sweep(client, run_id: str) -> int:
