@@ -1,0 +1,140 @@
+"""Sweeps on a real Ray cluster that the test starts (`ray start --head`, 2 CPUs, 127.0.0.1)
+and stops. The head is started with a decoy MLFLOW_TRACKING_URI and without the sweep's
+variables: its workers inherit the head's environment, not the driver's, so a job that logs
+to the right store under the right parent got both through the launcher's runtime_env."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.env import environ_snapshot
+from tests.conftest import BIN, run_cli
+
+pytestmark = pytest.mark.slow
+JOB = ["trainer.max_epochs=300", "data.n_samples=200", "trainer.progress=none"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head on 127.0.0.1 with 2 CPUs, in its own temp dir (socket paths must be short)."""
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="nnlab-ray-", dir="/tmp")
+    env = {k: v for k, v in environ_snapshot().items() if not k.startswith("NNLAB_")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'decoy' / 'mlflow.db'}"
+    (tmp_path / "decoy").mkdir()
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}", tmp_path / "decoy" / "mlflow.db"
+    finally:
+        # Only this head's processes (`ray stop` would stop every Ray on the machine): each
+        # names the head's temp dir on its command line.
+        subprocess.run(["pkill", "-TERM", "-f", temp], capture_output=True)
+        time.sleep(3)
+        subprocess.run(["pkill", "-KILL", "-f", temp], capture_output=True)
+
+
+def runs_of(store):
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("nnlab")
+    return client, (client.search_runs([exp.experiment_id]) if exp else [])
+
+
+def kill_first_running_job(store, stop: threading.Event, killed: list):
+    """Watch the store; SIGKILL the process of the first job seen RUNNING (a Ray worker)."""
+    client = MlflowClient(store)
+    while not stop.is_set() and not killed:
+        exp = client.get_experiment_by_name("nnlab")
+        if exp is not None:
+            for run in client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'"):
+                pid = run.data.tags.get("mlflow.nnlab.pid")
+                if "mlflow.parentRunId" in run.data.tags and pid:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed.append(run.info.run_id)
+                    return
+        time.sleep(0.1)
+
+
+def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_head):
+    address, decoy = ray_head
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(target=kill_first_running_job, args=(store, stop, killed))
+    watcher.start()
+    try:
+        proc = run_cli(
+            "nnlab-train",
+            "-m",
+            "hydra/launcher=nnlab_ray",
+            f"hydra.launcher.ray.init.address={address}",
+            "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3",
+            *JOB,
+            timeout=900,
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, runs = runs_of(store)
+    (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 6 and parent.info.status == "FINISHED"
+    # The killed job's run is closed, not left RUNNING; the other five finished.
+    assert len(killed) == 1, "no job was seen RUNNING to kill"
+    by_id = {c.info.run_id: c for c in children}
+    assert by_id[killed[0]].info.status == "FAILED"
+    assert "process ended without closing" in by_id[killed[0]].data.tags["nnlab.error"]
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    assert len(finished) == 5 and "lost in Ray" in proc.stdout
+    # They ran in Ray workers: not in the driver's process.
+    driver = parent.data.tags["mlflow.nnlab.pid"]
+    assert all(c.data.tags["mlflow.nnlab.pid"] != driver for c in children)
+    alive = [c.data.tags["mlflow.nnlab.pid"] for c in finished]
+    alive = [p for p in alive if Path(f"/proc/{p}/cmdline").exists()]
+    assert all(b"ray" in Path(f"/proc/{p}/cmdline").read_bytes() for p in alive)
+    for c in finished:  # metrics, figures and model, like any job
+        assert {"train/loss", "val/loss", "test/acc"} <= set(c.data.metrics)
+        files = {a.path for a in client.list_artifacts(c.info.run_id, "plots")}
+        assert "plots/curves.png" in files
+        assert len(c.outputs.model_outputs) == 1
+    # Nothing went to the store the workers would have inherited from the head.
+    assert not decoy.exists() or not MlflowClient(f"sqlite:///{decoy}").search_runs(["0"])
+
+
+def test_an_unreachable_ray_head_is_one_line_before_any_run(store):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    proc = run_cli(
+        "nnlab-train",
+        "-m",
+        "hydra/launcher=nnlab_ray",
+        f"hydra.launcher.ray.init.address={address}",
+        "optimizer.lr=0.01,0.1",
+        *JOB,
+    )
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and address in lines[0] and "no Ray head answers" in lines[0]
+    assert runs_of(store)[1] == []

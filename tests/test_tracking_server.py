@@ -1,0 +1,163 @@
+"""The shared tracking server (scripts/tracking_server.py): a real PostgreSQL and a real
+`mlflow server --serve-artifacts`, started and stopped by the test; a Ray sweep logging to it
+over HTTP; many writers at once; and the server going away in the middle of a sweep."""
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.env import environ_snapshot
+from nnlab.paths import PROJECT_ROOT
+from tests.conftest import run_cli
+from tests.test_ray_launcher import free_port, ray_head  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow
+SCRIPT = PROJECT_ROOT / "scripts" / "tracking_server.py"
+TINY = ["trainer.max_epochs=2", "data.n_samples=200", "trainer.progress=none"]
+
+
+class Server:
+    """scripts/tracking_server.py as a user starts it; restartable on the same data."""
+
+    def __init__(self):
+        # PostgreSQL runs as the `postgres` user when the tests run as root: its data must be
+        # in a folder that user can reach (pytest's tmp_path is private to root).
+        self.data = Path(tempfile.mkdtemp(prefix="nnlab-server-", dir="/tmp"))
+        self.port, self.db_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self) -> None:
+        command = [sys.executable, str(SCRIPT), "--data", str(self.data)]
+        command += ["--port", str(self.port), "--db-port", str(self.db_port), "--workers", "2"]
+        self.log = open(self.data.parent / f"{self.data.name}.log", "a")  # noqa: SIM115
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline()  # "ready: ..." once MLflow answers
+        assert line.startswith("ready: "), f"server did not start: {line!r}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+
+    def postgres_running(self) -> bool:
+        found = subprocess.run(["pgrep", "-f", f"postgres -D {self.data}/pg"], capture_output=True)
+        return found.returncode == 0
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+        assert not s.postgres_running()  # both servers stopped
+
+
+def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):  # noqa: F811
+    address, _ = ray_head
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    proc = run_cli(
+        "nnlab-train",
+        "-m",
+        "hydra/launcher=nnlab_ray",
+        f"hydra.launcher.ray.init.address={address}",
+        "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3",
+        *TINY,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name("nnlab")
+    runs = client.search_runs([exp.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 6 and {c.info.status for c in children} == {"FINISHED"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for child in children:
+            history = client.get_metric_history(child.info.run_id, "train/loss")
+            assert [m.step for m in history] == [0, 1]
+            config = Path(client.download_artifacts(child.info.run_id, "config.yaml", tmp))
+            assert "optimizer" in config.read_text()  # uploaded by a worker, served by HTTP
+            assert len(child.outputs.model_outputs) == 1
+        summary = client.download_artifacts(parent.info.run_id, "sweep_summary.csv", tmp)
+        assert Path(summary).read_text().count("FINISHED") == 6
+    # The artifacts live on the server's side only, under its artifact root.
+    assert list((server.data / "artifacts").rglob("config.yaml"))
+
+
+WRITER = """
+import sys
+from mlflow.entities import Metric
+from nnlab.store.runs import get_client, open_run
+client = get_client(sys.argv[1])
+for i in range(10):
+    with open_run(client, "writers", sys.argv[1], f"w{sys.argv[2]}-{i}", {}) as run_id:
+        client.log_batch(run_id, metrics=[Metric("m", k * 0.5, 0, k) for k in range(20)])
+"""
+
+
+def test_eight_writers_at_once_lose_nothing(server):
+    env = {**environ_snapshot(), "MLFLOW_TRACKING_URI": server.url}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, server.url, str(w)], env=env)
+        for w in range(8)
+    ]
+    assert [w.wait(timeout=600) for w in writers] == [0] * 8
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name("writers")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    assert len(runs) == 80 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.info.run_name for r in runs}) == 80
+    for run in runs[::7]:
+        values = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "m"))
+        assert values == [(k, k * 0.5) for k in range(20)]
+
+
+def test_the_server_going_away_mid_sweep(server, monkeypatch):
+    """Each job fails in one line naming the server, within MLflow's bounded retries; once
+    the server is back, --stale --mark-killed closes what the dead sweep left RUNNING."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+    long_jobs = ["trainer.max_epochs=400", "data.n_samples=200", "trainer.progress=none"]
+    sweep = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "nnlab-train"),
+            "-m",
+            "optimizer.lr=0.01,0.02,0.03",
+            *long_jobs,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ_snapshot(),
+    )
+    client = MlflowClient(server.url)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until the first job is training
+        exp = client.get_experiment_by_name("nnlab")
+        running = (
+            client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
+        )
+        if any("mlflow.parentRunId" in r.data.tags for r in running):
+            break
+        time.sleep(0.5)
+    server.stop()
+    stopped = time.monotonic()
+    out, err = sweep.communicate(timeout=600)
+    assert time.monotonic() - stopped < 240  # bounded retries, no hang
+    assert sweep.returncode != 0
+    failures = [ln for ln in err.splitlines() if "nnlab-train: job" in ln]
+    assert failures and all(server.url in ln for ln in failures), err[-2000:]
+    server.start()  # same data: the runs the dead sweep left behind are still RUNNING
+    report = run_cli("nnlab-report", "--stale", "--mark-killed", check=True)
+    assert "marked" in report.stdout
+    exp = client.get_experiment_by_name("nnlab")
+    assert not client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
