@@ -147,6 +147,7 @@ def main(argv=None) -> int:
             str(args.workers),
         ],
         env=env,
+        stdout=sys.stderr,  # the server's chatter on stderr; stdout says only when it is ready
     )
 
     def stop(signum=None, frame=None):

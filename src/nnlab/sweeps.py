@@ -123,8 +123,13 @@ class MlflowSweepCallback(Callback):
             close_orphans(client, run_id)
             finished = summarise_sweep(client, run_id)
         except Exception as err:
-            _close("FAILED", f"summary failed: {type(err).__name__}: {err}")
-            raise
+            # Hydra turns a callback's exception into a warning and exits 0: exit non-zero
+            # with one line instead (e.g. the tracking server went away during the sweep).
+            from nnlab.store.preflight import store_failure
+
+            reason = store_failure(err) or f"{type(err).__name__}: {err}"
+            _close("FAILED", f"summary failed: {reason}")
+            raise SystemExit(f"nnlab-train: the sweep's summary failed: {reason}") from err
         if finished == 0:
             _close("FAILED", "every job failed")
             raise SystemExit(1)
