@@ -240,20 +240,6 @@ def test_sweep_presets_compose(preset, key):
     assert key in cfg.hydra.sweeper.params
 
 
-@pytest.mark.parametrize(
-    "launcher, target",
-    [
-        ("joblib", "JoblibLauncher"),
-        ("nnlab_ray", "RayLocalLauncher"),
-        ("nnlab_slurm", "SlurmLauncher"),
-    ],
-)
-def test_launcher_configs_compose(launcher, target):
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", [f"hydra/launcher={launcher}"], return_hydra_config=True)
-    assert cfg.hydra.launcher._target_.endswith(target)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 from nnlab.config_check import ConfigError, check_config
 from nnlab.datasets import DataError
 from nnlab.paths import CONF_DIR
+from nnlab.scheduler import scheduler_job_id, scheduler_tags
 from nnlab.store import sweep_protocol
 from nnlab.store.redact import redact
 from nnlab.sweeps import abort_active_sweep
@@ -76,13 +77,19 @@ def train(cfg: DictConfig) -> float:
     from nnlab.store.runs import tracking_uri
 
     overrides = list(hydra_cfg.overrides.task)
-    tags = sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None)
+    tags = {
+        **sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None),
+        **scheduler_tags(),
+    }
     swept = sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None
     if cfg.repeats > 1:
         return train_group(cfg, overrides, tags, swept, give_up)
     with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
         try:
-            resume = prepare_resume(cfg, overrides, Path(workdir)) if cfg.resume else None
+            if cfg.resume:
+                resume = prepare_resume(cfg, overrides, Path(workdir))
+            else:
+                resume = continue_requeued_job(cfg, Path(workdir)) if scheduler_job_id() else None
             result = run_training(
                 resume.config if resume else cfg,
                 resume.overrides if resume else overrides,
@@ -155,6 +162,28 @@ def print_group_where(group, experiment: str) -> None:
     print(f"  store   {redact(uri)} (experiment '{experiment}')")
     if not uri.startswith("http"):
         print(f"  browse  {ui_command(uri)}")
+
+
+def continue_requeued_job(cfg: DictConfig, workdir: Path):
+    """A job requeued by its scheduler continues the run its earlier attempt left unfinished
+    (nnlab.scheduler); None when there is none, or it has no checkpoint to continue from."""
+    from nnlab.resume import ResumeError, load_resume_point
+    from nnlab.scheduler import unfinished_run_of_this_job
+    from nnlab.store.runs import get_client, tracking_uri
+
+    client = get_client(tracking_uri(cfg.tracking.uri))
+    parent = sweep_protocol.parent_run_id()
+    run_id = unfinished_run_of_this_job(client, cfg.tracking.experiment, parent)
+    if run_id is None:
+        return None
+    try:
+        point = load_resume_point(client, run_id, [], workdir)
+    except ResumeError as err:
+        print(f"nnlab: requeued job: a new run ({err})", flush=True)
+        return None
+    check_config(point.config)
+    print(f"nnlab: requeued job: continuing run {run_id} from its last checkpoint", flush=True)
+    return point
 
 
 def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):

@@ -48,6 +48,7 @@ HOST_TAG = HIDDEN_PREFIX + "host"
 CONFIG_HASH_TAG = HIDDEN_PREFIX + "config_hash"  # what the run computes (skip_finished)
 OVERRIDES_TAG = HIDDEN_PREFIX + "overrides"  # the command line's overrides, one per line
 JOB_NUM_TAG = HIDDEN_PREFIX + "job_num"  # a sweep job's number
+SCHEDULER_JOB_TAG = HIDDEN_PREFIX + "scheduler_job"  # SLURM/submitit job id (nnlab.scheduler)
 MEMBER_TAG = HIDDEN_PREFIX + "member"  # a repeat's index in its group: 0 .. repeats-1
 SWEEPER_TAG = HIDDEN_PREFIX + "sweeper"
 LAUNCHER_TAG = HIDDEN_PREFIX + "launcher"

@@ -187,6 +187,11 @@ def open_run(
         try:
             yield run_id
         except BaseException as exc:
+            if isinstance(exc, SystemExit) and not received:
+                # Told to exit mid-run: a scheduler's preemption (submitit requeues a job by
+                # exiting its process) rather than a failure of the run itself.
+                _close(client, run_id, RunStatus.KILLED, f"exited (code {exc.code})", closing_tags)
+                raise
             if received or isinstance(exc, KeyboardInterrupt):
                 why = received.get("signal", "Ctrl-C")
                 _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}", closing_tags)
