@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup browser run test fuzz lint format ui bench
+.PHONY: setup browser postgres run test fuzz lint format ui server bench
 
 setup: $(STAMP)
 
@@ -24,9 +24,15 @@ browser:
 	command -v chromium >/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The shared-server tests start a real PostgreSQL (Debian's `postgresql`; the server script
+# runs it as the `postgres` user, since PostgreSQL refuses root). Needs root for apt-get.
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
 # Two workers, one per core: most tests wait on a subprocess importing the training stack
 # (7-11 s), so two run side by side in about 60% of the time. A test file stays on one worker.
-test: setup browser
+test: setup browser postgres
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):
@@ -46,6 +52,12 @@ format: setup
 
 ui: setup
 	scripts/mlflow_ui.sh
+
+# A shared tracking server: PostgreSQL + mlflow server --serve-artifacts, data in server-data/.
+# HOST=0.0.0.0 serves other machines; workers then set MLFLOW_TRACKING_URI=http://<host>:5000.
+HOST ?= 127.0.0.1
+server: setup postgres
+	$(BIN)/python scripts/tracking_server.py --data server-data --host $(HOST) --port 5000
 
 # Side-by-side timings (not tests): prints Markdown tables; BENCHMARKS.md holds the latest.
 bench: setup
