@@ -56,6 +56,9 @@ def ray_head(tmp_path):
         subprocess.run(["pkill", "-TERM", "-f", temp], capture_output=True)
         time.sleep(3)
         subprocess.run(["pkill", "-KILL", "-f", temp], capture_output=True)
+        time.sleep(1)
+        left = subprocess.run(["pgrep", "-f", temp], capture_output=True)
+        assert left.returncode == 1, f"Ray processes left running: {left.stdout!r}"
 
 
 def runs_of(store):
