@@ -31,9 +31,10 @@ postgres:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Two workers, one per core: most tests wait on a subprocess importing the training stack
-# (7-11 s), so two run side by side in about 60% of the time. A test file stays on one worker.
+# (7-11 s), so two run side by side in about 60% of the time. Work stealing keeps both busy to
+# the end (whole files per worker left one finishing the long server tests alone).
 test: setup browser postgres
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist worksteal
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):
 # FUZZ_EXAMPLES cases, new ones each time; hypothesis prints how many it tried.

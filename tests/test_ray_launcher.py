@@ -19,7 +19,7 @@ from nnlab.env import environ_snapshot
 from tests.conftest import BIN, run_cli
 
 pytestmark = pytest.mark.slow
-JOB = ["trainer.max_epochs=300", "data.n_samples=200", "trainer.progress=none"]
+JOB = ["trainer.max_epochs=100", "data.n_samples=200", "trainer.progress=none"]
 
 
 def free_port() -> int:

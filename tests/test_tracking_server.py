@@ -51,8 +51,10 @@ class Server:
         return found.returncode == 0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server():
+    """One server for this file's tests (starting one migrates a fresh PostgreSQL: ~40 s); the
+    last test stops and restarts it."""
     s = Server()
     s.start()
     try:

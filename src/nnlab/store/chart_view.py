@@ -85,10 +85,16 @@ def chart_view_state() -> dict:
 
 def ensure_chart_view(client, experiment) -> None:
     """Write the experiment's view unless it is there already (one store call, once)."""
-    if CHART_VIEW_TAG not in (experiment.tags or {}):
-        client.set_experiment_tag(
-            experiment.experiment_id, CHART_VIEW_TAG, _dump(chart_view_state())
-        )
+    if CHART_VIEW_TAG in (experiment.tags or {}):
+        return
+    state = _dump(chart_view_state())
+    try:
+        client.set_experiment_tag(experiment.experiment_id, CHART_VIEW_TAG, state)
+    except Exception:
+        # Parallel jobs on a new experiment all see the tag missing; one insert wins and the
+        # others fail on the store's unique key. Only a view that is still missing is an error.
+        if CHART_VIEW_TAG not in client.get_experiment(experiment.experiment_id).tags:
+            raise
 
 
 def _dump(state: dict) -> str:
