@@ -8,7 +8,6 @@ Debian's chromium and Playwright for Python; without them this test fails, it ne
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,17 +19,11 @@ from mlflow.tracking import MlflowClient
 from nnlab.describe import run_link
 from nnlab.env import environ_snapshot
 from nnlab.paths import PROJECT_ROOT
-from tests.conftest import BIN, run_cli
+from tests.conftest import BIN, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "ui"
 TINY = ["trainer.max_epochs=3", "data.n_samples=200", "trainer.progress=none"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ to the right store under the right parent got both through the launcher's runtim
 
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -16,16 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.env import environ_snapshot
-from tests.conftest import BIN, run_cli
+from tests.conftest import BIN, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 JOB = ["trainer.max_epochs=100", "data.n_samples=200", "trainer.progress=none"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

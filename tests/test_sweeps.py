@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import CONF_DIR
-from tests.conftest import BIN, run_cli
+from tests.conftest import BIN, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 TINY = [
@@ -240,17 +240,11 @@ def test_sweep_presets_compose(preset, key):
     assert key in cfg.hydra.sweeper.params
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sweep_logs_to_a_real_tracking_server(tmp_path, migrated_store):
     import shutil
 
     shutil.copy(migrated_store, tmp_path / "server.db")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(BIN / "mlflow"),

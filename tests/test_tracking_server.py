@@ -14,8 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.env import environ_snapshot
 from nnlab.paths import PROJECT_ROOT
-from tests.conftest import run_cli
-from tests.test_ray_launcher import free_port, ray_head  # noqa: F401  (a fixture)
+from tests.conftest import free_port, run_cli
+from tests.test_ray_launcher import ray_head  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.slow
 SCRIPT = PROJECT_ROOT / "scripts" / "tracking_server.py"

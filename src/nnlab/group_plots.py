@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnlab.plots import Curve, _sort_key, _spans_decades
+from nnlab.plots import Curve, _sort_key, _spans_decades, mark_failed
 from nnlab.stats import summarize
 
 
@@ -110,16 +110,7 @@ def objective_errorbar_figure(
     lost = [(x, n) for x, _, values, n in points if n and not summarize(values)]
     partly = sum(n for _, _, values, n in points if n and summarize(values))
     if lost:
-        ax.scatter(
-            [position(x) for x, _ in lost],
-            [0.02] * len(lost),
-            transform=ax.get_xaxis_transform(),
-            marker="x",
-            color="tab:red",
-            s=60,
-            zorder=5,
-            label=f"every seed failed ({len(lost)})",
-        )
+        mark_failed(ax, [position(x) for x, _ in lost], f"every seed failed ({len(lost)})")
     if partly:
         ax.plot([], [], " ", label=f"{partly} more failed seed(s) left out of the means")
     if log_x and numeric and all(float(x) > 0 for x, _, _, _ in points):
@@ -161,16 +152,7 @@ def objective_vs_trial_figure(
         ax.step(*zip(*best, strict=True), where="post", color="C1", label="best so far")
     bad = [t for t, v in trials if not math.isfinite(v)]
     if bad:
-        ax.scatter(
-            bad,
-            [0.02] * len(bad),
-            transform=ax.get_xaxis_transform(),
-            marker="x",
-            color="tab:red",
-            s=60,
-            zorder=5,
-            label=f"failed ({len(bad)})",
-        )
+        mark_failed(ax, bad, f"failed ({len(bad)})")
     if _spans_decades(ok):
         ax.set_yscale("log")
     ax.set(xlabel="trial", ylabel=objective, title=title or f"{objective} by trial")

@@ -219,6 +219,21 @@ def _sort_key(value):
         return (1, 0.0, str(value))
 
 
+def mark_failed(ax, xs: Sequence[float], label: str) -> None:
+    """Red x marks at the bottom of the axes for jobs that have no value to plot (failed or
+    diverged): shown, never silently missing."""
+    ax.scatter(
+        xs,
+        [0.02] * len(xs),
+        transform=ax.get_xaxis_transform(),
+        marker="x",
+        color="tab:red",
+        s=60,
+        zorder=5,
+        label=label,
+    )
+
+
 def objective_vs_figure(
     points: Sequence[tuple[object, float, str]],
     x_label: str,
@@ -246,16 +261,7 @@ def objective_vs_figure(
     failed = [x for x, y, _ in points if not np.isfinite(y)]
     if failed:
         xs = [float(x) if numeric else categories.index(str(x)) for x in failed]
-        ax.scatter(
-            xs,
-            [0.02] * len(xs),
-            transform=ax.get_xaxis_transform(),
-            marker="x",
-            color="tab:red",
-            s=60,
-            zorder=5,
-            label=f"failed or diverged ({len(xs)})",
-        )
+        mark_failed(ax, xs, f"failed or diverged ({len(xs)})")
     if best is not None:
         bx = float(best[0]) if numeric else categories.index(str(best[0]))
         ax.scatter(
