@@ -4,7 +4,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup browser postgres run test fuzz lint format ui server bench
+.PHONY: setup backends browser postgres run test fuzz lint format ui server bench
+
+EXTRAS := dev,sweeps,ui,ray,slurm,server
 
 setup: $(STAMP)
 
@@ -12,8 +14,18 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[dev,sweeps,ui,ray,slurm,server]'
+		-c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+
+# The jax and tensorflow backends' frameworks (~380 MB and ~1.4 GB): `make run` does not need
+# them, `make test` tests both backends.
+BACKENDS_STAMP := $(VENV)/.nnlab-backends
+backends: $(BACKENDS_STAMP)
+
+$(BACKENDS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c constraints.txt -e '.[$(EXTRAS),jax,tensorflow]'
+	touch $(BACKENDS_STAMP)
 
 run: setup
 	$(BIN)/nnlab-train
@@ -33,7 +45,7 @@ postgres:
 # Two workers, one per core: most tests wait on a subprocess importing the training stack
 # (7-11 s), so two run side by side in about 60% of the time. Work stealing keeps both busy to
 # the end (whole files per worker left one finishing the long server tests alone).
-test: setup browser postgres
+test: setup backends browser postgres
 	$(BIN)/pytest -n 2 --dist worksteal
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
 from nnlab.config_check import check_config
 from nnlab.data import TensorBatches, data_module, make_splits
-from nnlab.metrics import LOSS_FUNCTIONS
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.paths import CONF_DIR
 from nnlab.run import (

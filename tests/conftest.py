@@ -92,3 +92,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def backend_params(names: list[str]) -> list:
+    """Backends as test parameters. Outside CI, one whose extra is not installed is skipped,
+    with what to install as the reason; in CI (`.ci/run` sets NNLAB_CI=1) it runs and fails."""
+    from nnlab import backends
+
+    params = []
+    for name in names:
+        missing = backends.get(name).missing_extra()
+        skip = missing is not None and not os.environ.get("NNLAB_CI")
+        params.append(pytest.param(name, marks=pytest.mark.skipif(skip, reason=str(missing))))
+    return params

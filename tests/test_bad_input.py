@@ -8,13 +8,14 @@ import torch
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
+from nnlab import backends
 from nnlab.config_check import OPTIMIZERS, check_config
 from nnlab.data import Splits, check_split_classes
 from nnlab.datasets import DATASETS, DataError
 from nnlab.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
 from nnlab.paths import CONF_DIR
-from nnlab.run import BACKENDS, run_training
-from tests.conftest import compose_config, run_cli
+from nnlab.run import run_training
+from tests.conftest import backend_params, compose_config, run_cli
 
 
 def all_runs(uri):
@@ -120,11 +121,10 @@ def test_run_training_refuses_target_overflow_before_a_run(store):
     assert all_runs(store) == []
 
 
-@pytest.mark.parametrize("backend", sorted(BACKENDS))
+@pytest.mark.parametrize("backend", backend_params(backends.names()))
 def test_memory_estimate_counts_the_parameters_every_backend_builds(backend):
     sizes = [4, 30, 20, 3]
-    net_class, _ = BACKENDS[backend]
-    net = net_class(sizes, "relu", "default", 0, dtype=torch.float64)
+    net = backends.get(backend).module().network(sizes, "relu", "default", 0, torch.float64)
     assert parameter_count(sizes) == sum(p.numel() for p in net.parameters())
 
 

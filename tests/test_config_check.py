@@ -61,7 +61,7 @@ def test_every_shipped_choice_passes(data, optimizer):
         ("seed=-1", "seed"),
         ("data=sine objective=val/acc", "objective"),
         ("objective=val/banana", "objective"),
-        ("backend.name=jax", "backend.name"),
+        ("backend.name=mxnet", "backend.name"),
         # Integers beyond what NumPy and int64 take, and floats where integers belong.
         ("seed=99999999999999999999", "seed"),
         ("seed=4294967296", "seed"),

@@ -5,9 +5,11 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
+from nnlab.backends.torch import ACTIVATIONS as TORCH_ACTIVATIONS
+from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
 from nnlab.data import make_splits
-from nnlab.metrics import LOSS_FUNCTIONS, evaluate
-from nnlab.nets import TORCH_ACTIVATIONS, ScratchTorchMLP, TorchMLP
+from nnlab.metrics import evaluate
+from nnlab.nets import ScratchTorchMLP, TorchMLP
 from nnlab.run import layer_sizes
 from nnlab.scratch import ACTIVATIONS, LOSSES, init_params
 from nnlab.tasks import TASKS

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnlab.metrics import LOSS_FUNCTIONS
+from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
 from nnlab.nets import ScratchTorchMLP
 from nnlab.scratch import ACTIVATIONS, LOSSES, MLP, TinyNet
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from nnlab import backends
 from nnlab.csv_data import TASK_CHOICES
 from nnlab.data import CSV, EVAL_CHUNK, dataset_spec, n_rows, split_sizes
 from nnlab.datasets import DATASETS, MULTICLASS, REGRESSION, DatasetSpec
@@ -19,7 +20,6 @@ from nnlab.memory import available_memory, estimate_run_memory, human_bytes
 from nnlab.scratch import ACTIVATIONS, INITS
 from nnlab.tasks import ALL_METRIC_KEYS, TASKS
 
-BACKENDS = ("torch", "torch_scratch", "numpy")
 PRECISIONS = (32, 64)
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
 OPTIMIZERS = {  # the optimizer group's _target_ values
@@ -146,7 +146,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.activation": one_of(ACTIVATIONS),
     "model.init": one_of(INITS),
     "model.l1": non_negative_number(),
-    "backend.name": one_of(BACKENDS),
+    "backend.name": one_of(backends.names()),
     "optimizer._target_": one_of(OPTIMIZERS),
     "optimizer.lr": positive_number(),
     "optimizer.weight_decay": non_negative_number(),
@@ -206,12 +206,7 @@ def check_config(cfg: DictConfig) -> None:
         _check_rules(cfg, CSV_RULES)
     spec = dataset_spec(cfg.data)  # reads and checks a CSV file
     _check_data(plain["data"], spec)
-    if plain["backend"]["name"] == "numpy" and plain["trainer"]["accelerator"] != "cpu":
-        _fail(
-            "trainer.accelerator",
-            plain["trainer"]["accelerator"],
-            "the numpy backend runs on the CPU only: allowed: cpu",
-        )
+    _check_backend(plain)
     _check_optimizer(plain["optimizer"])
     if plain["seed"] + plain["repeats"] - 1 > SEED_MAX:  # the last member's seed
         _fail("repeats", plain["repeats"], f"seed + repeats - 1 must be at most {SEED_MAX}")
@@ -222,6 +217,10 @@ def check_config(cfg: DictConfig) -> None:
     if loss != "auto" and loss not in task.losses:
         allowed = ", ".join(["auto", *task.losses])
         _fail("model.loss", loss, f"for a {task.name} dataset allowed: {allowed}")
+    backend = backends.get(plain["backend"]["name"])
+    if task.resolve_loss(loss) not in backend.losses:
+        allowed = ", ".join(backend.losses)
+        _fail("model.loss", loss, f"the {backend.name} backend supports: {allowed}")
     if plain["objective"] not in ["train/loss", *task.keys("val"), *task.keys("test")]:
         allowed = ", ".join(["train/loss", *task.keys("val")])
         _fail("objective", plain["objective"], f"for a {task.name} dataset allowed: {allowed}")
@@ -322,6 +321,22 @@ def _check_memory(plain: dict, spec: DatasetSpec) -> None:
         f"data {human_bytes(estimate.data_bytes)}, libraries {human_bytes(estimate.stack_bytes)})"
         f", but {human_bytes(available)} is available: make it smaller",
     )
+
+
+def _check_backend(plain: dict) -> None:
+    """What the chosen backend declares it supports (nnlab.backends), and its extra."""
+    backend = backends.get(plain["backend"]["name"])
+    for key, value, supported in (
+        ("trainer.accelerator", plain["trainer"]["accelerator"], backend.accelerators),
+        ("trainer.precision", plain["trainer"]["precision"], backend.precisions),
+        ("model.activation", plain["model"]["activation"], backend.activations),
+    ):
+        if value not in supported:
+            allowed = ", ".join(map(str, supported))
+            _fail(key, value, f"the {backend.name} backend supports: {allowed}")
+    missing = backend.missing_extra()
+    if missing:
+        _fail("backend", backend.name, missing)
 
 
 def _check_optimizer(opt: dict) -> None:

@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable
 import pytorch_lightning as pl
 import torch
 
+from nnlab.backends.torch import LOSSES
 from nnlab.data import EVAL_CHUNK
-from nnlab.metrics import LOSS_FUNCTIONS, evaluate
+from nnlab.metrics import evaluate
 from nnlab.tasks import TRAIN_LOSS, Task
 
 
@@ -48,7 +49,7 @@ class NetModule(pl.LightningModule):
         self.net = net
         self.task = task
         self.loss_name = loss_name
-        self.loss_fn = LOSS_FUNCTIONS[loss_name]
+        self.loss_fn = LOSSES[loss_name]
         self.make_optimizer = make_optimizer
         self.l1 = l1
         self.epoch_metrics: dict[str, float] = {}
@@ -143,11 +144,12 @@ class NetModule(pl.LightningModule):
             )
 
 
-class NumpyNetModule(NetModule):
-    """The NumPy MLP (`nnlab.nets.NumpyBackedMLP`) trained through the same module.
+class EngineNetModule(NetModule):
+    """A network another framework differentiates (`nnlab.nets.EngineMLP`: the numpy, jax and
+    tensorflow backends) trained through the same module.
 
-    NumPy computes the loss and every gradient; the configured torch optimizer applies them.
-    Data, metrics, logging, checkpoints and plots are the ones every backend uses.
+    The engine computes the loss and every gradient; the configured torch optimizer applies
+    them. Data, metrics, logging, checkpoints and plots are the ones every backend uses.
     """
 
     def train_on_batch(self, batch, optimizer: torch.optim.Optimizer) -> None:

@@ -1,10 +1,11 @@
-"""Torch networks. Both start from `nnlab.scratch.init_params`, so for the same seed and init
+"""Torch networks. All start from `nnlab.scratch.init_params`, so for the same seed and init
 they hold exactly the weights the NumPy MLP holds.
 
 - `TorchMLP`: the ordinary nn.Module way, nn.Linear layers in an nn.Sequential.
 - `ScratchTorchMLP`: raw parameter tensors and a forward pass written with einsum; autograd
   supplies the gradients (seed 001's "PyTorch from scratch" rung).
-- `NumpyBackedMLP`: the NumPy MLP, forward and backward in NumPy, its weights exposed to torch.
+- `EngineMLP`: torch Parameters whose forward pass and gradients another framework computes
+  (the numpy, jax and tensorflow backends).
 """
 
 from __future__ import annotations
@@ -13,18 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab.scratch import LEAKY_SLOPE, init_params
-from nnlab.scratch import MLP as ScratchMLP
-
-# Same names, same functions as nnlab.scratch.ACTIVATIONS.
-TORCH_ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE),
-    "gelu": nn.GELU,
-    "identity": nn.Identity,
-}
+from nnlab.backends.torch import ACTIVATIONS
+from nnlab.scratch import init_params
 
 
 class TorchMLP(nn.Module):
@@ -45,7 +36,7 @@ class TorchMLP(nn.Module):
                 linear.bias.copy_(torch.from_numpy(b))
             layers.append(linear)
             if i < len(sizes) - 2:
-                layers.append(TORCH_ACTIVATIONS[activation]())
+                layers.append(ACTIVATIONS[activation]())
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +61,7 @@ class ScratchTorchMLP(nn.Module):
         as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=dtype))  # noqa: E731
         self.weights = nn.ParameterList(as_param(w) for w, _ in params)
         self.biases = nn.ParameterList(as_param(b) for _, b in params)
-        self.activation = TORCH_ACTIVATIONS[activation]()
+        self.activation = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
@@ -84,46 +75,43 @@ class ScratchTorchMLP(nn.Module):
         return list(self.weights)
 
 
-class NumpyBackedMLP(nn.Module):
-    """The NumPy MLP (`nnlab.scratch.MLP`) seen from torch.
+class EngineMLP(nn.Module):
+    """A network whose forward pass and gradients another framework computes (NumPy, JAX,
+    TensorFlow: a backend's "engine"), seen from torch.
 
-    Its weights are torch Parameters that share memory with the NumPy arrays, so a torch
-    optimizer's in-place update is the NumPy network's update, and checkpoints, weight decay
-    and every `optimizer=` choice work unchanged. NumPy does the forward and the backward;
-    `compute_gradients` writes NumPy's gradients into the Parameters' `.grad`.
+    Its weights are torch Parameters, so the configured torch optimizer applies the engine's
+    gradients, and checkpoints, weight decay and every `optimizer=` choice work unchanged. Each
+    call hands the engine NumPy views of the current weights (re-taken every time, in case
+    torch moved a Parameter's storage, e.g. when a checkpoint is loaded), and
+    `compute_gradients` writes what it returns into the Parameters' `.grad`.
+
+    An engine has two methods, on NumPy arrays in and out:
+    - `forward(weights, biases, x) -> outputs`;
+    - `loss_and_grads(weights, biases, x, y, loss) -> (mean data loss, d_weights, d_biases)`.
     """
 
-    def __init__(
-        self,
-        sizes: list[int],
-        activation: str,
-        init: str,
-        seed: int,
-        dtype: torch.dtype = torch.float32,
-    ):
+    def __init__(self, engine, sizes: list[int], init: str, seed: int, dtype=torch.float32):
         super().__init__()
-        np_dtype = {torch.float32: "float32", torch.float64: "float64"}[dtype]
-        self.mlp = ScratchMLP(sizes, activation, init, seed, dtype=np_dtype)
-        as_param = lambda a: nn.Parameter(torch.from_numpy(a))  # noqa: E731
-        self.weights = nn.ParameterList(as_param(w) for w in self.mlp.weights)
-        self.biases = nn.ParameterList(as_param(b) for b in self.mlp.biases)
+        params = init_params(sizes, init, seed)
+        as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=dtype))  # noqa: E731
+        self.weights = nn.ParameterList(as_param(w) for w, _ in params)
+        self.biases = nn.ParameterList(as_param(b) for _, b in params)
+        self.engine = engine
 
-    def _share(self) -> None:
-        # Views, not copies: re-taken each call in case torch moved a Parameter's storage
-        # (e.g. when a checkpoint is loaded into it).
-        self.mlp.weights = [p.detach().numpy() for p in self.weights]
-        self.mlp.biases = [p.detach().numpy() for p in self.biases]
+    def _arrays(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [p.detach().numpy() for p in self.weights], [p.detach().numpy() for p in self.biases]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self._share()
-        return torch.from_numpy(self.mlp.forward(x.detach().numpy()))
+        return torch.from_numpy(np.array(self.engine.forward(*self._arrays(), x.detach().numpy())))
 
     def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str, l1: float) -> float:
-        """Set every Parameter's .grad from NumPy's backward; return the batch's data loss."""
-        self._share()
-        value, d_w, d_b = self.mlp.loss_and_grads(x.numpy(), y.numpy(), loss, l1=l1)
+        """Set every Parameter's .grad from the engine; return the batch's data loss."""
+        weights, biases = self._arrays()
+        value, d_w, d_b = self.engine.loss_and_grads(weights, biases, x.numpy(), y.numpy(), loss)
+        if l1:  # the L1 penalty's subgradient, the same for every engine
+            d_w = [np.asarray(g) + l1 * np.sign(w) for g, w in zip(d_w, weights, strict=True)]
         for param, grad in zip([*self.weights, *self.biases], [*d_w, *d_b], strict=True):
-            param.grad = torch.from_numpy(np.asarray(grad, dtype=self.mlp.dtype))
+            param.grad = torch.from_numpy(np.array(grad, dtype=weights[0].dtype))
         return float(value)
 
     def weight_matrices(self) -> list[torch.Tensor]:

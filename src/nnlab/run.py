@@ -25,7 +25,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint
 
-from nnlab import plots
+from nnlab import backends, plots
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, PeriodicCheckpoint
 from nnlab.config_check import MAX_RUN_NAME
 from nnlab.data import (
@@ -48,8 +48,8 @@ from nnlab.describe import (
 )
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.model_export import exportable_model, log_model
-from nnlab.modules import NetModule, NumpyNetModule
-from nnlab.nets import NumpyBackedMLP, ScratchTorchMLP, TorchMLP
+from nnlab.modules import EngineNetModule, NetModule
+from nnlab.nets import EngineMLP
 from nnlab.progress import EpochProgress
 from nnlab.resume import ResumePoint
 from nnlab.seeds import effective_seeds, group_id
@@ -115,23 +115,21 @@ def layer_sizes(cfg: DictConfig, splits: Splits) -> list[int]:
     return [splits.n_features, *cfg.model.hidden, splits.n_outputs]
 
 
-# backend name -> (network class, LightningModule class)
-BACKENDS = {
-    "torch": (TorchMLP, NetModule),
-    "torch_scratch": (ScratchTorchMLP, NetModule),
-    "numpy": (NumpyBackedMLP, NumpyNetModule),
-}
-
-
 def build_module(
     cfg: DictConfig, task: Task, loss_name: str, sizes: list[int], dtype: torch.dtype
 ) -> NetModule:
     """The configured backend's network inside its LightningModule; every backend starts from
     the same initial weights for the same seed and init."""
-    net_class, module_class = BACKENDS[cfg.backend.name]
-    net = net_class(
-        sizes, cfg.model.activation, cfg.model.init, effective_seeds(cfg).init, dtype=dtype
+    options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
+    net = (
+        backends.get(cfg.backend.name)
+        .module()
+        .network(
+            sizes, cfg.model.activation, cfg.model.init, effective_seeds(cfg).init, dtype, **options
+        )
     )
+    # An engine computes its own gradients; autograd does the others'.
+    module_class = EngineNetModule if isinstance(net, EngineMLP) else NetModule
     return module_class(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
 
 

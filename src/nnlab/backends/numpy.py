@@ -1,0 +1,36 @@
+"""The NumPy MLP of nnlab.scratch: NumPy does forward and backward by hand; the configured
+torch optimizer applies the gradients. Same data, metrics and tracking."""
+
+from __future__ import annotations
+
+from nnlab.scratch import ACTIVATIONS, LOSSES, MLP
+
+EXTRA = None
+REQUIRES = None
+ACCELERATORS = ("cpu",)
+PRECISIONS = (32, 64)
+# ACTIVATIONS and LOSSES are nnlab.scratch's tables: each function beside its derivative.
+__all__ = ["ACCELERATORS", "ACTIVATIONS", "EXTRA", "LOSSES", "PRECISIONS", "REQUIRES", "network"]
+
+
+class NumpyEngine:
+    """nnlab.scratch.MLP's hand-written forward and backward, on the weights it is given."""
+
+    def __init__(self, sizes: list[int], activation: str):
+        self.mlp = MLP(sizes, activation)
+
+    def _use(self, weights, biases) -> MLP:
+        self.mlp.weights, self.mlp.biases = weights, biases
+        return self.mlp
+
+    def forward(self, weights, biases, x):
+        return self._use(weights, biases).forward(x)
+
+    def loss_and_grads(self, weights, biases, x, y, loss):
+        return self._use(weights, biases).loss_and_grads(x, y, loss)
+
+
+def network(sizes, activation, init, seed, dtype):
+    from nnlab.nets import EngineMLP
+
+    return EngineMLP(NumpyEngine(sizes, activation), sizes, init, seed, dtype=dtype)

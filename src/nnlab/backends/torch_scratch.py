@@ -1,0 +1,15 @@
+"""Raw parameter tensors, forward pass written with einsum, autograd for the gradients: no
+nn.Linear (seed 001's "PyTorch from scratch")."""
+
+from __future__ import annotations
+
+# Same framework, same functions as the torch backend.
+from nnlab.backends.torch import ACCELERATORS, ACTIVATIONS, EXTRA, LOSSES, PRECISIONS, REQUIRES
+
+__all__ = ["ACCELERATORS", "ACTIVATIONS", "EXTRA", "LOSSES", "PRECISIONS", "REQUIRES", "network"]
+
+
+def network(sizes, activation, init, seed, dtype):
+    from nnlab.nets import ScratchTorchMLP
+
+    return ScratchTorchMLP(sizes, activation, init, seed, dtype=dtype)
