@@ -241,18 +241,24 @@ class TensorBatches:
         return -(-len(self.x) // self.batch_size)
 
     def __iter__(self) -> Iterator:
-        import torch
-
         n, bs = len(self.x), self.batch_size
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=gen)
+            order = epoch_order(n, self.seed, self.epoch)
             x, y = self.x[order], self.y[order]
         else:
             x, y = self.x, self.y
         self.epoch += 1
         for start in range(0, n, bs):
             yield x[start : start + bs], y[start : start + bs]
+
+
+def epoch_order(n: int, seed: int, epoch: int):
+    """The training split's order in `epoch` (a torch permutation): a function of the seed and
+    the epoch alone, so every backend, a resumed run and code outside nnlab (seed 001's
+    TensorFlow and JAX variants) see the same batches."""
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
 class OneStepPerEpoch:

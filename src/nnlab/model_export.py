@@ -42,14 +42,7 @@ def as_torch_mlp(net: nn.Module, activation: str, dtype) -> TorchMLP:
     biases = [m.bias.detach() for m in net.modules() if isinstance(m, nn.Linear)] or [
         b.detach() for b in net.biases
     ]
-    sizes = [weights[0].shape[0], *(w.shape[1] for w in weights)]
-    copy = TorchMLP(sizes, activation, "default", 0, dtype=dtype)
-    linears = [m for m in copy.modules() if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for linear, w, b in zip(linears, weights, biases, strict=True):
-            linear.weight.copy_(w.T)
-            linear.bias.copy_(b)
-    return copy
+    return TorchMLP.from_params(list(zip(weights, biases, strict=True)), activation, dtype)
 
 
 def exportable_model(net: nn.Module, activation: str, splits, dtype) -> StandardisedNet:

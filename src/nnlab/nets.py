@@ -39,6 +39,19 @@ class TorchMLP(nn.Module):
                 layers.append(ACTIVATIONS[activation]())
         self.layers = nn.Sequential(*layers)
 
+    @classmethod
+    def from_params(cls, params, activation: str, dtype: torch.dtype = torch.float32):
+        """The network holding these [(W as (fan_in, fan_out), b), ...], e.g. trained
+        elsewhere: another backend, or seed 001's TensorFlow and JAX variants."""
+        sizes = [params[0][0].shape[0], *(w.shape[1] for w, _ in params)]
+        net = cls(sizes, activation, "default", 0, dtype=dtype)
+        linears = [m for m in net.layers if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            for linear, (w, b) in zip(linears, params, strict=True):
+                linear.weight.copy_(torch.as_tensor(np.array(w)).T)
+                linear.bias.copy_(torch.as_tensor(np.array(b)))
+        return net
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 

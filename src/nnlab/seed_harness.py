@@ -124,6 +124,49 @@ class Reproduction:
         parent = queries.latest_sweep(client, exp_ids)
         return [report.to_row(r) for r in sweep_protocol.sweep_children(client, parent)]
 
+    def log_trained_elsewhere(self, label: str, cfg: DictConfig, splits, history, params):
+        """A network trained outside nnlab's trainer (seed 001's TensorFlow and JAX variants),
+        logged into this experiment as nnlab logs a run: the config's params plus `variant`,
+        the per-epoch `history` ({key: [value per epoch]}), test metrics (at step 0) and the
+        curves and predictions figures, from its final `params` [(W, b), ...]."""
+        import time
+
+        import torch
+        from mlflow.entities import Metric
+
+        from nnlab.describe import experiment_params
+        from nnlab.metrics import evaluate
+        from nnlab.nets import TorchMLP
+        from nnlab.run import RunResult, run_figures
+        from nnlab.store.names import DESCRIPTION_TAG
+        from nnlab.store.runs import get_client, log_params, open_run, tracking_uri
+        from nnlab.tasks import TASKS
+
+        task = TASKS[splits.task]
+        loss = task.resolve_loss(cfg.model.loss)
+        net = TorchMLP.from_params(params, cfg.model.activation, torch.float64)
+        y_test = torch.as_tensor(splits.y_test, dtype=torch.float64).reshape(len(splits.y_test), -1)
+        with torch.no_grad():
+            test = evaluate(task, loss, net(torch.as_tensor(splits.x_test)), y_test, "test")
+        uri = tracking_uri(cfg.tracking.uri)
+        client = get_client(uri)
+        now = int(time.time() * 1000)
+        curves = {
+            k: [(epoch, v) for epoch, v in enumerate(values)] for k, values in history.items()
+        }
+        tags = {DESCRIPTION_TAG: f"Seed 001 variant: {label}, trained outside nnlab's trainer."}
+        with open_run(client, self.experiment, uri, label, tags) as run_id:
+            log_params(client, run_id, {**experiment_params(cfg), "variant": label})
+            metrics = [Metric(k, v, now, step) for k, c in curves.items() for step, v in c]
+            metrics += [Metric(k, v, now, 0) for k, v in test.items()]
+            for start in range(0, len(metrics), 1000):  # MLflow's limit per batch
+                client.log_batch(run_id, metrics=metrics[start : start + 1000])
+            for name, fig in run_figures(cfg, net, splits, task, curves).items():
+                client.log_figure(run_id, fig, f"plots/{name}")
+        final = {**{k: c[-1][1] for k, c in curves.items()}, **test}
+        print(f"  trained {label}: test/loss={test['test/loss']:.4g}", flush=True)
+        return RunResult(run_id, label, final.get(cfg.objective, float("nan")), final, uri, net)
+
     @staticmethod
     def history(result, keys=None) -> dict[str, list[tuple[int, float]]]:
         """A run's per-epoch curves from the store: {key: [(epoch, value), ...]}."""
