@@ -13,7 +13,7 @@ from nnlab import backends
 from nnlab.nets import EngineMLP
 from nnlab.paths import CONF_DIR
 from nnlab.scratch import ACTIVATIONS, LOSSES, MLP
-from tests.conftest import backend_params, run_cli
+from tests.conftest import backend_params, compose_config, run_cli
 
 NAMES = backends.names()
 
@@ -100,3 +100,16 @@ def test_a_missing_extra_gets_one_line_and_no_run(store, tmp_path):
         )
         == []
     )
+
+
+def test_the_backends_sweep_covers_every_backend_and_names_jobs_by_backend():
+    from hydra import compose, initialize_config_dir
+
+    from nnlab.describe import run_name
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", ["sweep=backends"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params.backend == "glob(*)"  # every file in conf/backend/
+    assert cfg.trainer.precision == 64 and cfg.optimizer._target_ == "torch.optim.SGD"
+    jax_cfg = compose_config("backend=jax")
+    assert run_name(jax_cfg, [2, 10, 5, 1], ["backend"]) == "jax · moons 2-10-5-1"

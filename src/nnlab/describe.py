@@ -38,8 +38,11 @@ def optimizer_name(cfg: DictConfig) -> str:
 
 
 def short_value(key: str, value: Any) -> str:
-    """`optimizer.lr`, 0.1 -> 'lr=0.1'; a name stands alone ('tanh'); a list as '10-5'."""
+    """`optimizer.lr`, 0.1 -> 'lr=0.1'; a name stands alone ('tanh'); a list as '10-5'; a
+    config group (`backend`, `optimizer`) by its option's name."""
     short = key.rsplit(".", 1)[-1]
+    if isinstance(value, dict) and "name" in value:
+        value = value["name"]
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple):
@@ -60,6 +63,8 @@ def run_name(cfg: DictConfig, sizes: Sequence[int], swept_keys: Sequence[str] = 
         values = [
             short_value(k, _plain(OmegaConf.select(cfg, k, default=None))) for k in swept_keys
         ]
+        if "backend" in swept_keys:
+            backend = ""  # already leading the name
         return f"{' '.join(values)} · {what}{backend}"[:MAX_RUN_NAME]
     opt = f"{optimizer_name(cfg)} lr={cfg.optimizer.lr:g}"
     return f"{what} {cfg.model.activation} · {opt}{backend}"[:MAX_RUN_NAME]
