@@ -146,10 +146,10 @@ def test_memory_estimate_knows_each_optimizers_state(optimizer):
 
 def test_memory_estimate_grows_with_what_the_run_holds():
     base = dict(n_samples=1000, n_train=600, batch_size=32, eval_rows=200, precision=32)
-    small = estimate_run_memory([2, 10, 1], optimizer="adam", momentum=0, backend="torch", **base)
-    wide = estimate_run_memory([2, 1000, 1], optimizer="adam", momentum=0, backend="torch", **base)
+    small = estimate_run_memory([2, 10, 1], optimizer="adam", momentum=0, **base)
+    wide = estimate_run_memory([2, 1000, 1], optimizer="adam", momentum=0, **base)
     double = estimate_run_memory(
-        [2, 1000, 1], optimizer="adam", momentum=0, backend="torch", **{**base, "precision": 64}
+        [2, 1000, 1], optimizer="adam", momentum=0, **{**base, "precision": 64}
     )
     assert wide.parameters_bytes == parameter_count([2, 1000, 1]) * 4 * 4  # w, grad, 2 adam
     assert double.parameters_bytes == 2 * wide.parameters_bytes

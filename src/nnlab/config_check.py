@@ -302,7 +302,7 @@ def _check_memory(plain: dict, spec: DatasetSpec) -> None:
         precision=plain["trainer"]["precision"],
         optimizer=OPTIMIZERS[plain["optimizer"]["_target_"]],
         momentum=plain["optimizer"].get("momentum", 0) or 0,
-        backend=plain["backend"]["name"],
+        weight_copies=backends.get(plain["backend"]["name"]).weight_copies,
     )
     available = available_memory()
     if available is None or estimate.total <= available:

@@ -72,12 +72,11 @@ def estimate_run_memory(
     precision: int,
     optimizer: str,
     momentum: float,
-    backend: str,
+    weight_copies: int = 0,
 ) -> MemoryEstimate:
     width = BYTES_PER_VALUE[precision]
     per_parameter = 2 + OPTIMIZER_STATE.get(optimizer, 2) + (1 if momentum else 0)
-    if backend == "numpy":
-        per_parameter += 1  # NumPy's gradient arrays, beside the Parameters' .grad
+    per_parameter += weight_copies  # a backend's own arrays beside torch's (nnlab.backends)
     parameters = parameter_count(sizes) * per_parameter * width
     train_rows = min(batch_size or n_train, n_train)
     training = ACTIVATION_COPIES * train_rows * sum(sizes[1:]) * width

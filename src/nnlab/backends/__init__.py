@@ -9,6 +9,8 @@ without importing any framework:
   backend supports; the two tables sit side by side, so a missing one shows.
 - `ACCELERATORS` and `PRECISIONS`: the `trainer.accelerator` and `trainer.precision` values it
   runs with.
+- `WEIGHT_COPIES`: arrays the size of the weights it holds beside torch's Parameters, their
+  .grad and the optimizer's state (for the memory estimate).
 - `EXTRA`: the pip extra that brings its framework (None: nnlab's own dependencies), and
   `REQUIRES`, the module that extra installs.
 - `network(sizes, activation, init, seed, dtype, **options)`: the network as a torch
@@ -38,6 +40,7 @@ class Backend:
     losses: tuple[str, ...]
     accelerators: tuple[str, ...]
     precisions: tuple[int, ...]
+    weight_copies: int
     extra: str | None
     requires: str | None
 
@@ -75,6 +78,7 @@ def registry() -> dict[str, Backend]:
             losses=tuple(module.LOSSES),
             accelerators=tuple(module.ACCELERATORS),
             precisions=tuple(module.PRECISIONS),
+            weight_copies=module.WEIGHT_COPIES,
             extra=module.EXTRA,
             requires=module.REQUIRES,
         )

@@ -14,6 +14,7 @@ EXTRA = "jax"
 REQUIRES = "jax"
 ACCELERATORS = ("cpu",)  # weights and gradients pass through NumPy every step
 PRECISIONS = (32, 64)
+WEIGHT_COPIES = 2  # the weights as jax arrays, and jax's gradients
 
 # Each mirrors the NumPy function of the same name in nnlab.scratch; jax.grad differentiates.
 ACTIVATIONS = {

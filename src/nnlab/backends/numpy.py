@@ -9,8 +9,9 @@ EXTRA = None
 REQUIRES = None
 ACCELERATORS = ("cpu",)
 PRECISIONS = (32, 64)
+WEIGHT_COPIES = 1  # NumPy's gradient arrays, copied into .grad
 # ACTIVATIONS and LOSSES are nnlab.scratch's tables: each function beside its derivative.
-__all__ = ["ACCELERATORS", "ACTIVATIONS", "EXTRA", "LOSSES", "PRECISIONS", "REQUIRES", "network"]
+__all__ = ["ACTIVATIONS", "LOSSES", "network"]
 
 
 class NumpyEngine:

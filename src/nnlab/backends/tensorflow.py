@@ -23,6 +23,7 @@ EXTRA = "tensorflow"
 REQUIRES = "tensorflow"
 ACCELERATORS = ("cpu",)  # weights and gradients pass through NumPy every step
 PRECISIONS = (32, 64)
+WEIGHT_COPIES = 2  # the weights as tensors, and the tape's gradients
 
 # Each mirrors the NumPy function of the same name in nnlab.scratch; the tape differentiates.
 ACTIVATIONS = {

@@ -12,6 +12,7 @@ EXTRA = None
 REQUIRES = None
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # Lightning's names
 PRECISIONS = (32, 64)
+WEIGHT_COPIES = 0  # autograd writes into the Parameters' own .grad
 
 # Each builds the nn.Module for the activation of the same name in nnlab.scratch.ACTIVATIONS.
 ACTIVATIONS = {

@@ -4,9 +4,26 @@ nn.Linear (seed 001's "PyTorch from scratch")."""
 from __future__ import annotations
 
 # Same framework, same functions as the torch backend.
-from nnlab.backends.torch import ACCELERATORS, ACTIVATIONS, EXTRA, LOSSES, PRECISIONS, REQUIRES
+from nnlab.backends.torch import (
+    ACCELERATORS,
+    ACTIVATIONS,
+    EXTRA,
+    LOSSES,
+    PRECISIONS,
+    REQUIRES,
+    WEIGHT_COPIES,
+)
 
-__all__ = ["ACCELERATORS", "ACTIVATIONS", "EXTRA", "LOSSES", "PRECISIONS", "REQUIRES", "network"]
+__all__ = [
+    "ACCELERATORS",
+    "ACTIVATIONS",
+    "EXTRA",
+    "LOSSES",
+    "PRECISIONS",
+    "REQUIRES",
+    "WEIGHT_COPIES",
+    "network",
+]
 
 
 def network(sizes, activation, init, seed, dtype):
