@@ -9,6 +9,9 @@
 3. per-run fixed cost outside training, piece by piece; wall time of `nnlab-train --help` and
    `nnlab-report`.
 4. sweep throughput: 24 jobs sequential and with 2 joblib workers (skipped by --quick).
+6. backends: per-epoch time of every backend (nnlab.backends), JIT on and off where it
+   applies, at batch 32 and full batch, as ratios to the bare torch loop. Each per-epoch figure
+   is the difference of two run lengths, so compilation and set-up cancel.
 
 Variants run interleaved (a, b, c, a, b, c, ...) and each figure is the median of the
 repeats, so that machine noise hits every variant alike. Prints Markdown tables.
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from nnlab import backends
 from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
 from nnlab.config_check import check_config
 from nnlab.data import TensorBatches, data_module, make_splits
@@ -126,10 +130,11 @@ def nnlab_epochs(
     overrides: list[str], splits, epochs: int, backend: str, tracking_uri: str | None
 ) -> float:
     """nnlab's own module, data and trainer; only fit is timed (test and artifacts are per-run
-    costs, measured in section 3)."""
+    costs, measured in section 3). `backend` may carry options: 'jax backend.jit=false'."""
     from nnlab.store.runs import get_client
 
-    cfg = config(*overrides, f"backend={backend}", f"trainer.max_epochs={epochs}")
+    name, *options = backend.split()
+    cfg = config(*overrides, f"backend={name}", *options, f"trainer.max_epochs={epochs}")
     task = TASKS[splits.task]
     module = build_module(cfg, task, task.default_loss, layer_sizes(cfg, splits), torch.float32)
     dm = data_module(splits, cfg.data.batch_size, cfg.seed, torch.float32)
@@ -166,7 +171,7 @@ def per_epoch_section(repeats: int, store: str) -> list[str]:
             "bare torch loop": lambda c=cfg, s=splits, e=epochs: bare_torch_epochs(c, s, e),
             "bare NumPy loop": lambda c=cfg, s=splits, e=epochs: bare_numpy_epochs(c, s, e),
         }
-        for backend in ("torch", "torch_scratch", "numpy"):
+        for backend in ("torch", "torch_scratch", "numpy"):  # all backends: section 6
             for uri, label in ((None, "tracking off"), (store, "tracking on")):
                 variants[f"nnlab {backend}, {label}"] = (
                     lambda o=overrides, s=splits, e=epochs, b=backend, u=uri: nnlab_epochs(
@@ -186,6 +191,50 @@ def per_epoch_section(repeats: int, store: str) -> list[str]:
         lines.append(
             f"batch {batch}: tracking on / off (torch backend) = "
             f"{r['nnlab torch, tracking on'] / r['nnlab torch, tracking off']:.3f}"
+        )
+    return lines
+
+
+# -- 6. backends ----------------------------------------------------------------------------
+def backends_section(repeats: int) -> list[str]:
+    lines = [
+        "## 6. Backends: per-epoch time (train + validation), MLP 2-10-5-1, moons 1,000 points,"
+        " SGD, float32",
+        "",
+        "| backend | batch 32: ms/epoch | ratio | full batch: ms/epoch | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    variants_of = ["bare torch loop"]
+    for name in backends.names():
+        if backends.get(name).missing_extra():
+            continue
+        jit = "jit" in config(f"backend={name}").backend
+        variants_of += [f"{name} backend.jit=true", f"{name} backend.jit=false"] if jit else [name]
+    results = {}
+    for batch, long in (("32", 100), ("null", 1000)):
+        overrides = ["data=moons", f"data.batch_size={batch}"]
+        cfg = config(*overrides)
+        splits = make_splits(cfg.data, 0)
+
+        def per_epoch(variant, epochs, cfg=cfg, splits=splits, overrides=overrides):
+            if variant == "bare torch loop":
+                return bare_torch_epochs(cfg, splits, epochs) * epochs
+            return nnlab_epochs(overrides, splits, epochs, variant, None) * epochs
+
+        short = long // 5
+        results[batch] = median_of(
+            {
+                v: lambda v=v, a=long, b=short: (per_epoch(v, a) - per_epoch(v, b)) / (a - b)
+                for v in variants_of
+            },
+            repeats,
+        )
+    for name in variants_of:
+        a, b = results["32"][name], results["null"][name]
+        lines.append(
+            f"| {name.replace(' backend.', ', ')} | {a * 1e3:.3f} | "
+            f"{a / results['32']['bare torch loop']:.2f} | {b * 1e3:.3f} | "
+            f"{b / results['null']['bare torch loop']:.2f} |"
         )
     return lines
 
@@ -324,7 +373,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1e6, no sweeps")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 3,4")
+    parser.add_argument("--sections", default="1,2,3,4,6", help="which sections to run, e.g. 3,4")
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 5)
     quiet_lightning()
@@ -344,6 +393,8 @@ def main() -> None:
             print("\n".join(scaling_section(max(1, repeats - 2), sizes)) + "\n", flush=True)
         if "3" in sections:
             print("\n".join(fixed_cost_section(repeats, store)), flush=True)
+        if "6" in sections:
+            print("\n".join(backends_section(repeats)) + "\n", flush=True)
     if not args.quick and "4" in sections:
         sys.path.insert(0, str(Path(__file__).parent))
         from sweep_throughput import sweep
