@@ -154,6 +154,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
     "trainer.checkpoint_every_s": positive_number(),
+    "trainer.early_stopping.patience": optional(int_at_least(1)),
+    "trainer.early_stopping.min_delta": non_negative_number(),
     "tracking.uri": tracking_store(),
     "tracking.experiment": text(MAX_EXPERIMENT_NAME),
     "tracking.run_name": optional(text(MAX_RUN_NAME)),
@@ -224,6 +226,15 @@ def check_config(cfg: DictConfig) -> None:
     if plain["objective"] not in ["train/loss", *task.keys("val"), *task.keys("test")]:
         allowed = ", ".join(["train/loss", *task.keys("val")])
         _fail("objective", plain["objective"], f"for a {task.name} dataset allowed: {allowed}")
+    if (plain["trainer"].get("early_stopping") or {}).get("patience") is not None and plain[
+        "objective"
+    ].startswith("test/"):
+        _fail(
+            "objective",
+            plain["objective"],
+            "trainer.early_stopping watches the objective every epoch: allowed with it: "
+            f"train/loss, {', '.join(task.keys('val'))}",
+        )
     _check_memory(plain, spec)
 
 

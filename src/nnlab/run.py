@@ -46,6 +46,8 @@ from nnlab.describe import (
     run_link,
     run_name,
 )
+from nnlab.early_stopping import StopWhenStalled
+from nnlab.memory import parameter_count
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.model_export import exportable_model, log_model
 from nnlab.modules import EngineNetModule, NetModule
@@ -54,6 +56,7 @@ from nnlab.progress import EpochProgress
 from nnlab.resume import ResumePoint
 from nnlab.seeds import effective_seeds, group_id
 from nnlab.store.names import (
+    BEST_EPOCH_TAG,
     CONFIG_HASH_TAG,
     CSV_COLUMNS_TAG,
     CSV_PATH_TAG,
@@ -69,6 +72,7 @@ from nnlab.store.names import (
     PARENT_TAG,
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
+    STOPPED_EARLY_TAG,
     TASK_TAG,
 )
 from nnlab.store.preflight import check_store
@@ -81,7 +85,9 @@ from nnlab.store.runs import (
     set_tags,
     tracking_uri,
 )
-from nnlab.tasks import TASKS, Task
+from nnlab.study import trial_of_this_job
+from nnlab.tasks import TASKS, Task, higher_is_better
+from nnlab.trial_pruning import TrialPruning
 
 log = logging.getLogger("nnlab")
 
@@ -228,13 +234,20 @@ def run_training(
         text = run_description(cfg, sizes, task.name, final, error, last_epoch, parent)
         return {DESCRIPTION_TAG: text}
 
+    trial = trial_of_this_job()  # a trial of nnlab's Optuna sweeper, or None
+    pruning = TrialPruning(trial, cfg.objective) if trial is not None else None
+    stopper = early_stopper(cfg)
     with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id, describe) as run_id:
+        if pruning is not None:
+            pruning.note_run(run_id)
         if resume is None:
             log_params(client, run_id, experiment_params(cfg))
             log_dataset_inputs(client, run_id, cfg.data, splits)
             _log_config(client, run_id, cfg, overrides, table)  # at the start: resume needs it
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         measured["history"] = logger.history
+        # A number to search on beside the loss (multi-objective sweeps), and to sort by.
+        logger.log_metrics({PARAMETERS_METRIC: float(parameter_count(sizes))}, step=0)
         fit_started = time.perf_counter()
         try:
             module, trainer, dm = _fit_and_test(
@@ -247,12 +260,16 @@ def run_training(
                 logger,
                 name,
                 resume.checkpoint if resume else None,
+                watchers=(stopper, pruning),
             )
         finally:
             logger.flush()  # whatever was measured is kept, also when training fails
         fit_seconds = time.perf_counter() - fit_started
         metrics = {k: v[-1][1] for k, v in logger.history.items()}
         objective = metrics.get(cfg.objective, math.nan)
+        if stopper is not None and stopper.best_epoch is not None:
+            metrics.update(record_best_epoch(client, run_id, stopper))
+            objective = stopper.best_value  # what the run reports: its best epoch's
         _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger)
         overhead = time.perf_counter() - started - fit_seconds
         # Timings are tags, not metrics: they describe the machine, not the model, and must
@@ -267,6 +284,24 @@ def run_training(
             },
         )
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
+
+
+def record_best_epoch(client, run_id: str, stopper: StopWhenStalled) -> dict[str, float]:
+    """The best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying which
+    epoch was kept and why training stopped."""
+    from mlflow.entities import Metric
+
+    best = {f"best/{k}": v for k, v in stopper.best_metrics.items()}
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id, metrics=[Metric(k, v, now, stopper.best_epoch) for k, v in best.items()]
+    )
+    set_tags(
+        client,
+        run_id,
+        {BEST_EPOCH_TAG: str(stopper.best_epoch), STOPPED_EARLY_TAG: stopper.summary()},
+    )
+    return best
 
 
 def _parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
@@ -305,12 +340,29 @@ def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl
     )
 
 
-def _fit_and_test(cfg, splits, task, loss_name, sizes, dtype, logger, name, checkpoint=None):
+PARAMETERS_METRIC = "model/parameters"
+
+
+def early_stopper(cfg: DictConfig) -> StopWhenStalled | None:
+    """`trainer.early_stopping` on the objective, or None when off (patience: null)."""
+    settings = cfg.trainer.get("early_stopping") or {}
+    if settings.get("patience") is None:
+        return None
+    return StopWhenStalled(
+        cfg.objective, settings.patience, settings.min_delta, higher_is_better(cfg.objective)
+    )
+
+
+def _fit_and_test(
+    cfg, splits, task, loss_name, sizes, dtype, logger, name, checkpoint=None, watchers=()
+):
+    """`watchers`: callbacks that act on each epoch's metrics (early stopping, pruning)."""
     pl.seed_everything(effective_seeds(cfg).init, workers=False, verbose=False)
     module = build_module(cfg, task, loss_name, sizes, dtype)
     dm = data_module(splits, cfg.data.batch_size, effective_seeds(cfg).order, dtype)
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        trainer = build_trainer(cfg, logger, run_callbacks(cfg, task, name), scratch)
+        callbacks = [*run_callbacks(cfg, task, name), *[w for w in watchers if w is not None]]
+        trainer = build_trainer(cfg, logger, callbacks, scratch)
         # The checkpoint passed check_weights_only (nnlab.resume) before it got here.
         trainer.fit(module, datamodule=dm, ckpt_path=checkpoint)
         trainer.test(module, datamodule=dm, verbose=False)

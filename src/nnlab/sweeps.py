@@ -80,6 +80,7 @@ class MlflowSweepCallback(Callback):
         problem = launcher_problem(config)
         if problem is not None:  # before anything exists in the store
             raise SystemExit(f"nnlab-train: {problem}")
+        earlier = earlier_parent(config)  # a resumed Optuna study continues its parent run
         try:
             uri = tracking_uri(config.tracking.uri)
             check_store(uri)
@@ -87,6 +88,12 @@ class MlflowSweepCallback(Callback):
             swept = sweep_description(config)
             keys = swept_keys(swept, OmegaConf.select(config, "hydra.sweeper.params"))
             name = sweep_name(keys, swept)
+            if earlier is not None and reopen(client, earlier):
+                _active = (client, earlier)
+                sweep_protocol.publish(earlier, keys)
+                _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+                print(f"nnlab: sweep parent run {earlier} continues (resumed search)", flush=True)
+                return
             run = client.create_run(
                 experiment_id(client, config.tracking.experiment, uri),
                 run_name=redact(name)[:MAX_RUN_NAME],
@@ -134,6 +141,35 @@ class MlflowSweepCallback(Callback):
             _close("FAILED", "every job failed")
             raise SystemExit(1)
         _close("FINISHED", None)
+
+
+def earlier_parent(config: DictConfig) -> str | None:
+    """With nnlab's Optuna sweeper, the parent run of the study being resumed (None for a new
+    study or another sweeper). A sweeper setting or study that cannot be used ends the
+    multirun here, in one line, before anything is created."""
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    if not target.endswith("NnlabOptunaSweeper"):
+        return None
+    from nnlab.study import StudyError, parent_run_of, search_definition
+
+    try:
+        arguments = [str(o) for o in config.hydra.overrides.task]
+        return parent_run_of(search_definition(config, arguments))
+    except StudyError as err:
+        raise SystemExit(f"nnlab-train: {err}") from None
+
+
+def reopen(client, run_id: str) -> bool:
+    """Set a finished sweep parent RUNNING again, for this process; False if it is gone."""
+    from nnlab.store.runs import set_tags
+
+    try:
+        client.get_run(run_id)
+    except Exception:  # deleted from the store: the search gets a new parent
+        return False
+    client.update_run(run_id, status="RUNNING")
+    set_tags(client, run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+    return True
 
 
 def launcher_problem(config: DictConfig) -> str | None:

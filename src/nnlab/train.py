@@ -75,6 +75,7 @@ def train(cfg: DictConfig) -> float:
     from nnlab.run import run_training
     from nnlab.store.preflight import store_failure
     from nnlab.store.runs import tracking_uri
+    from nnlab.trial_pruning import TrialPruned
 
     overrides = list(hydra_cfg.overrides.task)
     tags = {
@@ -109,6 +110,8 @@ def train(cfg: DictConfig) -> float:
                 return give_up(f"tracking store {uri}: {broken_store}", 3)
             if isinstance(err, DataError):
                 return give_up(f"bad data: {err}", 2)
+            if isinstance(err, TrialPruned):
+                return give_up(f"{err}; the run is marked KILLED (tag nnlab.pruned)", 1)
             if isinstance(err, TrainingDiverged):
                 return give_up(f"training diverged ({err}); the run is marked FAILED", 1)
             if in_sweep:

@@ -10,7 +10,7 @@ F = LazyModule("torch.nn.functional")
 
 EXTRA = None
 REQUIRES = None
-ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")  # Lightning's names
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's names
 PRECISIONS = (32, 64)
 WEIGHT_COPIES = 0  # autograd writes into the Parameters' own .grad
 

@@ -55,3 +55,13 @@ LAUNCHER_TAG = HIDDEN_PREFIX + "launcher"
 SKIPPED_JOB_TAG = HIDDEN_PREFIX + "skipped_job."  # + job number: the run standing in for it
 FIT_SECONDS_TAG = HIDDEN_PREFIX + "fit_seconds"  # timings describe the machine, not the model
 OVERHEAD_SECONDS_TAG = HIDDEN_PREFIX + "overhead_seconds"
+
+# nnlab's Optuna sweeper: the study behind a sweep (on its parent run), and a pruned trial's
+# run (which ends KILLED: MLflow has no PRUNED status).
+STUDY_TAG = "nnlab.optuna.study"
+STUDY_STORAGE_TAG = "nnlab.optuna.storage"
+TRIAL_TAG = "nnlab.optuna.trial"
+PRUNED_TAG = "nnlab.pruned"
+# Early stopping: why and when a run stopped, and the epoch whose weights it kept.
+STOPPED_EARLY_TAG = "nnlab.stopped_early"
+BEST_EPOCH_TAG = "nnlab.best_epoch"

@@ -133,6 +133,15 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+class RunStopped(Exception):
+    """A run stopped on purpose before its end, e.g. a trial pruned by the search: it closes
+    KILLED (MLflow has no other status for it) with its reason and `tags` saying what."""
+
+    def __init__(self, reason: str, tags: Mapping[str, str]):
+        super().__init__(reason)
+        self.tags = dict(tags)
+
+
 class RunInterrupted(KeyboardInterrupt):
     """Raised on SIGINT / SIGTERM so that the run closes as KILLED."""
 
@@ -194,6 +203,10 @@ def open_run(
                 # Told to exit mid-run: a scheduler's preemption (submitit requeues a job by
                 # exiting its process) rather than a failure of the run itself.
                 _close(client, run_id, RunStatus.KILLED, f"exited (code {exc.code})", closing_tags)
+                raise
+            if isinstance(exc, RunStopped):
+                set_tags(client, run_id, exc.tags)
+                _close(client, run_id, RunStatus.KILLED, str(exc), closing_tags)
                 raise
             if received or isinstance(exc, KeyboardInterrupt):
                 why = received.get("signal", "Ctrl-C")

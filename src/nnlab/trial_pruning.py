@@ -1,0 +1,51 @@
+"""A sweep job reports its objective to its Optuna trial every epoch, and stops when the
+study's pruner says the trial is hopeless (nnlab's Optuna sweeper; nnlab.study).
+
+It is a Lightning "monitoring" callback (an EarlyStopping subclass), so that it runs after the
+module has recorded the epoch's metrics: nnlab's fast path writes them straight to the logger
+and `epoch_metrics`, not through `self.log`, so Lightning's own callbacks cannot see them.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pytorch_lightning.callbacks import EarlyStopping
+
+from nnlab.store.names import PRUNED_TAG
+from nnlab.store.runs import RunStopped
+from nnlab.study import PRUNED_ATTR, RUN_ATTR
+
+
+class TrialPruned(RunStopped):
+    """The study's pruner stopped this trial; its run closes KILLED, tagged nnlab.pruned."""
+
+
+class TrialPruning(EarlyStopping):
+    def __init__(self, trial, objective: str):
+        super().__init__(monitor=objective)
+        self.trial = trial
+        self.objective = objective
+        # Optuna reports one value per step; pruning needs a single objective.
+        self.reporting = len(trial.study.directions) == 1
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        pass  # nnlab's modules validate inside the training epoch
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = pl_module.epoch_metrics.get(self.objective)
+        if not self.reporting or value is None or math.isnan(value):
+            return
+        epoch = trainer.current_epoch
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr(PRUNED_ATTR, epoch)
+            raise TrialPruned(
+                f"pruned at epoch {epoch} by the search's pruner: "
+                f"{self.objective}={value:.4g} is worse than other trials' at that epoch",
+                {PRUNED_TAG: f"epoch {epoch}"},
+            )
+
+    def note_run(self, run_id: str) -> None:
+        """Which MLflow run is this trial's (the sweeper reads it back)."""
+        self.trial.set_user_attr(RUN_ATTR, run_id)

@@ -1,0 +1,258 @@
+"""nnlab's Optuna sweeper (hydra_plugins/nnlab_sweepers): a study that persists beside the
+store and resumes after SIGKILL, failures and pruning that stay one trial's, parallel trials
+sharing one study, the study's figures on the parent, several objectives."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from nnlab import study as nnlab_study
+from tests.conftest import BIN, run_cli
+
+TINY = [
+    "trainer.max_epochs=3",
+    "data.n_samples=160",
+    "trainer.progress=none",
+    "tracking.log_model=false",
+    "tracking.log_plots=false",
+]
+
+
+def the_study(store: str) -> optuna.Study:
+    """The one study of the test's store (mlruns/optuna.db beside mlflow.db)."""
+    db = Path(store.removeprefix("sqlite:///")).parent / "optuna.db"
+    storage = f"sqlite:///{db}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def runs(store: str):
+    client = MlflowClient(store)
+    exp = client.get_experiment_by_name("nnlab")
+    if exp is None:
+        return [], []
+    found = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in found if r.data.tags.get("nnlab.sweep") == "true"]
+    return parents, [r for r in found if r.data.tags.get("nnlab.sweep") != "true"]
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run(store):
+    command = [
+        str(BIN / "nnlab-train"),
+        "-m",
+        "sweep=optuna",
+        "hydra.sweeper.n_trials=5",
+        *TINY,
+    ]
+    driver = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    db = Path(store.removeprefix("sqlite:///")).parent / "optuna.db"
+    finished_before = []
+    while time.monotonic() < deadline:  # kill it once 2 trials are done and a third runs
+        if db.exists():
+            try:
+                trials = the_study(store).trials
+            except (ValueError, Exception):  # the study is being created
+                trials = []
+            finished_before = [t for t in trials if t.state == TrialState.COMPLETE]
+            if len(finished_before) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+                break
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert len(finished_before) >= 2
+
+    proc = run_cli(*[Path(command[0]).name, *command[1:]])
+    assert proc.returncode == 0, proc.stderr
+    assert "queued to run again" in proc.stdout
+
+    study = the_study(store)
+    assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.FAIL) == 1  # the trial the kill interrupted
+    run_ids = [t.user_attrs[nnlab_study.RUN_ATTR] for t in study.trials]
+    assert len(set(run_ids)) == 5
+    # Nothing finished was re-run: the trials done before the kill keep their runs.
+    for before in finished_before:
+        assert study.trials[before.number].user_attrs == before.user_attrs
+    (parent,), children = runs(store)
+    assert parent.info.status == "FINISHED"  # the first run's parent, continued
+    assert parent.data.tags[nnlab_study_tag()] == study.study_name
+    assert sorted(r.info.run_id for r in children) == sorted(run_ids)
+    assert all(r.info.status in ("FINISHED", "FAILED") for r in children)
+    failed = next(r for r in children if r.info.status == "FAILED")
+    assert "driver died" in failed.data.tags["nnlab.error"]
+    # The interrupted configuration ran again, as a new trial.
+    failed_trial = next(t for t in study.trials if t.state == TrialState.FAIL)
+    retried = [t for t in study.trials if t.number > failed_trial.number]
+    assert any(t.params == failed_trial.params for t in retried)
+    artifacts = {a.path for a in MlflowClient(store).list_artifacts(parent.info.run_id, "optuna")}
+    assert {
+        "optuna/optimization_history.png",
+        "optuna/param_importances.png",
+        "optuna/parallel_coordinate.png",
+        "optuna/slice.png",
+    } <= artifacts
+
+
+def nnlab_study_tag() -> str:
+    from nnlab.store.names import STUDY_TAG
+
+    return STUDY_TAG
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_fails_alone_and_the_grid_goes_on(store):
+    proc = run_cli(
+        "nnlab-train",
+        "-m",
+        "hydra/sweeper=nnlab_optuna",
+        "hydra.sweeper.sampler=grid",
+        "hydra.sweeper.n_trials=2",
+        "optimizer.lr=choice(1e12,0.1)",
+        "optimizer=sgd",
+        *TINY,
+    )
+    assert proc.returncode == 0, proc.stderr
+    study = the_study(store)
+    by_lr = {t.params["optimizer.lr"]: t for t in study.trials}
+    assert by_lr[1e12].state == TrialState.FAIL and by_lr[0.1].state == TrialState.COMPLETE
+    client = MlflowClient(store)
+    failed = client.get_run(by_lr[1e12].user_attrs[nnlab_study.RUN_ATTR])
+    assert failed.info.status == "FAILED" and "diverged" in failed.data.tags["nnlab.error"].lower()
+    (parent,), _ = runs(store)
+    assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_the_median_pruner_stops_a_hopeless_trial(store):
+    """Two good learning rates run first (enqueued), then a hopeless one: its val/loss stays
+    where it started while theirs fall, so the median pruner stops it after the warm-up."""
+    proc = run_cli(
+        "nnlab-train",
+        "-m",
+        "hydra/sweeper=nnlab_optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.pruner_startup_trials=2",
+        "hydra.sweeper.pruner_warmup_epochs=2",
+        "optimizer.lr=tag(log,interval(1e-9,1.0))",
+        "hydra.sweeper.enqueue=[{optimizer.lr: 0.3},{optimizer.lr: 0.2},{optimizer.lr: 1e-9}]",
+        "optimizer=sgd",
+        "trainer.max_epochs=12",
+        "data.n_samples=160",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "tracking.log_plots=false",
+    )
+    assert proc.returncode == 0, proc.stderr
+    study = the_study(store)
+    assert [t.state for t in study.trials] == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+    ]
+    pruned = study.trials[2]
+    epoch = pruned.user_attrs[nnlab_study.PRUNED_ATTR]
+    assert 2 <= epoch < 11  # after the warm-up, well before the end
+    client = MlflowClient(store)
+    run = client.get_run(pruned.user_attrs[nnlab_study.RUN_ATTR])
+    assert run.info.status == "KILLED" and run.data.tags["nnlab.pruned"] == f"epoch {epoch}"
+    assert len(client.get_metric_history(run.info.run_id, "val/loss")) == epoch + 1
+    assert "pruned at epoch" in proc.stderr
+
+
+@pytest.mark.slow
+def test_parallel_joblib_trials_share_one_study_with_two_objectives(store):
+    proc = run_cli(
+        "nnlab-train",
+        "-m",
+        "sweep=optuna",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.objectives=[val/loss,model/parameters]",
+        "hydra.sweeper.directions=[minimize,minimize]",
+        *TINY,
+    )
+    assert proc.returncode == 0, proc.stderr
+    study = the_study(store)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    client = MlflowClient(store)
+    pids = set()
+    for trial in study.trials:
+        run = client.get_run(trial.user_attrs[nnlab_study.RUN_ATTR])
+        assert trial.values == [run.data.metrics["val/loss"], run.data.metrics["model/parameters"]]
+        pids.add(run.data.tags["mlflow.nnlab.pid"])
+    assert len(pids) == 2  # two joblib workers, one study
+    (parent,), _ = runs(store)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert "optuna/pareto_front.png" in artifacts
+
+
+def test_a_named_study_refuses_another_search_space_in_one_line(store):
+    first = [
+        "nnlab-train",
+        "-m",
+        "sweep=optuna",
+        "hydra.sweeper.study_name=mine",
+        "hydra.sweeper.n_trials=1",
+        *TINY,
+    ]
+    run_cli(*first, check=True)
+    again = run_cli(*first, "width=choice(2,3)")
+    assert again.returncode != 0
+    lines = again.stderr.strip().splitlines()
+    assert lines[-1].startswith("nnlab-train: hydra.sweeper.study_name=mine: this study searched")
+    (parent,), _ = runs(store)
+    assert parent.info.status == "FINISHED"  # untouched
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes: allowed: tpe, random"),
+        ("hydra.sweeper.pruner=early", "hydra.sweeper.pruner=early: allowed: none, median"),
+    ],
+)
+def test_a_bad_sweeper_setting_gets_one_line_and_no_run(store, override, key):
+    proc = run_cli("nnlab-train", "-m", "sweep=optuna", override, *TINY)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"nnlab-train: {key}")
+    assert runs(store) == ([], [])
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    from hydra_plugins.nnlab_sweepers.optuna_sweeper import search_space
+
+    space = search_space(
+        {
+            "optimizer.lr": "tag(log, interval(0.0001, 1.0))",
+            "optimizer.momentum": "interval(0.0, 0.9)",
+            "width": "interval(4, 64)",
+            "depth": "range(1, 4)",
+            "model.activation": "choice(relu, tanh)",
+        }
+    )
+    assert space["optimizer.lr"] == FloatDistribution(0.0001, 1.0, log=True)
+    assert space["optimizer.momentum"] == FloatDistribution(0.0, 0.9)
+    assert space["width"] == IntDistribution(4, 64)
+    assert space["depth"] == CategoricalDistribution([1, 2, 3])
+    assert space["model.activation"] == CategoricalDistribution(["relu", "tanh"])
