@@ -246,7 +246,8 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
         {
             "optimizer.lr": "tag(log, interval(0.0001, 1.0))",
             "optimizer.momentum": "interval(0.0, 0.9)",
-            "width": "interval(4, 64)",
+            "width": "int(interval(4, 64))",  # Hydra's interval() alone is always float
+            "batch": "tag(log, int(interval(8, 256)))",
             "depth": "range(1, 4)",
             "model.activation": "choice(relu, tanh)",
         }
@@ -254,5 +255,6 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     assert space["optimizer.lr"] == FloatDistribution(0.0001, 1.0, log=True)
     assert space["optimizer.momentum"] == FloatDistribution(0.0, 0.9)
     assert space["width"] == IntDistribution(4, 64)
+    assert space["batch"] == IntDistribution(8, 256, log=True)
     assert space["depth"] == CategoricalDistribution([1, 2, 3])
     assert space["model.activation"] == CategoricalDistribution(["relu", "tanh"])

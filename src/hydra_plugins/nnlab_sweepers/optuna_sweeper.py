@@ -131,8 +131,8 @@ class NnlabOptunaSweeper(Sweeper):
 # -- pieces, testable alone ---------------------------------------------------------------
 def search_space(space: dict[str, str]) -> dict[str, Any]:
     """Hydra sweep expressions as Optuna distributions: interval -> float (tag(log, ...) on a
-    log scale; int if both ends are), choice -> categorical, range -> int (categorical with
-    float steps)."""
+    log scale; int(interval(...)) for integers: Hydra makes a bare interval's ends floats),
+    choice and range -> categorical."""
     import optuna.distributions as d
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
@@ -141,12 +141,7 @@ def search_space(space: dict[str, str]) -> dict[str, Any]:
     for key, expression in space.items():
         override = parser.parse_overrides([f"{key}={expression}"])[0]
         value = override.value()
-        if isinstance(value, ChoiceSweep) or (
-            isinstance(value, RangeSweep) and isinstance(value.step, float)
-        ):
-            choices = list(override.sweep_iterator())
-            result[key] = d.CategoricalDistribution(choices)
-        elif isinstance(value, RangeSweep):
+        if isinstance(value, ChoiceSweep | RangeSweep):
             result[key] = d.CategoricalDistribution(list(override.sweep_iterator()))
         elif isinstance(value, IntervalSweep):
             log_scale = "log" in value.tags
