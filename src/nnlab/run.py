@@ -235,7 +235,9 @@ def run_training(
         return {DESCRIPTION_TAG: text}
 
     trial = trial_of_this_job()  # a trial of nnlab's Optuna sweeper, or None
-    pruning = TrialPruning(trial, cfg.objective) if trial is not None else None
+    pruning = (
+        TrialPruning(trial, cfg.objective, cfg.trainer.max_epochs) if trial is not None else None
+    )
     stopper = early_stopper(cfg)
     with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id, describe) as run_id:
         if pruning is not None:
