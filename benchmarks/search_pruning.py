@@ -75,7 +75,7 @@ def main() -> None:
     print("| pruner | wall s | best val/loss | trials pruned | epochs trained |")
     print("|---|---|---|---|---|")
     for name, r in results.items():
-        print(f"| {name} | {r['wall']:.1f} | {r["best"]:.3g} | {r['pruned']} | {r['epochs']} |")
+        print(f"| {name} | {r['wall']:.1f} | {r['best']:.3g} | {r['pruned']} | {r['epochs']} |")
     none, median = results["none"], results["median"]
     print(
         f"\nmedian / none: wall {median['wall'] / none['wall']:.2f}, "
