@@ -59,9 +59,6 @@ class SearchDefinition:
     objectives: list[str]
     directions: list[str]
 
-    def describe_space(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in sorted(self.space.items()))
-
 
 def _is_sweep(value: str) -> bool:
     return "," in value or value.strip().startswith(
