@@ -138,7 +138,7 @@ class Reproduction:
         from nnlab.metrics import evaluate
         from nnlab.nets import TorchMLP
         from nnlab.run import RunResult, run_figures
-        from nnlab.store.names import DESCRIPTION_TAG
+        from nnlab.store.names import DESCRIPTION_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
         from nnlab.store.runs import get_client, log_params, open_run, tracking_uri
         from nnlab.tasks import TASKS
 
@@ -154,7 +154,11 @@ class Reproduction:
         curves = {
             k: [(epoch, v) for epoch, v in enumerate(values)] for k, values in history.items()
         }
-        tags = {DESCRIPTION_TAG: f"Seed 001 variant: {label}, trained outside nnlab's trainer."}
+        tags = {
+            DESCRIPTION_TAG: f"{self.experiment} variant: {label}, trained outside nnlab's loop.",
+            SOURCE_NAME_TAG: f"reproduce_{self.experiment}.py",  # the UI's Source column
+            SOURCE_TYPE_TAG: "LOCAL",
+        }
         with open_run(client, self.experiment, uri, label, tags) as run_id:
             log_params(client, run_id, {**experiment_params(cfg), "variant": label})
             metrics = [Metric(k, v, now, step) for k, c in curves.items() for step, v in c]
