@@ -19,16 +19,14 @@ mean of the batch losses, as nnlab logs it) and its final [(W, b), ...].
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+# Imported for its settings: TensorFlow without oneDNN's reordered float sums and without its
+# start-up notices, set before TensorFlow's own import, as the tensorflow backend runs it.
+import nnlab.backends.tensorflow  # noqa: F401
 from nnlab.data import epoch_order
-
-# As the tensorflow backend does: no oneDNN reordering of float sums, no start-up notices.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 KERAS_ACTIVATIONS = ("relu", "tanh", "sigmoid")  # same name, same function as nnlab's
 

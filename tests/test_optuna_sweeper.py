@@ -25,6 +25,11 @@ TINY = [
 ]
 
 
+def optuna_search(*overrides: str):
+    """`nnlab-train -m` with nnlab's Optuna sweeper and only the given search space."""
+    return run_cli("nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd", *overrides)
+
+
 def the_study(store: str) -> optuna.Study:
     """The one study of the test's store (mlruns/optuna.db beside mlflow.db)."""
     db = Path(store.removeprefix("sqlite:///")).parent / "optuna.db"
@@ -113,14 +118,10 @@ def nnlab_study_tag() -> str:
 
 @pytest.mark.slow
 def test_a_diverging_trial_fails_alone_and_the_grid_goes_on(store):
-    proc = run_cli(
-        "nnlab-train",
-        "-m",
-        "hydra/sweeper=nnlab_optuna",
+    proc = optuna_search(
         "hydra.sweeper.sampler=grid",
         "hydra.sweeper.n_trials=2",
         "optimizer.lr=choice(1e12,0.1)",
-        "optimizer=sgd",
         *TINY,
     )
     assert proc.returncode == 0, proc.stderr
@@ -138,17 +139,13 @@ def test_a_diverging_trial_fails_alone_and_the_grid_goes_on(store):
 def test_the_median_pruner_stops_a_hopeless_trial(store):
     """Two good learning rates run first (enqueued), then a hopeless one: its val/loss stays
     where it started while theirs fall, so the median pruner stops it after the warm-up."""
-    proc = run_cli(
-        "nnlab-train",
-        "-m",
-        "hydra/sweeper=nnlab_optuna",
+    proc = optuna_search(
         "hydra.sweeper.n_trials=3",
         "hydra.sweeper.pruner=median",
         "hydra.sweeper.pruner_startup_trials=2",
         "hydra.sweeper.pruner_warmup_epochs=2",
         "optimizer.lr=tag(log,interval(1e-9,1.0))",
         "hydra.sweeper.enqueue=[{optimizer.lr: 0.3},{optimizer.lr: 0.2},{optimizer.lr: 1e-9}]",
-        "optimizer=sgd",
         "trainer.max_epochs=12",
         "data.n_samples=160",
         "trainer.progress=none",
