@@ -277,7 +277,7 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 # -- 3. per-run fixed cost ------------------------------------------------------------------
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
     from nnlab.describe import experiment_params
-    from nnlab.run import _log_artifacts
+    from nnlab.run import log_outputs, run_setup
     from nnlab.store.runs import get_client, log_params
 
     cfg = config("trainer.max_epochs=5")
@@ -324,15 +324,14 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
             )
         ),
         "figures + checkpoint + artifacts": lambda: timed(
-            lambda: _log_artifacts(
+            lambda: log_outputs(
                 client,
                 client.create_run(exp).info.run_id,
                 cfg,
-                state["module"],
-                state["trainer"],
-                splits,
-                task,
-                history,
+                state["module"].net,
+                state["trainer"].save_checkpoint,
+                run_setup(cfg, splits),
+                history.history,
             )
         ),
     }

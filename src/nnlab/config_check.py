@@ -154,6 +154,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
     "trainer.checkpoint_every_s": positive_number(),
+    "trainer.population": (
+        lambda v: v is True or v is False or v == "auto",
+        "allowed: auto, true, false",
+    ),
     "trainer.early_stopping.patience": optional(int_at_least(1)),
     "trainer.early_stopping.min_delta": non_negative_number(),
     "tracking.uri": tracking_store(),

@@ -275,6 +275,16 @@ class OneStepPerEpoch:
         yield self.batches
 
 
+def as_tensors(task: str, x: np.ndarray, y: np.ndarray, dtype):
+    """A split as the tensors a network trains on: features in `dtype`; targets as class
+    indices (multiclass) or as a column of `dtype` values."""
+    import torch
+
+    if task == MULTICLASS:
+        return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
+    return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype).reshape(-1, 1)
+
+
 def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
     """A LightningDataModule over `splits`, all as tensors of `dtype` already in memory.
 
@@ -284,13 +294,9 @@ def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
     test loop in large chunks.
     """
     import pytorch_lightning as pl
-    import torch
 
     def tensors(x, y):
-        ty = torch.as_tensor(y, dtype=dtype if splits.task != MULTICLASS else torch.long)
-        if splits.task != MULTICLASS:
-            ty = ty.reshape(-1, 1)
-        return torch.as_tensor(x, dtype=dtype), ty
+        return as_tensors(splits.task, x, y, dtype)
 
     class InMemoryDataModule(pl.LightningDataModule):
         def __init__(self):

@@ -103,9 +103,13 @@ class EngineMLP(nn.Module):
     - `loss_and_grads(weights, biases, x, y, loss) -> (mean data loss, d_weights, d_biases)`.
     """
 
-    def __init__(self, engine, sizes: list[int], init: str, seed: int, dtype=torch.float32):
+    def __init__(
+        self, engine, sizes=None, init="default", seed=0, dtype=torch.float32, params=None
+    ):
+        """Starts from `init_params(sizes, init, seed)`, or from `params`, [(W, b), ...]:
+        e.g. a population's stacked weights (nnlab.population_nets)."""
         super().__init__()
-        params = init_params(sizes, init, seed)
+        params = init_params(sizes, init, seed) if params is None else params
         as_param = lambda a: nn.Parameter(torch.tensor(a, dtype=dtype))  # noqa: E731
         self.weights = nn.ParameterList(as_param(w) for w, _ in params)
         self.biases = nn.ParameterList(as_param(b) for _, b in params)
@@ -117,15 +121,16 @@ class EngineMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.array(self.engine.forward(*self._arrays(), x.detach().numpy())))
 
-    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str, l1: float) -> float:
-        """Set every Parameter's .grad from the engine; return the batch's data loss."""
+    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str, l1: float):
+        """Set every Parameter's .grad from the engine; return the batch's data loss (a float;
+        for a population, an array of one loss per member)."""
         weights, biases = self._arrays()
         value, d_w, d_b = self.engine.loss_and_grads(weights, biases, x.numpy(), y.numpy(), loss)
         if l1:  # the L1 penalty's subgradient, the same for every engine
             d_w = [np.asarray(g) + l1 * np.sign(w) for g, w in zip(d_w, weights, strict=True)]
         for param, grad in zip([*self.weights, *self.biases], [*d_w, *d_b], strict=True):
             param.grad = torch.from_numpy(np.array(grad, dtype=weights[0].dtype))
-        return float(value)
+        return float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
 
     def weight_matrices(self) -> list[torch.Tensor]:
         return list(self.weights)

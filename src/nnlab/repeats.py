@@ -67,9 +67,11 @@ def run_group(
     tags: dict[str, str],
     swept_keys: list[str] | None = None,
 ) -> GroupResult:
-    """Train the `cfg.repeats` members of `cfg`'s group, each into its own run."""
-    from nnlab.run import run_training
+    """Train the `cfg.repeats` members of `cfg`'s group, each into its own run: together as a
+    population (nnlab.population) when `trainer.population` allows, else one after another."""
+    from nnlab.population import train_population, wanted
 
+    together = wanted(cfg)  # before any run: trainer.population=true may be refused
     result = GroupResult(group_id(cfg), str(cfg.objective))
     n = int(cfg.repeats)
     in_sweep = PARENT_TAG in tags
@@ -77,27 +79,22 @@ def run_group(
     if not in_sweep:
         result.parent_run_id = _open_group_parent(cfg, result.group, n, varied)
         tags = {**tags, PARENT_TAG: result.parent_run_id}
+
+    def member_tags(k: int, seed: int) -> dict[str, str]:
+        return {**tags, MEMBER_TAG: str(k), OVERRIDES_TAG: _with_seed(tags, seed)}
+
     try:
-        for k in range(n):
-            member = member_config(cfg, k)
-            print(f"nnlab: repeat {k + 1}/{n} (seed {member.seed}, varies {varied})", flush=True)
-            try:
-                result.members.append(
-                    done := run_training(
-                        member,
-                        [*overrides, f"seed={member.seed}"],
-                        {**tags, MEMBER_TAG: str(k), OVERRIDES_TAG: _with_seed(tags, member.seed)},
-                        swept_keys=swept_keys,
-                        name_suffix=f" · seed {member.seed}",
-                    )
-                )
-                print(f"  {done.run_name}: {cfg.objective} {done.objective:.5g}", flush=True)
-            except Exception as err:  # this member fails alone; KeyboardInterrupt ends all
-                if _is_store_failure(err):
-                    raise
-                line = f"repeat {k + 1} (seed {member.seed}): {type(err).__name__}: {err}"
-                result.failures.append(line)
-                print(f"nnlab-train: {line}; its run is marked FAILED", file=sys.stderr)
+        if together:
+            print(
+                f"nnlab: {n} repeats as one population (seeds {cfg.seed}..{cfg.seed + n - 1}, "
+                f"varies {varied})",
+                flush=True,
+            )
+            result.members, result.failures = train_population(
+                cfg, overrides, member_tags, swept_keys
+            )
+        else:
+            _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result)
     except BaseException as err:
         if result.parent_run_id:
             _close_group_parent(cfg, result, f"{type(err).__name__}: {err}")
@@ -105,6 +102,32 @@ def run_group(
     if result.parent_run_id:
         _close_group_parent(cfg, result, None)
     return result
+
+
+def _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result) -> None:
+    from nnlab.run import run_training
+
+    n = int(cfg.repeats)
+    for k in range(n):
+        member = member_config(cfg, k)
+        print(f"nnlab: repeat {k + 1}/{n} (seed {member.seed}, varies {varied})", flush=True)
+        try:
+            result.members.append(
+                done := run_training(
+                    member,
+                    [*overrides, f"seed={member.seed}"],
+                    member_tags(k, member.seed),
+                    swept_keys=swept_keys,
+                    name_suffix=f" · seed {member.seed}",
+                )
+            )
+            print(f"  {done.run_name}: {cfg.objective} {done.objective:.5g}", flush=True)
+        except Exception as err:  # this member fails alone; KeyboardInterrupt ends all
+            if _is_store_failure(err):
+                raise
+            line = f"repeat {k + 1} (seed {member.seed}): {type(err).__name__}: {err}"
+            result.failures.append(line)
+            print(f"nnlab-train: {line}; its run is marked FAILED", file=sys.stderr)
 
 
 def _with_seed(tags: dict[str, str], seed: int) -> str:

@@ -18,7 +18,13 @@ from omegaconf import OmegaConf
 
 from nnlab.config_check import check_config
 from nnlab.data import CSV, csv_table
-from nnlab.store.names import CSV_SHA256_TAG, GIT_COMMIT_TAG, REPRODUCES_TAG
+from nnlab.store.names import (
+    CSV_SHA256_TAG,
+    GIT_COMMIT_TAG,
+    MEMBER_TAG,
+    POPULATION_TAG,
+    REPRODUCES_TAG,
+)
 from nnlab.store.queries import metric_history
 from nnlab.store.runs import get_client, git_commit, tracking_uri
 
@@ -82,13 +88,32 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
-    from nnlab.run import run_training
-
-    overrides = OmegaConf.to_container(_stored_overrides(client, args.run_id)) or []
-    result = run_training(cfg, list(overrides), {REPRODUCES_TAG: args.run_id})
+    overrides = list(OmegaConf.to_container(_stored_overrides(client, args.run_id)) or [])
+    result = retrain(cfg, overrides, original)
     differences = compare(client, args.run_id, result.run_id, args.tolerance)
     data_differs = compare_data(original, client.get_run(result.run_id))
     return 1 if differences or data_differs else 0
+
+
+def retrain(cfg, overrides: list[str], original):
+    """Train the run's config again. A member of a population (nnlab.population) is trained
+    in its population again, since in float32 a batched matmul rounds differently from a
+    plain one and training amplifies the difference; only that member gets a run."""
+    from nnlab.run import run_training
+
+    tags = {REPRODUCES_TAG: original.info.run_id}
+    population = original.data.tags.get(POPULATION_TAG)
+    if population is None:
+        return run_training(cfg, overrides, tags)
+    from nnlab.population import train_population
+
+    k, n = int(original.data.tags[MEMBER_TAG]), int(population.split()[0])
+    print(f"nnlab-reproduce: member {k + 1} of a population of {n}: training all {n} again")
+    group = OmegaConf.merge(cfg, {"seed": int(cfg.seed) - k, "repeats": n})
+    members, failures = train_population(group, overrides, lambda _k, _seed: tags, None, [k])
+    if failures:
+        raise RuntimeError(failures[0])
+    return members[0]
 
 
 def compare_data(original, reproduced) -> bool:

@@ -54,7 +54,7 @@ from nnlab.modules import EngineNetModule, NetModule
 from nnlab.nets import EngineMLP
 from nnlab.progress import EpochProgress
 from nnlab.resume import ResumePoint
-from nnlab.seeds import effective_seeds, group_id
+from nnlab.seeds import effective_seeds, group_id, what_it_computes
 from nnlab.store.names import (
     BEST_EPOCH_TAG,
     CONFIG_HASH_TAG,
@@ -154,7 +154,7 @@ class RunResult:
 
 def config_hash(cfg: DictConfig) -> str:
     """Identifies what a run computes: the resolved config minus where it is recorded."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = what_it_computes(cfg)
     plain.pop("tracking", None)
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -172,6 +172,71 @@ def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
     return found[0] if found else None
 
 
+@dataclass
+class RunSetup:
+    """What a run trains on and with, known before any run exists."""
+
+    splits: Splits
+    task: Task
+    loss_name: str
+    dtype: torch.dtype
+    sizes: list[int]
+    table: Any  # the user's CSV (nnlab.csv_data), or None for a built-in dataset
+
+
+def run_setup(cfg: DictConfig, splits: Splits | None = None) -> RunSetup:
+    """The run's data (or `splits`, already made), task, loss and layer sizes, checked."""
+    splits = splits or make_splits(cfg.data, effective_seeds(cfg).data)
+    task = TASKS[splits.task]
+    loss_name = task.resolve_loss(cfg.model.loss)
+    check_fits_precision(splits, cfg.trainer.precision, loss_name)
+    table = csv_table(cfg.data) if cfg.data.name == CSV else None
+    sizes = layer_sizes(cfg, splits)
+    return RunSetup(splits, task, loss_name, DTYPES[cfg.trainer.precision], sizes, table)
+
+
+def run_tags(cfg: DictConfig, setup: RunSetup, extra_tags: dict | None) -> dict[str, Any]:
+    """The tags a run opens with."""
+    return {
+        **(extra_tags or {}),
+        CONFIG_HASH_TAG: config_hash(cfg),
+        GROUP_TAG: group_id(cfg),
+        TASK_TAG: setup.task.name,
+        LOSS_TAG: setup.loss_name,
+        GIT_COMMIT_TAG: git_commit(),
+        # The UI's Source column: the entry point (its type must be one MLflow knows).
+        SOURCE_NAME_TAG: "nnlab-train",
+        SOURCE_TYPE_TAG: "LOCAL",
+        DESCRIPTION_TAG: run_description(cfg, setup.sizes, setup.task.name),
+        **(csv_tags(setup.table) if setup.table is not None else {}),
+    }
+
+
+def describer(cfg: DictConfig, setup: RunSetup, history_of, parent):
+    """The run's closing description, from its curves so far (`history_of()`) and its error."""
+
+    def describe(error: str | None) -> dict[str, str]:
+        history = history_of() or {}
+        last_epoch = max((points[-1][0] for points in history.values() if points), default=None)
+        final = {k: v[-1][1] for k, v in history.items() if v}
+        text = run_description(cfg, setup.sizes, setup.task.name, final, error, last_epoch, parent)
+        return {DESCRIPTION_TAG: text}
+
+    return describe
+
+
+def log_run_inputs(client, run_id: str, cfg: DictConfig, overrides, setup: RunSetup) -> None:
+    """Params, dataset inputs and the config: logged when a run opens (resume reads them)."""
+    log_params(client, run_id, experiment_params(cfg))
+    log_dataset_inputs(client, run_id, cfg.data, setup.splits)
+    _log_config(client, run_id, cfg, overrides, setup.table)
+
+
+def run_name_of(cfg: DictConfig, setup: RunSetup, swept_keys, name_suffix: str = "") -> str:
+    name = run_name(cfg, setup.sizes, swept_keys or ())
+    return name[: MAX_RUN_NAME - len(name_suffix)] + name_suffix
+
+
 def run_training(
     cfg: DictConfig,
     overrides: list[str] | None = None,
@@ -184,21 +249,21 @@ def run_training(
     sweep, `swept_keys` are what the sweep varies: the run's name leads with their values."""
     started = time.perf_counter()
     quiet_lightning()
-    splits = make_splits(cfg.data, effective_seeds(cfg).data)
-    task = TASKS[splits.task]
-    loss_name = task.resolve_loss(cfg.model.loss)
-    check_fits_precision(splits, cfg.trainer.precision, loss_name)
-    table = csv_table(cfg.data) if cfg.data.name == CSV else None
-    dtype = DTYPES[cfg.trainer.precision]
-    sizes = layer_sizes(cfg, splits)
-    name = run_name(cfg, sizes, swept_keys or ())[: MAX_RUN_NAME - len(name_suffix)] + name_suffix
+    setup = run_setup(cfg)
+    splits, task, loss_name, dtype, sizes = (
+        setup.splits,
+        setup.task,
+        setup.loss_name,
+        setup.dtype,
+        setup.sizes,
+    )
+    name = run_name_of(cfg, setup, swept_keys, name_suffix)
 
     uri = tracking_uri(cfg.tracking.uri)
     check_store(uri)  # a broken store fails here, before any run exists
     client = get_client(uri)
-    digest = config_hash(cfg)
     if cfg.tracking.skip_finished and resume is None:
-        twin = finished_twin(client, cfg, uri, digest)
+        twin = finished_twin(client, cfg, uri, config_hash(cfg))
         if twin is not None:
             metrics = dict(twin.data.metrics)
             return RunResult(
@@ -210,29 +275,11 @@ def run_training(
                 None,
                 skipped=True,
             )
-    tags = {
-        **(extra_tags or {}),
-        CONFIG_HASH_TAG: digest,
-        GROUP_TAG: group_id(cfg),
-        TASK_TAG: task.name,
-        LOSS_TAG: loss_name,
-        GIT_COMMIT_TAG: git_commit(),
-        # The UI's Source column: the entry point (its type must be one MLflow knows).
-        SOURCE_NAME_TAG: "nnlab-train",
-        SOURCE_TYPE_TAG: "LOCAL",
-        DESCRIPTION_TAG: run_description(cfg, sizes, task.name),
-        **(csv_tags(table) if table is not None else {}),
-    }
+    tags = run_tags(cfg, setup, extra_tags)
     resume_id = resume.run_id if resume else None
-    parent = _parent_link(client, (extra_tags or {}).get(PARENT_TAG))
+    parent = parent_link(client, (extra_tags or {}).get(PARENT_TAG))
     measured: dict[str, Any] = {}  # filled as training goes: read when the run closes
-
-    def describe(error: str | None) -> dict[str, str]:
-        history = measured.get("history") or {}
-        last_epoch = max((points[-1][0] for points in history.values() if points), default=None)
-        final = {k: v[-1][1] for k, v in history.items() if v}
-        text = run_description(cfg, sizes, task.name, final, error, last_epoch, parent)
-        return {DESCRIPTION_TAG: text}
+    describe = describer(cfg, setup, lambda: measured.get("history"), parent)
 
     trial = trial_of_this_job()  # a trial of nnlab's Optuna sweeper, or None
     pruning = (
@@ -243,9 +290,7 @@ def run_training(
         if pruning is not None:
             pruning.note_run(run_id)
         if resume is None:
-            log_params(client, run_id, experiment_params(cfg))
-            log_dataset_inputs(client, run_id, cfg.data, splits)
-            _log_config(client, run_id, cfg, overrides, table)  # at the start: resume needs it
+            log_run_inputs(client, run_id, cfg, overrides, setup)
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         measured["history"] = logger.history
         # A number to search on beside the loss (multi-objective sweeps), and to sort by.
@@ -272,20 +317,23 @@ def run_training(
         if stopper is not None and stopper.best_epoch is not None:
             metrics.update(record_best_epoch(client, run_id, stopper))
             objective = stopper.best_value  # what the run reports: its best epoch's
-        _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger)
-        overhead = time.perf_counter() - started - fit_seconds
-        # Timings are tags, not metrics: they describe the machine, not the model, and must
-        # not enter metric comparisons (reproductions compare metrics exactly).
-        set_tags(
-            client,
-            run_id,
-            {
-                OBJECTIVE_TAG: cfg.objective,
-                FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
-                OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
-            },
-        )
+        log_outputs(client, run_id, cfg, module.net, trainer.save_checkpoint, setup, logger.history)
+        log_timings(client, run_id, cfg, fit_seconds, time.perf_counter() - started - fit_seconds)
     return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
+
+
+def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhead: float):
+    # Timings are tags, not metrics: they describe the machine, not the model, and must not
+    # enter metric comparisons (reproductions compare metrics exactly).
+    set_tags(
+        client,
+        run_id,
+        {
+            OBJECTIVE_TAG: cfg.objective,
+            FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
+            OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
+        },
+    )
 
 
 def record_best_epoch(client, run_id: str, stopper: StopWhenStalled) -> dict[str, float]:
@@ -306,7 +354,7 @@ def record_best_epoch(client, run_id: str, stopper: StopWhenStalled) -> dict[str
     return best
 
 
-def _parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
+def parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
     """(name, link) of the sweep's parent run, for a child's description."""
     if not parent_id:
         return None
@@ -371,10 +419,10 @@ def _fit_and_test(
     return module, trainer, dm
 
 
-def _predict_numpy(module: NetModule, dtype: torch.dtype):
+def _predict_numpy(net: torch.nn.Module, dtype: torch.dtype):
     def predict(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return module(torch.as_tensor(x, dtype=dtype)).double().numpy()
+            return net(torch.as_tensor(x, dtype=dtype)).double().numpy()
 
     return predict
 
@@ -386,10 +434,10 @@ def probabilities(task: Task, outputs: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-outputs.ravel()))
 
 
-def run_figures(cfg, module, splits: Splits, task: Task, history) -> dict[str, Any]:
-    """Figures for one run, keyed by their file name under plots/."""
-    module.eval()
-    predict = _predict_numpy(module, DTYPES[cfg.trainer.precision])
+def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
+    """Figures for one run's trained network, keyed by their file name under plots/."""
+    net.eval()
+    predict = _predict_numpy(net, DTYPES[cfg.trainer.precision])
     figures = {"curves.png": plots.curves_figure(history, task.headline, module_title(cfg))}
     if task.name == REGRESSION:
         figures["predictions.png"] = plots.regression_figure(
@@ -441,21 +489,22 @@ def _log_config(client, run_id: str, cfg: DictConfig, overrides, table=None) -> 
         client.log_artifacts(run_id, str(out))
 
 
-def _log_artifacts(client, run_id, cfg, module, trainer, splits, task, logger):
+def log_outputs(client, run_id, cfg, net, save_checkpoint, setup: RunSetup, history) -> None:
+    """The trained network's figures, checkpoint (`save_checkpoint(path)` writes it) and MLflow
+    Model."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
         if cfg.tracking.log_plots:
             (out / "plots").mkdir()
-            for file_name, fig in run_figures(cfg, module, splits, task, logger.history).items():
+            for file_name, fig in run_figures(cfg, net, setup.splits, setup.task, history).items():
                 fig.savefig(out / "plots" / file_name, dpi=90)
         if cfg.tracking.log_model:
             (out / "checkpoints").mkdir()
-            trainer.save_checkpoint(out / "checkpoints" / "model.ckpt")
+            save_checkpoint(out / "checkpoints" / "model.ckpt")
         client.log_artifacts(run_id, str(out))
     if cfg.tracking.log_model:
-        model = exportable_model(
-            module.net, cfg.model.activation, splits, DTYPES[cfg.trainer.precision]
-        )
+        splits = setup.splits
+        model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
         log_model(run_id, client.tracking_uri, model, raw_test)
     drop_resume_checkpoint(client, run_id)

@@ -63,54 +63,67 @@ def _softplus(z):
 
 
 def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _log_softmax(z):
-    shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _onehot(y, k, dtype):
-    return np.eye(k, dtype=dtype)[y.astype(np.int64).ravel()]
+def _onehot(y, o):
+    """Class indices y as one-hot rows shaped like the logits o."""
+    return np.eye(o.shape[-1], dtype=o.dtype)[y.astype(np.int64).reshape(o.shape[:-1])]
+
+
+def _mean(values):
+    """The mean over one network's outputs: the last two axes (rows, outputs). A population's
+    outputs carry a leading member axis (nnlab.population), which gets one mean per member."""
+    return np.mean(values, axis=(-2, -1))
+
+
+def _size(o):
+    """How many output elements one network's mean loss averages over."""
+    return o.shape[-2] * o.shape[-1]
 
 
 HUBER_DELTA = 1.0  # PyTorch's default
 
-# Every loss averages over all output elements, as PyTorch's reduction="mean" does.
+# Every loss averages over all of a network's output elements, as PyTorch's reduction="mean"
+# does (one value per member for a population's stacked outputs).
 LOSSES: dict[str, Loss] = {
     "mse": Loss(
-        lambda o, y: np.mean((o - y) ** 2), lambda o, y: 2.0 * (o - y) / o.size, lambda o: o
+        lambda o, y: _mean((o - y) ** 2), lambda o, y: 2.0 * (o - y) / _size(o), lambda o: o
     ),
     # Seed 000's L = 1/2 (y - y_pred)^2: its gradient is just (y_pred - y).
     "half_mse": Loss(
-        lambda o, y: 0.5 * np.mean((o - y) ** 2), lambda o, y: (o - y) / o.size, lambda o: o
+        lambda o, y: 0.5 * _mean((o - y) ** 2), lambda o, y: (o - y) / _size(o), lambda o: o
     ),
     "l1": Loss(
-        lambda o, y: np.mean(np.abs(o - y)), lambda o, y: np.sign(o - y) / o.size, lambda o: o
+        lambda o, y: _mean(np.abs(o - y)), lambda o, y: np.sign(o - y) / _size(o), lambda o: o
     ),
     "huber": Loss(
-        lambda o, y: np.mean(
+        lambda o, y: _mean(
             np.where(
                 np.abs(o - y) < HUBER_DELTA,
                 0.5 * (o - y) ** 2,
                 HUBER_DELTA * (np.abs(o - y) - 0.5 * HUBER_DELTA),
             )
         ),
-        lambda o, y: np.clip(o - y, -HUBER_DELTA, HUBER_DELTA) / o.size,
+        lambda o, y: np.clip(o - y, -HUBER_DELTA, HUBER_DELTA) / _size(o),
         lambda o: o,
     ),
     # Binary cross-entropy on logits: softplus(z) - y z, stable for any z.
     "bce": Loss(
-        lambda o, y: np.mean(_softplus(o) - y * o),
-        lambda o, y: (_sigmoid(o) - y) / o.size,
+        lambda o, y: _mean(_softplus(o) - y * o),
+        lambda o, y: (_sigmoid(o) - y) / _size(o),
         _sigmoid,
     ),
     # Softmax cross-entropy on logits; y holds class indices.
     "cross_entropy": Loss(
-        lambda o, y: -np.mean(np.sum(_onehot(y, o.shape[1], o.dtype) * _log_softmax(o), axis=1)),
-        lambda o, y: (_softmax(o) - _onehot(y, o.shape[1], o.dtype)) / o.shape[0],
+        lambda o, y: -np.mean(np.sum(_onehot(y, o) * _log_softmax(o), axis=-1), axis=-1),
+        lambda o, y: (_softmax(o) - _onehot(y, o)) / o.shape[-2],
         _softmax,
     ),
 }
@@ -173,7 +186,7 @@ class MLP:
         a = x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = a @ w + b
+            z = a @ w + b[..., None, :]  # b[None, :] for one network, (members, 1, out) stacked
             pre.append(z)
             a = z if i == last else act(z)
             if i != last:
@@ -190,11 +203,13 @@ class MLP:
         dact = ACTIVATIONS[self.activation].grad
         d_w, d_b = [None] * len(self.weights), [None] * len(self.weights)
         delta = d_out  # dLoss/dz of the current layer; the output layer is linear
+        # Written for stacked arrays too (a population: a leading member axis): the matrix
+        # transposes swap the last two axes, the bias gradient sums over the rows.
         for i in reversed(range(len(self.weights))):
-            d_w[i] = inputs[i].T @ delta
-            d_b[i] = delta.sum(axis=0)
+            d_w[i] = np.swapaxes(inputs[i], -1, -2) @ delta
+            d_b[i] = delta.sum(axis=-2)
             if i > 0:
-                delta = (delta @ self.weights[i].T) * dact(pre[i - 1])
+                delta = (delta @ np.swapaxes(self.weights[i], -1, -2)) * dact(pre[i - 1])
         return d_w, d_b
 
     def loss_and_grads(self, x, y, loss: str, l1: float = 0.0, l2: float = 0.0):

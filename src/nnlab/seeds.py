@@ -25,6 +25,17 @@ SOURCES = ("data", "init", "order")
 # What does not change what a group computes: the seeds, the number of repeats, where the
 # runs are recorded, and which run to resume.
 NOT_PART_OF_GROUP = ("seed", "seeds", "repeats", "tracking", "resume", "hydra")
+# Trainer settings that change how a run is computed but not its numbers: a population's
+# members equal their plain runs (nnlab.population).
+NOT_PART_OF_RESULT = ("population",)
+
+
+def what_it_computes(cfg: DictConfig) -> dict:
+    """The resolved config without the trainer settings of NOT_PART_OF_RESULT."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_PART_OF_RESULT:
+        (plain.get("trainer") or {}).pop(key, None)
+    return plain
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,7 @@ def member_config(cfg: DictConfig, k: int) -> DictConfig:
 def group_id(cfg: DictConfig) -> str:
     """Identifies a configuration without its seeds: every run with the same id is a sample of
     the same experiment ("group by everything except seed"), whichever command made it."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain = what_it_computes(cfg)
     for key in NOT_PART_OF_GROUP:
         plain.pop(key, None)
     digest = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()

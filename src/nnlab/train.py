@@ -137,6 +137,8 @@ def train_group(cfg: DictConfig, overrides: list[str], tags: dict, swept, give_u
 
     try:
         group = run_group(cfg, overrides, tags, swept)
+    except ConfigError as err:  # trainer.population=true where no population can train
+        return give_up(f"bad config: {err}", 2)
     except KeyboardInterrupt as err:
         print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
         sys.exit(130)

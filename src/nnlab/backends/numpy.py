@@ -11,7 +11,7 @@ ACCELERATORS = ("cpu",)
 PRECISIONS = (32, 64)
 WEIGHT_COPIES = 1  # NumPy's gradient arrays, copied into .grad
 # ACTIVATIONS and LOSSES are nnlab.scratch's tables: each function beside its derivative.
-__all__ = ["ACTIVATIONS", "LOSSES", "network"]
+__all__ = ["ACTIVATIONS", "LOSSES", "network", "population_network"]
 
 
 class NumpyEngine:
@@ -35,3 +35,15 @@ def network(sizes, activation, init, seed, dtype):
     from nnlab.nets import EngineMLP
 
     return EngineMLP(NumpyEngine(sizes, activation), sizes, init, seed, dtype=dtype)
+
+
+def population_network(member_params, activation, dtype):
+    """Repeats as one network (nnlab.population): the same hand-written forward and backward
+    on stacked arrays, NumPy's matmul broadcasting over the member axis."""
+    from nnlab.nets import EngineMLP
+    from nnlab.population_nets import stacked_params
+
+    sizes = [member_params[0][0][0].shape[0], *(w.shape[1] for w, _ in member_params[0])]
+    return EngineMLP(
+        NumpyEngine(sizes, activation), params=stacked_params(member_params), dtype=dtype
+    )

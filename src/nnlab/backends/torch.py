@@ -32,9 +32,33 @@ LOSSES = {
     "bce": lambda out, y: F.binary_cross_entropy_with_logits(out, y),
     "cross_entropy": lambda out, y: F.cross_entropy(out, y),
 }
+# The same losses for a population's stacked outputs (members, rows, outputs): one mean per
+# member, each over that member's elements alone (nnlab.population).
+MEMBER_LOSSES = {
+    "mse": lambda out, y: F.mse_loss(out, y, reduction="none").mean(dim=(1, 2)),
+    "half_mse": lambda out, y: 0.5 * F.mse_loss(out, y, reduction="none").mean(dim=(1, 2)),
+    "l1": lambda out, y: F.l1_loss(out, y, reduction="none").mean(dim=(1, 2)),
+    "huber": lambda out, y: F.huber_loss(out, y, reduction="none", delta=HUBER_DELTA).mean(
+        dim=(1, 2)
+    ),
+    "bce": lambda out, y: F.binary_cross_entropy_with_logits(out, y, reduction="none").mean(
+        dim=(1, 2)
+    ),
+    # Class indices (members, rows); cross_entropy wants the classes in dimension 1.
+    "cross_entropy": lambda out, y: F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(
+        dim=1
+    ),
+}
 
 
 def network(sizes, activation, init, seed, dtype):
     from nnlab.nets import TorchMLP
 
     return TorchMLP(sizes, activation, init, seed, dtype=dtype)
+
+
+def population_network(member_params, activation, dtype):
+    """Repeats as one network (nnlab.population): each layer is one batched matmul."""
+    from nnlab.population_nets import PopulationMLP
+
+    return PopulationMLP(member_params, activation, dtype, layer="baddbmm")

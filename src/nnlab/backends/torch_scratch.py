@@ -23,6 +23,7 @@ __all__ = [
     "REQUIRES",
     "WEIGHT_COPIES",
     "network",
+    "population_network",
 ]
 
 
@@ -30,3 +31,10 @@ def network(sizes, activation, init, seed, dtype):
     from nnlab.nets import ScratchTorchMLP
 
     return ScratchTorchMLP(sizes, activation, init, seed, dtype=dtype)
+
+
+def population_network(member_params, activation, dtype):
+    """Repeats as one network (nnlab.population): einsum with a member index."""
+    from nnlab.population_nets import PopulationMLP
+
+    return PopulationMLP(member_params, activation, dtype, layer="einsum")

@@ -35,6 +35,9 @@ REPRODUCES_TAG = "nnlab.reproduces"  # on a run made by nnlab-reproduce: the ori
 REPRODUCTION_TAG = "nnlab.reproduction"  # on a seed script's summary run
 QUICK_TAG = "nnlab.quick"
 GROUP_TAG = "nnlab.group"  # the config without its seeds (nnlab.seeds.group_id): every run
+POPULATION_TAG = (
+    "nnlab.population"  # on a repeat trained in a population: "N members trained together"
+)
 REPEATS_TAG = "nnlab.repeats"  # on a group's own parent run (repeats outside a sweep): N
 CSV_SHA256_TAG = "nnlab.data.sha256"  # the user's CSV file, as the run read it
 CSV_PATH_TAG = "nnlab.data.path"

@@ -199,25 +199,79 @@ def open_run(
         try:
             yield run_id
         except BaseException as exc:
-            if isinstance(exc, SystemExit) and not received:
-                # Told to exit mid-run: a scheduler's preemption (submitit requeues a job by
-                # exiting its process) rather than a failure of the run itself.
-                _close(client, run_id, RunStatus.KILLED, f"exited (code {exc.code})", closing_tags)
-                raise
-            if isinstance(exc, RunStopped):
-                set_tags(client, run_id, exc.tags)
-                _close(client, run_id, RunStatus.KILLED, str(exc), closing_tags)
-                raise
-            if received or isinstance(exc, KeyboardInterrupt):
-                why = received.get("signal", "Ctrl-C")
-                _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}", closing_tags)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                raise RunInterrupted(f"signal {why}") from exc
-            _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}", closing_tags)
+            _close_after(client, run_id, exc, received, closing_tags)
+            if received and not isinstance(exc, (KeyboardInterrupt, RunStopped)):
+                raise RunInterrupted(f"signal {received['signal']}") from exc
             raise
         else:
             _close(client, run_id, RunStatus.FINISHED, None, closing_tags)
+
+
+def _close_after(client, run_id: str, exc: BaseException, received: dict, closing_tags) -> None:
+    """Close a run that `exc` ended: KILLED when interrupted, stopped on purpose or told to
+    exit, FAILED with the error otherwise."""
+    if isinstance(exc, SystemExit) and not received:
+        # Told to exit mid-run: a scheduler's preemption (submitit requeues a job by exiting
+        # its process) rather than a failure of the run itself.
+        _close(client, run_id, RunStatus.KILLED, f"exited (code {exc.code})", closing_tags)
+    elif isinstance(exc, RunStopped):
+        set_tags(client, run_id, exc.tags)
+        _close(client, run_id, RunStatus.KILLED, str(exc), closing_tags)
+    elif received or isinstance(exc, KeyboardInterrupt):
+        why = received.get("signal", "Ctrl-C")
+        _close(client, run_id, RunStatus.KILLED, f"interrupted by {why}", closing_tags)
+    else:
+        _close(client, run_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}", closing_tags)
+
+
+class OpenRuns:
+    """The runs of `open_runs`, by index; `close(k, ...)` ends one of them early."""
+
+    def __init__(self, client: MlflowClient, closing_tags: list):
+        self.client = client
+        self.ids: list[str] = []
+        self.closing_tags = closing_tags
+        self.still_open: list[int] = []
+
+    def close(self, k: int, status: str, error: str | None = None) -> None:
+        self.still_open.remove(k)
+        _close(self.client, self.ids[k], RunStatus.from_string(status), error, self.closing_tags[k])
+
+
+@contextlib.contextmanager
+def open_runs(
+    client: MlflowClient,
+    experiment: str,
+    uri: str,
+    run_names: list[str],
+    tags: list[Mapping[str, Any]],
+    closing_tags: list[Callable[[str | None], Mapping[str, str]] | None],
+) -> Iterator[OpenRuns]:
+    """`open_run` for several runs trained together (a population, nnlab.population): each can
+    be closed on its own (`OpenRuns.close`); whatever is still open when the block ends closes
+    as `open_run` would close it."""
+    runs = OpenRuns(client, closing_tags)
+    exp_id = experiment_id(client, experiment, uri)
+    base_tags = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()}
+    with interrupts_recorded() as received:
+        try:
+            for k, (name, own) in enumerate(zip(run_names, tags, strict=True)):
+                all_tags = {
+                    key: redact(str(v)) for key, v in {**base_tags, **own}.items() if v is not None
+                }
+                run = client.create_run(exp_id, run_name=redact(name), tags=all_tags)
+                runs.ids.append(run.info.run_id)
+                runs.still_open.append(k)
+            yield runs
+        except BaseException as exc:
+            for k in list(runs.still_open):
+                _close_after(client, runs.ids[k], exc, received, closing_tags[k])
+            if received and not isinstance(exc, (KeyboardInterrupt, RunStopped)):
+                raise RunInterrupted(f"signal {received['signal']}") from exc
+            raise
+        else:
+            for k in list(runs.still_open):
+                runs.close(k, "FINISHED")
 
 
 def close_run(
