@@ -40,6 +40,10 @@ def test_logged_model_predicts_what_the_trained_module_does(store, backend, data
     assert (saved / "data" / "model.pt2").exists()  # torch.export's graph, not a pickle
     assert not list(saved.rglob("*.pth")) and not list(saved.rglob("*.pkl"))
     assert model.metadata.signature is not None and model.metadata.saved_input_example_info
+    # What it needs to run: the torch it was saved with, and MLflow.
+    requirements = (saved / "requirements.txt").read_text().split()
+    assert f"torch=={torch.__version__.split('+')[0]}" in requirements
+    assert any(r.startswith("mlflow==") for r in requirements)
 
     splits = result.splits
     dtype = torch.float32 if precision == 32 else torch.float64

@@ -79,7 +79,9 @@ def assert_members_equal_plain_runs(*overrides: str, epochs: int = 12) -> None:
 )
 @pytest.mark.parametrize("batch", ["32", "null"], ids=["minibatch", "fullbatch"])
 def test_members_follow_their_plain_runs(backend, data, batch):
-    assert_members_equal_plain_runs(f"backend={backend}", f"data={data}", f"data.batch_size={batch}")
+    assert_members_equal_plain_runs(
+        f"backend={backend}", f"data={data}", f"data.batch_size={batch}"
+    )
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from nnlab.backends.torch import LOSSES
+from nnlab.backends.torch import LOSSES, MEMBER_LOSSES
 from nnlab.console import warn
 from nnlab.tasks import METRICS, Task
 
@@ -21,8 +21,24 @@ def evaluate(
     out, y = out.detach(), y.detach()
     # The loss in float64 too: the outputs are exact in float64, and so is its mean then.
     target = y.double() if y.is_floating_point() else y  # class indices stay integers
-    values = {"loss": float(LOSSES[loss_name](out.double(), target))}
-    out64, y64 = out.double().numpy(), y.numpy()
+    loss = float(LOSSES[loss_name](out.double(), target))
+    return _with_metrics(task, stage, loss, out.double().numpy(), y.numpy())
+
+
+def evaluate_members(
+    task: Task, loss_name: str, out: torch.Tensor, y: torch.Tensor, stage: str
+) -> list[dict[str, float]]:
+    """`evaluate` for each member of a population (nnlab.population): `out` and `y` carry a
+    leading member axis. The losses are computed in one call, the metrics member by member."""
+    out, y = out.detach().double(), y.detach()
+    target = y.double() if y.is_floating_point() else y
+    losses = MEMBER_LOSSES[loss_name](out, target).tolist()
+    out64, y64 = out.numpy(), y.numpy()
+    return [_with_metrics(task, stage, loss, out64[k], y64[k]) for k, loss in enumerate(losses)]
+
+
+def _with_metrics(task: Task, stage: str, loss: float, out64, y64) -> dict[str, float]:
+    values = {"loss": loss}
     for name in task.metric_names(stage):
         metric = METRICS[name]
         value = metric.compute(out64, y64)

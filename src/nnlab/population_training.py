@@ -20,7 +20,7 @@ import torch
 
 from nnlab.backends.torch import MEMBER_LOSSES
 from nnlab.data import as_tensors, epoch_order
-from nnlab.metrics import evaluate
+from nnlab.metrics import evaluate_members
 from nnlab.nets import EngineMLP
 from nnlab.tasks import TRAIN_LOSS, Task
 
@@ -155,5 +155,6 @@ class PopulationTrainer:
     @torch.no_grad()
     def validate(self, epoch: int, record: Callable[[int, int, dict], None]) -> None:
         out = self.net(self.data.x_val)
+        every = evaluate_members(self.task, self.loss_name, out, self.data.y_val, "val")
         for k in self.alive:
-            record(k, epoch, evaluate(self.task, self.loss_name, out[k], self.data.y_val[k], "val"))
+            record(k, epoch, every[k])
