@@ -197,7 +197,9 @@ def population_trainer(cfg: DictConfig, members: list[DictConfig], setups: list)
     )
     return PopulationTrainer(
         net,
-        instantiate(cfg.optimizer)(net.parameters()),
+        # foreach: one call per step for all tensors, not a Python loop (10% of a step here);
+        # the same elementwise arithmetic, so members still equal their plain runs.
+        instantiate(cfg.optimizer)(net.parameters(), foreach=True),
         data,
         setup.task,
         setup.loss_name,
