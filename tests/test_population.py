@@ -204,3 +204,43 @@ def test_diverging_members_fail_alone_from_the_command_line(store):
     assert [r.data.params["seed"] for r in failed] == ["47"]
     assert "repeats as one population" in proc.stdout
     assert "n=5, 1 failed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_an_interrupted_population_closes_every_run_killed(store):
+    """SIGTERM mid-training: each member's run and the group's parent end KILLED, with the
+    curves measured so far; none is left RUNNING."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    proc = subprocess.Popen(
+        [str(BIN / "nnlab-train"), "repeats=3", "trainer.max_epochs=100000", "data.n_samples=200"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = MlflowClient(store)
+    deadline = time.time() + 120
+    members = []
+    while time.time() < deadline and not members:
+        time.sleep(0.5)
+        exp = client.get_experiment_by_name("nnlab")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        members = [
+            r
+            for r in runs
+            if MEMBER_TAG in r.data.tags and client.get_metric_history(r.info.run_id, "val/loss")
+        ]
+    assert members, "no member logged a curve within 120 s"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    runs = client.search_runs([members[0].info.experiment_id])
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"KILLED"}
+    for run in runs:
+        if MEMBER_TAG in run.data.tags:
+            assert "SIGTERM" in run.data.tags["nnlab.error"]
+            assert client.get_metric_history(run.info.run_id, "train/loss")
