@@ -36,7 +36,6 @@ ELEMENTWISE_OPTIMIZERS = (
     "torch.optim.Adadelta",
     "torch.optim.ASGD",
 )
-POPULATION_MODES = ("auto", True, False)
 
 
 def why_not_population(cfg: DictConfig) -> str | None:
@@ -54,7 +53,7 @@ def why_not_population(cfg: DictConfig) -> str | None:
     if target not in ELEMENTWISE_OPTIMIZERS:
         names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
         return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
-    if cfg.trainer.accelerator not in ("cpu", "auto"):
+    if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
         return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
     if (cfg.trainer.get("early_stopping") or {}).get("patience") is not None:
         return "trainer.early_stopping: each member would stop at its own epoch"

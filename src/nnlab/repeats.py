@@ -97,7 +97,9 @@ def run_group(
             _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result)
     except BaseException as err:
         if result.parent_run_id:
-            _close_group_parent(cfg, result, f"{type(err).__name__}: {err}")
+            # Ctrl-C and SIGTERM end the group KILLED, as they end its members.
+            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            _close_group_parent(cfg, result, f"{type(err).__name__}: {err}", status)
         raise
     if result.parent_run_id:
         _close_group_parent(cfg, result, None)
@@ -173,7 +175,10 @@ def _base_name(cfg: DictConfig) -> str:
     return run_name(cfg, layer_sizes(cfg, splits))
 
 
-def _close_group_parent(cfg: DictConfig, result: GroupResult, error: str | None) -> None:
+def _close_group_parent(
+    cfg: DictConfig, result: GroupResult, error: str | None, status: str = "FAILED"
+) -> None:
+    """Close the group's parent FINISHED (some member finished, no error) or `status`."""
     from mlflow.entities import Metric
 
     from nnlab.describe import group_description
@@ -182,7 +187,7 @@ def _close_group_parent(cfg: DictConfig, result: GroupResult, error: str | None)
     client = get_client(tracking_uri(cfg.tracking.uri))
     run_id = result.parent_run_id
     values = {m.run_id: m.objective for m in result.members}
-    status = "FINISHED" if result.members and error is None else "FAILED"
+    status = "FINISHED" if result.members and error is None else status
     if error is None and not result.members:
         error = "every repeat failed"
     summary = summarize(list(values.values()))
