@@ -136,8 +136,13 @@ def test_a_diverged_member_stops_alone():
             )
 
 
-def test_refusals_name_the_reason():
+def test_refusals_name_the_reason(monkeypatch):
+    from nnlab.study import TRIAL_ENV
+
     assert why_not_population(compose_config("repeats=2")) is None
+    with monkeypatch.context() as env:
+        env.setenv(TRIAL_ENV, "3")  # what nnlab's Optuna sweeper gives each trial's job
+        assert "Optuna trial" in why_not_population(compose_config("repeats=2"))
     for override, words in [
         ("backend=jax", "backend=jax: has no population network"),
         ("trainer.early_stopping.patience=3", "trainer.early_stopping"),
@@ -191,7 +196,7 @@ def test_diverging_members_fail_alone_from_the_command_line(store):
         "optimizer=sgd",
         "optimizer.lr=1.2",
         "trainer.max_epochs=30",
-        "trainer.progress=none",
+        "trainer.progress=lines",
         "tracking.log_model=false",
     )
     client = MlflowClient(store)
@@ -204,6 +209,10 @@ def test_diverging_members_fail_alone_from_the_command_line(store):
     assert [r.data.params["seed"] for r in failed] == ["47"]
     assert "repeats as one population" in proc.stdout
     assert "n=5, 1 failed" in proc.stdout
+    # Progress: a line every 10% of the epochs, counting the members still training.
+    lines = [ln for ln in proc.stderr.splitlines() if "epoch" in ln and "members training" in ln]
+    assert len(lines) == 10 and lines[0].endswith("epoch 3/30: 6 of 6 members training")
+    assert lines[-1].endswith("epoch 30/30: 5 of 6 members training")
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ ELEMENTWISE_OPTIMIZERS = (
 def why_not_population(cfg: DictConfig) -> str | None:
     """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
     from nnlab import backends
-    from nnlab.study import trial_of_this_job
+    from nnlab.study import job_is_a_trial
 
     backend = cfg.backend.name
     if not hasattr(backends.get(backend).module(), "population_network"):
@@ -57,8 +57,9 @@ def why_not_population(cfg: DictConfig) -> str | None:
         return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
     if (cfg.trainer.get("early_stopping") or {}).get("patience") is not None:
         return "trainer.early_stopping: each member would stop at its own epoch"
-    if trial_of_this_job() is not None:
-        return "an Optuna trial with a pruner reports one curve, not N"
+    if job_is_a_trial():
+        # The trial follows one run: its pruning reports, its objectives, its recovery.
+        return "an Optuna trial follows one run (its pruner, objectives and recovery)"
     if cfg.tracking.skip_finished:
         return "tracking.skip_finished=true: members may be skipped one by one"
     return None

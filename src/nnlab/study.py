@@ -251,6 +251,12 @@ def job_environment(search: SearchDefinition, trial_id: int, pruner: str) -> lis
 
 
 # -- the job's side -------------------------------------------------------------------------
+def job_is_a_trial() -> bool:
+    """Whether this job is a trial of nnlab's Optuna sweeper (from the environment alone: no
+    Optuna import, no study lookup)."""
+    return bool(os.environ.get(TRIAL_ENV))
+
+
 def trial_of_this_job():
     """The Optuna trial this job runs, or None outside nnlab's Optuna sweeper."""
     if not os.environ.get(TRIAL_ENV):
