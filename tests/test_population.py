@@ -183,6 +183,9 @@ def test_population_members_are_complete_runs(store):
         models = client.search_logged_models([run.info.experiment_id])
         assert any(m.source_run_id == a.run_id for m in models)
     assert client.get_run(together.parent_run_id).data.metrics["group/n"] == 3
+    # The group's own figure: the members' mean curves with their spread.
+    files = {f.path for f in client.list_artifacts(together.parent_run_id, "plots")}
+    assert files == {"plots/group_curves.png"}
 
 
 def test_diverging_members_fail_alone_from_the_command_line(store):
