@@ -29,7 +29,10 @@ def _plot_curve(ax, curve: Curve, label: str, **style) -> None:
 
 def curves_figure(history: Mapping[str, Curve], metric: str, title: str = "") -> Figure:
     """Loss (train and val on one chart) beside the validation `metric` curve."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    # Fixed margins, not layout="constrained": every run draws this figure, and constrained
+    # layout's solver was 0.15 s of its 0.25 s save; two charts of one shape need no solver.
+    fig = Figure(figsize=(10, 4))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.84, wspace=0.22)
     loss_ax, metric_ax = fig.subplots(1, 2)
     _plot_curve(loss_ax, history.get("train/loss", []), "train")
     _plot_curve(loss_ax, history.get("val/loss", []), "val")
