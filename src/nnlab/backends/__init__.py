@@ -16,6 +16,8 @@ without importing any framework:
 - `network(sizes, activation, init, seed, dtype, **options)`: the network as a torch
   nn.Module, starting from `nnlab.scratch.init_params`. `options` are the config's other keys
   (e.g. `jit`).
+- optionally `population_network(member_params, activation, dtype)`: N networks of one shape
+  as one, for `repeats=N` (nnlab.population); a backend without it trains repeats one by one.
 
 Everything else (config check, run, scripts, the `backends` sweep, the agreement tests) reads
 this registry.
