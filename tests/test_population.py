@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab import backends
 from nnlab.config_check import ConfigError
 from nnlab.mlflow_logger import BufferedMlflowLogger
 from nnlab.paths import CONF_DIR
@@ -18,9 +17,9 @@ from nnlab.repeats import run_group
 from nnlab.run import _fit_and_test, run_setup
 from nnlab.seeds import member_config
 from nnlab.store.names import MEMBER_TAG, PARENT_TAG
-from tests.conftest import compose_config, run_cli
+from tests.conftest import backend_params, compose_config, run_cli
 
-POPULATION_BACKENDS = ["torch", "torch_scratch", "numpy"]
+POPULATION_BACKENDS = ["torch", "torch_scratch", "numpy", "jax"]
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
 FAST = ["tracking.log_plots=false", "tracking.log_model=false", "trainer.progress=none"]
 MEMBERS = 3
@@ -73,7 +72,7 @@ def assert_members_equal_plain_runs(*overrides: str, epochs: int = 12) -> None:
     assert len(finals) == MEMBERS
 
 
-@pytest.mark.parametrize("backend", POPULATION_BACKENDS)
+@pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
 @pytest.mark.parametrize(
     "data", ["moons", "blobs", "sine"], ids=["binary", "multiclass", "regression"]
 )
@@ -144,12 +143,10 @@ def test_refusals_name_the_reason(monkeypatch):
         env.setenv(TRIAL_ENV, "3")  # what nnlab's Optuna sweeper gives each trial's job
         assert "Optuna trial" in why_not_population(compose_config("repeats=2"))
     for override, words in [
-        ("backend=jax", "backend=jax: has no population network"),
+        ("backend=tensorflow", "backend=tensorflow: has no population network"),
         ("trainer.early_stopping.patience=3", "trainer.early_stopping"),
         ("tracking.skip_finished=true", "tracking.skip_finished=true"),
     ]:
-        if override == "backend=jax" and backends.get("jax").missing_extra():
-            continue  # the reason is read from the module; it needs no jax (see below)
         cfg = compose_config("repeats=2", override)
         assert words in why_not_population(cfg)
         assert not wanted(cfg)  # auto: one by one

@@ -10,6 +10,9 @@ its plain run's (tests/test_population.py holds them to 1e-9 in float64). Each m
 own MLflow run, as the one-by-one path makes it (nnlab.repeats): params, dataset, config,
 curves, test metrics, figures, checkpoint and model. A member that diverges fails alone.
 
+Backends declare `population_network` (torch, torch_scratch, numpy, jax); tensorflow does not
+yet, and its repeats train one by one.
+
 `trainer.population`: auto (a population when the config allows one, else one by one with a
 line saying why), true (a population, or one line saying why not and exit 2), false.
 """
@@ -183,6 +186,7 @@ def population_trainer(cfg: DictConfig, members: list[DictConfig], setups: list)
     from nnlab.scratch import init_params
 
     setup = setups[0]  # the members differ in their seeds only: same sizes, task and loss
+    options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
     net = (
         backends.get(cfg.backend.name)
         .module()
@@ -190,6 +194,7 @@ def population_trainer(cfg: DictConfig, members: list[DictConfig], setups: list)
             [init_params(setup.sizes, cfg.model.init, effective_seeds(m).init) for m in members],
             cfg.model.activation,
             setup.dtype,
+            **options,
         )
     )
     data = population_data(

@@ -75,7 +75,36 @@ class JaxEngine:
         return value, [g for g, _ in grads], [g for _, g in grads]
 
 
+class JaxPopulationEngine(JaxEngine):
+    """The same pure functions mapped over a population's member axis with `jax.vmap`: one
+    compiled call computes every member's outputs, loss and gradients, each member's from its
+    own weights and batch alone (nnlab.population)."""
+
+    def __init__(self, activation: str, jit: bool = True):
+        super().__init__(activation, jit)
+        forward = jax.vmap(self._raw_forward)
+        self._forward = jax.jit(forward) if jit else forward
+
+    def loss_and_grads(self, weights, biases, x, y, loss):
+        if loss not in self._value_and_grad:
+            loss_fn = LOSSES[loss]
+            one = jax.value_and_grad(lambda p, x, y: loss_fn(self._raw_forward(p, x), y))
+            fn = jax.vmap(one)
+            self._value_and_grad[loss] = jax.jit(fn) if self.jit else fn
+        values, grads = self._value_and_grad[loss](list(zip(weights, biases, strict=True)), x, y)
+        return values, [g for g, _ in grads], [g for _, g in grads]
+
+
 def network(sizes, activation, init, seed, dtype, jit: bool = True):
     from nnlab.nets import EngineMLP
 
     return EngineMLP(JaxEngine(activation, jit), sizes, init, seed, dtype=dtype)
+
+
+def population_network(member_params, activation, dtype, jit: bool = True):
+    """Repeats as one network (nnlab.population): `jax.vmap` over the member axis."""
+    from nnlab.nets import EngineMLP
+    from nnlab.population_nets import stacked_params
+
+    engine = JaxPopulationEngine(activation, jit)
+    return EngineMLP(engine, params=stacked_params(member_params), dtype=dtype)
