@@ -130,7 +130,7 @@ class EngineMLP(nn.Module):
             d_w = [np.asarray(g) + l1 * np.sign(w) for g, w in zip(d_w, weights, strict=True)]
         for param, grad in zip([*self.weights, *self.biases], [*d_w, *d_b], strict=True):
             param.grad = torch.from_numpy(np.array(grad, dtype=weights[0].dtype))
-        return float(value) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+        return float(value) if np.ndim(value) == 0 else np.array(value, dtype=np.float64)
 
     def weight_matrices(self) -> list[torch.Tensor]:
         return list(self.weights)
