@@ -13,7 +13,8 @@ the same command after an interruption continues where it stopped.
 Trials left RUNNING by a driver that died (SIGKILL, a lost machine) are settled first: if the
 trial's MLflow run FINISHED, its result is told to the study; otherwise the trial is FAILED
 (its run too, with the reason) and its parameters are queued again, so that the next trial
-re-runs that configuration. Nothing finished is re-run; nothing is lost.
+re-runs that configuration, even when the failed trial brought the count to `n_trials`
+(queued trials always run). Nothing finished is re-run; nothing is lost.
 
 (Hydra loads sweepers given by `_target_`; this package sits in `hydra_plugins` like nnlab's
 launchers. Optuna is imported only when a sweep starts.)
@@ -71,8 +72,11 @@ class NnlabOptunaSweeper(Sweeper):
             f"{finished(study)}/{n_trials} trials done",
             flush=True,
         )
-        while (done := finished(study)) < n_trials:
-            batch = min(sweeper.n_jobs, n_trials - done)
+        while True:
+            done, queued = finished(study), waiting(study)
+            if done >= n_trials and not queued:
+                break
+            batch = min(sweeper.n_jobs, max(n_trials - done, queued))
             trials = [study.ask(distributions) for _ in range(batch)]
             for trial in trials:
                 trial.set_user_attr(nnlab_study.DRIVER_ATTR, nnlab_study.this_driver())
@@ -181,6 +185,13 @@ def _tell(study, trial, *args, **kwargs) -> None:
 
 def finished(study) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+
+
+def waiting(study) -> int:
+    """Trials queued and not yet run: `enqueue`, or an interrupted trial's retry."""
+    from optuna.trial import TrialState
+
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
 def tell(study, search, trial, job) -> None:
