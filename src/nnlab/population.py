@@ -102,6 +102,7 @@ def train_population(
         PARAMETERS_METRIC,
         describer,
         log_run_inputs,
+        log_timings,
         parent_link,
         quiet_lightning,
         run_name_of,
@@ -164,7 +165,9 @@ def train_population(
                 logger.flush()  # whatever was measured is kept, also when training fails
         fit_seconds = time.perf_counter() - fit_started
         for i, k in enumerate(logged):
-            result = _finish_member(client, runs, i, k, members[k], setups[k], trainer, loggers[k])
+            result = _finish_member(
+                client, runs, i, k, members[k], setups[k], trainer, loggers[k], names[k]
+            )
             if isinstance(result, str):
                 failures.append(result)
                 print(f"nnlab-train: {result}; its run is marked FAILED", file=sys.stderr)
@@ -172,8 +175,8 @@ def train_population(
             results.append(result)
             print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
-        for result in results:
-            _log_member_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
+        for result in results:  # each member's share of the fit and of the fixed cost
+            log_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
     return results, failures
 
 
@@ -225,7 +228,7 @@ def member_setups(members, run_setup) -> list:
     return setups
 
 
-def _finish_member(client, runs, i, k, member, setup, trainer, logger):
+def _finish_member(client, runs, i, k, member, setup, trainer, logger, name):
     """Test member k, log its outputs and close its run (`runs`' i-th). Returns its
     RunResult, or a line saying why it failed (its run then closed FAILED)."""
     import math
@@ -274,7 +277,7 @@ def _finish_member(client, runs, i, k, member, setup, trainer, logger):
     module = NetModule(member_net, setup.task, setup.loss_name, None, l1=member.model.l1)
     return RunResult(
         runs.ids[i],
-        client.get_run(runs.ids[i]).info.run_name,
+        name,
         metrics.get(str(member.objective), math.nan),
         metrics,
         client.tracking_uri,
@@ -284,16 +287,9 @@ def _finish_member(client, runs, i, k, member, setup, trainer, logger):
     )
 
 
-def _log_member_timings(client, run_id, cfg, fit_seconds, overhead) -> None:
-    """A member's share of the population's fit and of its fixed cost."""
-    from nnlab.run import log_timings
-
-    log_timings(client, run_id, cfg, fit_seconds, overhead)
-
-
 class PopulationProgress:
-    """A line every 10% of the epochs (or a bar on a terminal): the members still training and
-    their mean validation loss."""
+    """A line every 10% of the epochs, saying how many members are still training (or a bar
+    on a terminal)."""
 
     def __init__(self, cfg: DictConfig, label: str, trainer):
         self.mode = cfg.trainer.progress

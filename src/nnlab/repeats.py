@@ -205,12 +205,12 @@ def _close_group_parent(
                 metrics[f"group/{key}"] = mean.mean
         client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         if cfg.tracking.log_plots:
-            _log_group_curves(client, run_id, result)
+            _log_group_curves(client, run_id, cfg, result)
     description = group_description(result, client.get_run(run_id).info.experiment_id)
     close_run(client, run_id, status, error, {DESCRIPTION_TAG: description})
 
 
-def _log_group_curves(client, run_id: str, result: GroupResult) -> None:
+def _log_group_curves(client, run_id: str, cfg: DictConfig, result: GroupResult) -> None:
     """`plots/group_curves.png` on the group's parent: the members' mean curves with a band
     from the lowest to the highest seed, so the group reads as one result at a glance."""
     import tempfile
@@ -223,8 +223,7 @@ def _log_group_curves(client, run_id: str, result: GroupResult) -> None:
     task = result.members[0].task
     keys = [TRAIN_LOSS, VAL_LOSS] + ([f"val/{task.headline}"] if task is not None else [])
     histories = [{k: metric_history(client, m.run_id, k) for k in keys} for m in result.members]
-    seeds = sorted(int(client.get_run(m.run_id).data.params["seed"]) for m in result.members)
-    label = f"seeds {seeds[0]}..{seeds[-1]}"
+    label = f"seeds {cfg.seed}..{cfg.seed + int(cfg.repeats) - 1}"  # as the group's description
     fig = group_curves_figure(
         {label: histories},
         keys,

@@ -9,6 +9,7 @@ RUNNING by anything that Python can catch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -95,6 +96,7 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     return found.experiment_id
 
 
+@functools.cache  # one `git rev-parse` per process, not one per run (a population opens N)
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
