@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from hypothesis import Phase, settings
 from omegaconf import DictConfig
 
 from nnlab.paths import CONF_DIR
+from tests.cli import BIN, run_cli, spawn_cli  # noqa: F401 (re-exported for the tests)
 
-BIN = Path(sys.executable).parent
 
 # Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
 # "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.
@@ -32,6 +31,28 @@ settings.register_profile(
     phases=list(Phase)[:-1],  # no "explain": it re-runs a failure dozens of times
 )
 settings.load_profile(os.environ.get("NNLAB_HYPOTHESIS_PROFILE", "ci"))
+
+# `slow` means exactly "starts a subprocess, server or browser": `pytest -m "not slow"` is the
+# inner loop and must start none. A test that spawns without the mark fails, naming the command.
+_spawning_allowed = True
+SPAWN_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.forkpty"}
+
+
+def _refuse_spawns_in_fast_tests(event: str, args: tuple) -> None:
+    if event in SPAWN_EVENTS and not _spawning_allowed:
+
+        raise RuntimeError(f"a test not marked slow started a process ({event}: {args!r:.200})")
+
+
+sys.addaudithook(_refuse_spawns_in_fast_tests)
+
+
+@pytest.fixture(autouse=True)
+def _spawns_only_in_slow_tests(request):
+    global _spawning_allowed
+    _spawning_allowed = request.node.get_closest_marker("slow") is not None
+    yield
+    _spawning_allowed = True
 
 # Tiny runs: the tests check behaviour, not how well a net trains in 100 epochs.
 # No MLflow Model export (~0.8 s a run) unless a test is about it (test_logged_model.py).
@@ -67,24 +88,6 @@ def store(migrated_store, tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("NNLAB_HYDRA_DIR", str(tmp_path / "hydra"))
     return uri
-
-
-def run_cli(
-    *args: str, timeout: float = 300, check: bool = False, **kwargs
-) -> subprocess.CompletedProcess:
-    """Run an nnlab console script (e.g. 'nnlab-train') as a user would."""
-    env = {**os.environ, **kwargs.pop("env", {})}
-    proc = subprocess.run(
-        [str(BIN / args[0]), *args[1:]],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **kwargs,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def free_port() -> int:

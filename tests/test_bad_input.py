@@ -34,39 +34,32 @@ def refused(store, *overrides, exit_code=2, must_name):
     return lines[0]
 
 
-@pytest.mark.slow
 def test_seed_beyond_numpys_range_is_refused_before_a_run(store):
     refused(store, "seed=99999999999999999999", must_name=["seed=", "4294967295"])
 
 
-@pytest.mark.slow
 def test_config_too_big_for_memory_is_refused_with_the_estimate(store):
     line = refused(store, "model.hidden=[200000,200000]", must_name=["model.hidden=", "GiB"])
     assert "available" in line
 
 
-@pytest.mark.slow
 def test_empty_experiment_name_is_a_config_error_not_a_store_failure(store):
     refused(store, "tracking.experiment=''", must_name=["bad config", "tracking.experiment="])
 
 
-@pytest.mark.slow
 def test_target_overflowing_float32_is_blamed_on_the_data_and_the_precision(store):
     line = refused(store, "data=sine", "data.noise=1e200", must_name=["bad data", "float32"])
     assert "diverged" not in line.split("(")[0]
 
 
-@pytest.mark.slow
 def test_features_too_large_to_standardise_are_refused(store):
     refused(store, "data.noise=1e200", must_name=["bad data", "standardise"])
 
 
-@pytest.mark.slow
 def test_split_too_small_for_its_task_is_refused(store):
     refused(store, "data.n_samples=5", must_name=["data.n_samples=5", ">= 8"])
 
 
-@pytest.mark.slow
 def test_undefined_metric_is_left_out_with_a_warning_not_logged_as_zero(store):
     # 10 moons with seed 42: the 2-sample test split holds one class; AUROC is undefined.
     proc = run_cli(

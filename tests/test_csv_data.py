@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.csv_data import read_csv_table
 from nnlab.datasets import DataError
-from tests.conftest import run_cli
+from tests.cli import run_cli, spawn_cli
 
 TINY = ["trainer.max_epochs=3", "trainer.progress=none", "tracking.log_model=false"]
 
@@ -46,8 +46,7 @@ def only_run(uri):
     return run
 
 
-# -- end to end through nnlab-train ------------------------------------------------------------
-@pytest.mark.slow
+# -- end to end through nnlab-train, in process (tests/cli.py) ------------------------------
 @pytest.mark.parametrize(
     "name, task, metric, n_features",
     [
@@ -77,7 +76,6 @@ def test_sklearn_tables_train_end_to_end(store, tmp_path, name, task, metric, n_
     assert "plots/decision_boundary.png" not in artifacts  # more than 2 features
 
 
-@pytest.mark.slow
 def test_two_feature_csv_gets_a_decision_boundary(store, tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 2))
@@ -89,7 +87,6 @@ def test_two_feature_csv_gets_a_decision_boundary(store, tmp_path):
     assert "plots/decision_boundary.png" in artifacts
 
 
-@pytest.mark.slow
 def test_reproduce_refuses_a_run_whose_file_changed(store, tmp_path):
     path = write_sklearn_csv(tmp_path, "wine")
     run_cli("nnlab-train", "data=csv", f"data.path={path}", "data.target=target", *TINY, check=True)
@@ -119,7 +116,6 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_bad_file_gets_one_line_and_exit_2_before_a_run(store, tmp_path, case):
     content, must_say = BAD_FILES[case]
@@ -140,8 +136,8 @@ def test_bad_file_gets_one_line_and_exit_2_before_a_run(store, tmp_path, case):
 
 
 @pytest.mark.slow
-def test_missing_path_is_named(store):
-    proc = run_cli("nnlab-train", "data=csv", "data.target=y", *TINY)
+def test_missing_path_is_named(store):  # the real executable: exit 2 and the key on stderr
+    proc = spawn_cli("nnlab-train", "data=csv", "data.target=y", *TINY)
     assert proc.returncode == 2 and "data.path=null" in proc.stderr
 
 

@@ -11,7 +11,8 @@ from nnlab.run import run_training
 from nnlab.seeds import Seeds, effective_seeds, group_id, member_config
 from nnlab.store.names import GROUP_TAG, MEMBER_TAG, PARENT_TAG, REPEATS_TAG
 from nnlab.store.queries import metric_history
-from tests.conftest import compose_config, run_cli
+from tests.cli import run_cli, spawn_cli
+from tests.conftest import compose_config
 
 CURVES = ("train/loss", "val/loss", "val/acc")
 
@@ -108,7 +109,7 @@ def test_cli_sweep_with_repeats_dashboard_and_report(store, tmp_path):
     """2 learning rates x 2 seeds on sine with plain SGD: lr=1e8 diverges for every seed."""
     common = ["data=sine", "optimizer=sgd", "repeats=2", "trainer.max_epochs=3"]
     common += ["data.n_samples=200", "trainer.progress=none", "tracking.log_model=false"]
-    proc = run_cli("nnlab-train", "-m", "optimizer.lr=0.05,1e8", *common, check=True)
+    proc = spawn_cli("nnlab-train", "-m", "optimizer.lr=0.05,1e8", *common, check=True)
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
     (sweep,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]

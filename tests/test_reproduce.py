@@ -1,13 +1,13 @@
-"""`nnlab-reproduce` end to end: exact re-runs, and tampering that must be caught."""
+"""`nnlab-reproduce` end to end (in process, and once as the real executable): exact re-runs,
+and tampering that must be caught."""
 
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.cli import run_cli, spawn_cli
 
-pytestmark = pytest.mark.slow
 TINY = [
     "trainer.max_epochs=3",
     "data.n_samples=160",
@@ -39,8 +39,9 @@ def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
     assert "NOT reproduced" in tampered.stdout and "val/loss" in tampered.stdout
 
 
+@pytest.mark.slow
 def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
-    run_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
+    spawn_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
     client, runs = _runs(store)
     child = next(r for r in runs if r.data.params.get("backend") == "torch_scratch")
     assert "reproduced exactly" in run_cli("nnlab-reproduce", child.info.run_id, check=True).stdout
@@ -53,8 +54,9 @@ def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
     assert tampered.returncode == 1 and "NOT reproduced" in tampered.stdout
 
 
-def test_unknown_run_is_one_line_and_exit_2(store):
-    proc = run_cli("nnlab-reproduce", "0123456789abcdef")
+@pytest.mark.slow
+def test_unknown_run_is_one_line_and_exit_2(store):  # the real executable
+    proc = spawn_cli("nnlab-reproduce", "0123456789abcdef")
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "0123456789abcdef" in proc.stderr
 

@@ -1,5 +1,5 @@
-"""`nnlab-train` as a user runs it: a subprocess writing to a temporary store, read back with
-MlflowClient."""
+"""`nnlab-train` as a user runs it, writing to a temporary store read back with MlflowClient:
+in this process (tests/cli.py), and once as the real executable for its exit code and stderr."""
 
 import json
 
@@ -7,9 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.store.names import CHART_VIEW_TAG
-from tests.conftest import run_cli
+from tests.cli import run_cli, spawn_cli
 
-pytestmark = pytest.mark.slow
 TINY = ["trainer.max_epochs=3", "data.n_samples=200"]
 
 
@@ -93,8 +92,9 @@ def test_regression_run_logs_r2_mse_and_prediction_plot(store):
     assert "plots/predictions.png" in artifact_paths(MlflowClient(store), run.info.run_id)
 
 
+@pytest.mark.slow
 def test_bad_value_gets_one_line_exit_2_and_no_run(store):
-    proc = run_cli("nnlab-train", "model.activation=swish", *TINY)
+    proc = spawn_cli("nnlab-train", "model.activation=swish", *TINY)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "model.activation=swish" in lines[0] and "relu" in lines[0]

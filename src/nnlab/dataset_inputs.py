@@ -38,14 +38,23 @@ def split_digests(splits: Splits) -> dict[str, str]:
 
 def log_dataset_inputs(client, run_id: str, data_cfg, splits: Splits) -> None:
     import mlflow.data
+    from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.entities import DatasetInput, InputTag
 
+    from nnlab.store.names import GIT_COMMIT_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
+    from nnlab.store.runs import git_commit
+
     name = dataset_label(data_cfg)
+    # The source the run itself names. Left to MLflow, each dataset would resolve it from the
+    # process's context: GitPython spawning `git` several times per run for the same commit.
+    source = CodeDatasetSource(
+        {SOURCE_NAME_TAG: "nnlab-train", SOURCE_TYPE_TAG: "LOCAL", GIT_COMMIT_TAG: git_commit()}
+    )
     inputs = []
     for part, context in SPLITS:
         x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")
         dataset = mlflow.data.from_numpy(
-            x, targets=y, name=f"{name}-{part}", digest=content_digest(x, y)
+            x, source=source, targets=y, name=f"{name}-{part}", digest=content_digest(x, y)
         )
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag(CONTEXT_TAG, context)]))
     try:

@@ -13,7 +13,6 @@ import functools
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -96,20 +95,29 @@ def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     return found.experiment_id
 
 
-@functools.cache  # one `git rev-parse` per process, not one per run (a population opens N)
+@functools.cache  # read once per process, not once per run (a population opens N)
 def git_commit() -> str | None:
+    """The checkout's HEAD commit, read from .git's files: no `git` process per run, and none
+    needed on a machine without git. None outside a git checkout."""
+    git = PROJECT_ROOT / ".git"
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+        if git.is_file():  # a worktree or submodule: ".git" names the real folder
+            git = (PROJECT_ROOT / git.read_text().removeprefix("gitdir:").strip()).resolve()
+        common = git / "commondir"  # a worktree keeps its refs in the main repository
+        refs_home = (git / common.read_text().strip()).resolve() if common.exists() else git
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head or None  # a detached HEAD is the commit itself
+        ref = head.removeprefix("ref:").strip()
+        for home in (git, refs_home):
+            if (home / ref).is_file():
+                return (home / ref).read_text().strip() or None
+        for line in (refs_home / "packed-refs").read_text().splitlines():
+            if line.endswith(f" {ref}"):
+                return line.split()[0]
+    except OSError:
+        pass
+    return None
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:

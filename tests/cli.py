@@ -1,0 +1,122 @@
+"""nnlab's console scripts as a test calls them: in this process (`run_cli`) or as a real child
+process (`spawn_cli`). Both return a `subprocess.CompletedProcess` with the exit code, stdout and
+stderr, so a test reads the same whichever it uses.
+
+Why two: a child process pays the 7-11 s import of the training stack every time; in-process the
+test process pays it once. A test spawns only where the process boundary is what it tests:
+signals and exit codes of a killed process, lazy imports, two processes agreeing, multiruns
+(launchers and sweepers start their own processes), servers. Each group of tests keeps one
+`spawn_cli` case, so the real executable's one-line stderr and exit code stay checked end to
+end. Tests that spawn are marked `slow`; conftest.py fails a test that spawns unmarked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import traceback
+from importlib.metadata import entry_points
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def spawn_cli(
+    *args: str, timeout: float = 300, check: bool = False, **kwargs
+) -> subprocess.CompletedProcess:
+    """Run an nnlab console script (e.g. 'nnlab-train') as a user would: its own process."""
+    env = {**os.environ, **kwargs.pop("env", {})}
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **kwargs,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def console_script(name: str):
+    """The function the installed `name` executable calls (pyproject's [project.scripts])."""
+    (found,) = entry_points(group="console_scripts", name=name)
+    return found.load()
+
+
+def exit_status(code) -> tuple[int, str]:
+    """What the interpreter makes of `sys.exit(code)`: the status, and text it prints."""
+    if code is None:
+        return 0, ""
+    if isinstance(code, int):
+        return code, ""
+    return 1, f"{code}\n"
+
+
+def run_cli(
+    *args: str, check: bool = False, env: dict[str, str] | None = None, timeout: float = 0
+) -> subprocess.CompletedProcess:
+    """Run an nnlab console script inside this process, as the executable would run it: the
+    same entry function, sys.argv, environment and exit status; stdout and stderr captured.
+
+    What a fresh process would not carry over is reset: sys.argv and os.environ are restored,
+    Hydra's global state is cleared and nnlab's once-per-process warnings are forgotten.
+    `timeout` is accepted for symmetry with spawn_cli; pytest-timeout bounds an in-process call.
+    """
+    if any(a in MULTIRUN_FLAGS for a in args):
+        raise ValueError("a multirun starts its own processes: use spawn_cli for it")
+    from hydra.core.global_hydra import GlobalHydra
+
+    import nnlab.store.runs  # noqa: F401 (sets its MLflow defaults in os.environ, as a CLI does)
+    from nnlab import console
+
+    entry = console_script(args[0])
+    saved_argv, saved_environ = sys.argv, dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = [str(BIN / args[0]), *args[1:]]
+    os.environ.update(env or {})
+    console._already_said.clear()
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                entry()
+            except SystemExit as done:
+                code, text = exit_status(done.code)
+                err.write(text)
+            except Exception:  # what the interpreter does with an uncaught error
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        GlobalHydra.instance().clear()
+    proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wait_for(condition, proc: subprocess.Popen, what: str, poll_s: float = 0.2):
+    """Poll `condition()` until it returns something truthy, and return that: the store showing
+    the state a test needs before it signals a process, instead of a guess of seconds. Fails
+    at once with the process's output if the process ends first; a process that never gets
+    there is ended by the test's pytest-timeout budget, which names the test."""
+    import time
+
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"the process exited {proc.returncode} before {what}:\n{out or ''}\n{err or ''}"
+            )
+        time.sleep(poll_s)
