@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -58,6 +59,26 @@ def exit_status(code) -> tuple[int, str]:
     return 1, f"{code}\n"
 
 
+def hide_logging_handlers():
+    """Hide the handlers this process has made so far from the app, as a fresh process has none.
+    Hydra configures logging with dictConfig, which closes every handler in the process; one
+    whose stream is not the current sys.stderr closes that stream (absl's, created by
+    TensorFlow, would close pytest's capture file while the app's stderr is redirected)."""
+    saved = (logging.root.handlers[:], logging.root.level, logging._handlerList[:])
+    logging.root.handlers.clear()
+    logging._handlerList.clear()
+    return saved
+
+
+def restore_logging_handlers(saved) -> None:
+    handlers, level, handler_list = saved
+    for handler in logging.root.handlers:
+        handler.close()  # the app's own, writing to the captured output
+    logging.root.handlers[:] = handlers
+    logging.root.setLevel(level)
+    logging._handlerList[:] = handler_list
+
+
 def run_cli(
     *args: str, check: bool = False, env: dict[str, str] | None = None, timeout: float = 0
 ) -> subprocess.CompletedProcess:
@@ -77,6 +98,7 @@ def run_cli(
 
     entry = console_script(args[0])
     saved_argv, saved_environ = sys.argv, dict(os.environ)
+    saved_logging = hide_logging_handlers()
     out, err = io.StringIO(), io.StringIO()
     sys.argv = [str(BIN / args[0]), *args[1:]]
     os.environ.update(env or {})
@@ -97,6 +119,7 @@ def run_cli(
         os.environ.clear()
         os.environ.update(saved_environ)
         GlobalHydra.instance().clear()
+        restore_logging_handlers(saved_logging)
     proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

@@ -4,11 +4,12 @@ one sqlite store migrated once per session (migrating costs ~1.4 s a store)."""
 from __future__ import annotations
 
 import os
+import platform
 import shutil
-import socket
 import sys
 from pathlib import Path
 
+import matplotlib.font_manager
 import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import Phase, settings
@@ -16,7 +17,6 @@ from omegaconf import DictConfig
 
 from nnlab.paths import CONF_DIR
 from tests.cli import BIN, run_cli, spawn_cli  # noqa: F401 (re-exported for the tests)
-
 
 # Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
 # "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.
@@ -40,10 +40,14 @@ SPAWN_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "o
 
 def _refuse_spawns_in_fast_tests(event: str, args: tuple) -> None:
     if event in SPAWN_EVENTS and not _spawning_allowed:
-
         raise RuntimeError(f"a test not marked slow started a process ({event}: {args!r:.200})")
 
 
+# Two libraries start a helper process once per process and cache the answer: platform's
+# `uname -p` (TensorFlow asks at import) and matplotlib's `fc-list` (the first font lookup on a
+# machine with no font cache yet). Asked here, before any test, they are not a test's spawn.
+platform.processor()
+matplotlib.font_manager.findfont("DejaVu Sans")
 sys.addaudithook(_refuse_spawns_in_fast_tests)
 
 
@@ -53,6 +57,7 @@ def _spawns_only_in_slow_tests(request):
     _spawning_allowed = request.node.get_closest_marker("slow") is not None
     yield
     _spawning_allowed = True
+
 
 # Tiny runs: the tests check behaviour, not how well a net trains in 100 epochs.
 # No MLflow Model export (~0.8 s a run) unless a test is about it (test_logged_model.py).
@@ -90,11 +95,49 @@ def store(migrated_store, tmp_path, monkeypatch) -> str:
     return uri
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now, on 127.0.0.1 (for servers a test starts)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="session")
+def ray_head(tmp_path_factory):
+    """A Ray head on 127.0.0.1 with 2 CPUs, in its own temp dir (socket paths must be short),
+    started once for the session's Ray tests (each start costs ~10 s). It is started with a
+    decoy MLFLOW_TRACKING_URI and without nnlab's variables: a job that logs to the right store
+    got it through the launcher's runtime_env, not by inheriting the head's environment."""
+    import subprocess
+    import tempfile
+    import time
+
+    from nnlab.env import environ_snapshot
+    from tests.servers import distinct_free_ports
+
+    (port,) = distinct_free_ports(1)
+    decoy = tmp_path_factory.mktemp("decoy") / "mlflow.db"
+    temp = tempfile.mkdtemp(prefix="nnlab-ray-", dir="/tmp")
+    env = {k: v for k, v in environ_snapshot().items() if not k.startswith("NNLAB_")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{decoy}"
+    start = [
+        str(BIN / "ray"),
+        "start",
+        "--head",
+        "--node-ip-address=127.0.0.1",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--include-dashboard=false",
+        f"--temp-dir={temp}",
+        "--disable-usage-stats",
+    ]
+    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}", decoy
+    finally:
+        # Only this head's processes (`ray stop` would stop every Ray on the machine): each
+        # names the head's temp dir on its command line. TERM, then KILL what is left.
+        for sig in ("-TERM", "-KILL"):
+            subprocess.run(["pkill", sig, "-f", temp], capture_output=True)
+            for _ in range(50):
+                if subprocess.run(["pgrep", "-f", temp], capture_output=True).returncode == 1:
+                    break
+                time.sleep(0.1)
+        left = subprocess.run(["pgrep", "-f", temp], capture_output=True)
+        assert left.returncode == 1, f"Ray processes left running: {left.stdout!r}"
 
 
 def backend_params(names: list[str]) -> list:

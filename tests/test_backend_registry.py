@@ -13,7 +13,7 @@ from nnlab import backends
 from nnlab.nets import EngineMLP
 from nnlab.paths import CONF_DIR
 from nnlab.scratch import ACTIVATIONS, LOSSES, MLP
-from tests.conftest import backend_params, compose_config, run_cli
+from tests.conftest import backend_params, compose_config, spawn_cli
 
 NAMES = backends.names()
 
@@ -30,6 +30,7 @@ def test_every_backend_config_has_its_module_and_declares_everything():
         assert backend.summary and backend.missing_extra() is None  # make test installs all
 
 
+@pytest.mark.slow  # a fresh interpreter: what importing nnlab alone loads
 def test_reading_the_registry_imports_no_framework():
     code = (
         "import sys; from nnlab import backends; backends.registry(); "
@@ -84,11 +85,12 @@ def test_each_function_agrees_with_numpy(name, activation, loss):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_a_missing_extra_gets_one_line_and_no_run(store, tmp_path):
     """nnlab-train backend=jax where jax cannot be imported: a sitecustomize on PYTHONPATH
     blocks it in the child process, as if the extra were not installed."""
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['jax'] = None\n")
-    proc = run_cli("nnlab-train", "backend=jax", env={"PYTHONPATH": str(tmp_path)})
+    proc = spawn_cli("nnlab-train", "backend=jax", env={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

@@ -71,15 +71,18 @@ def telemetry_state(**env: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # a fresh interpreter: what importing does
 def test_mlflow_telemetry_is_off_by_default():
     assert telemetry_state() == "True true"
 
 
+@pytest.mark.slow  # a fresh interpreter: what importing does
 def test_users_do_not_track_is_honoured_and_not_overwritten():
     # DO_NOT_TRACK=true set by the user: nnlab adds nothing, and MLflow stays off.
     assert telemetry_state(DO_NOT_TRACK="true") == "True None"
 
 
+@pytest.mark.slow  # a fresh interpreter: what importing does
 def test_users_own_telemetry_choice_is_left_alone():
     # Checked without importing MLflow with telemetry on (that would reach out to the net).
     code = "import os, nnlab; print(os.environ['MLFLOW_DISABLE_TELEMETRY'])"

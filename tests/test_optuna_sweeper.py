@@ -5,7 +5,6 @@ sharing one study, the study's figures on the parent, several objectives."""
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import optuna
@@ -14,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from nnlab import study as nnlab_study
-from tests.conftest import BIN, run_cli
+from tests.cli import BIN, spawn_cli, wait_for
 
 TINY = [
     "trainer.max_epochs=3",
@@ -27,7 +26,7 @@ TINY = [
 
 def optuna_search(*overrides: str):
     """`nnlab-train -m` with nnlab's Optuna sweeper and only the given search space."""
-    return run_cli("nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd", *overrides)
+    return spawn_cli("nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd", *overrides)
 
 
 def the_study(store: str) -> optuna.Study:
@@ -60,24 +59,22 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
     driver = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    deadline = time.monotonic() + 240
     db = Path(store.removeprefix("sqlite:///")).parent / "optuna.db"
-    finished_before = []
-    while time.monotonic() < deadline:  # kill it once 2 trials are done and a third runs
-        if db.exists():
-            try:
-                trials = the_study(store).trials
-            except (ValueError, Exception):  # the study is being created
-                trials = []
-            finished_before = [t for t in trials if t.state == TrialState.COMPLETE]
-            if len(finished_before) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
-                break
-        time.sleep(0.2)
+
+    def two_done_and_a_third_running():  # the moment to kill it
+        if not db.exists() or not optuna.get_all_study_summaries(f"sqlite:///{db}"):
+            return None
+        trials = the_study(store).trials
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = any(t.state == TrialState.RUNNING for t in trials)
+        return finished if len(finished) >= 2 and running else None
+
+    finished_before = wait_for(two_done_and_a_third_running, driver, "a third trial ran")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     assert len(finished_before) >= 2
 
-    proc = run_cli(*[Path(command[0]).name, *command[1:]])
+    proc = spawn_cli(*[Path(command[0]).name, *command[1:]])
     assert proc.returncode == 0, proc.stderr
     assert "queued to run again" in proc.stdout
 
@@ -174,7 +171,7 @@ def test_the_median_pruner_stops_a_hopeless_trial(store):
 
 @pytest.mark.slow
 def test_parallel_joblib_trials_share_one_study_with_two_objectives(store):
-    proc = run_cli(
+    proc = spawn_cli(
         "nnlab-train",
         "-m",
         "sweep=optuna",
@@ -201,6 +198,7 @@ def test_parallel_joblib_trials_share_one_study_with_two_objectives(store):
     assert "optuna/pareto_front.png" in artifacts
 
 
+@pytest.mark.slow
 def test_a_named_study_refuses_another_search_space_in_one_line(store):
     first = [
         "nnlab-train",
@@ -210,8 +208,8 @@ def test_a_named_study_refuses_another_search_space_in_one_line(store):
         "hydra.sweeper.n_trials=1",
         *TINY,
     ]
-    run_cli(*first, check=True)
-    again = run_cli(*first, "width=choice(2,3)")
+    spawn_cli(*first, check=True)
+    again = spawn_cli(*first, "width=choice(2,3)")
     assert again.returncode != 0
     lines = again.stderr.strip().splitlines()
     assert lines[-1].startswith("nnlab-train: hydra.sweeper.study_name=mine: this study searched")
@@ -226,8 +224,9 @@ def test_a_named_study_refuses_another_search_space_in_one_line(store):
         ("hydra.sweeper.pruner=early", "hydra.sweeper.pruner=early: allowed: none, median"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_sweeper_setting_gets_one_line_and_no_run(store, override, key):
-    proc = run_cli("nnlab-train", "-m", "sweep=optuna", override, *TINY)
+    proc = spawn_cli("nnlab-train", "-m", "sweep=optuna", override, *TINY)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(f"nnlab-train: {key}")
     assert runs(store) == ([], [])

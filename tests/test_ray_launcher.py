@@ -1,12 +1,12 @@
-"""Sweeps on a real Ray cluster that the test starts (`ray start --head`, 2 CPUs, 127.0.0.1)
-and stops. The head is started with a decoy MLFLOW_TRACKING_URI and without the sweep's
-variables: its workers inherit the head's environment, not the driver's, so a job that logs
-to the right store under the right parent got both through the launcher's runtime_env."""
+"""Sweeps on a real Ray cluster that the test session starts once (`ray start --head`, 2 CPUs,
+127.0.0.1; the `ray_head` fixture in conftest.py) and stops. The head has a decoy
+MLFLOW_TRACKING_URI and none of the sweep's variables: its workers inherit the head's
+environment, not the driver's, so a job that logs to the right store under the right parent
+got both through the launcher's runtime_env."""
 
 import os
 import signal
-import subprocess
-import tempfile
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,44 +14,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.env import environ_snapshot
-from tests.conftest import BIN, free_port, run_cli
+from tests.cli import spawn_cli
 
 pytestmark = pytest.mark.slow
 JOB = ["trainer.max_epochs=100", "data.n_samples=200", "trainer.progress=none"]
-
-
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head on 127.0.0.1 with 2 CPUs, in its own temp dir (socket paths must be short)."""
-    port = free_port()
-    temp = tempfile.mkdtemp(prefix="nnlab-ray-", dir="/tmp")
-    env = {k: v for k, v in environ_snapshot().items() if not k.startswith("NNLAB_")}
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'decoy' / 'mlflow.db'}"
-    (tmp_path / "decoy").mkdir()
-    start = [
-        str(BIN / "ray"),
-        "start",
-        "--head",
-        "--node-ip-address=127.0.0.1",
-        f"--port={port}",
-        "--num-cpus=2",
-        "--include-dashboard=false",
-        f"--temp-dir={temp}",
-        "--disable-usage-stats",
-    ]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
-    try:
-        yield f"127.0.0.1:{port}", tmp_path / "decoy" / "mlflow.db"
-    finally:
-        # Only this head's processes (`ray stop` would stop every Ray on the machine): each
-        # names the head's temp dir on its command line.
-        subprocess.run(["pkill", "-TERM", "-f", temp], capture_output=True)
-        time.sleep(3)
-        subprocess.run(["pkill", "-KILL", "-f", temp], capture_output=True)
-        time.sleep(1)
-        left = subprocess.run(["pgrep", "-f", temp], capture_output=True)
-        assert left.returncode == 1, f"Ray processes left running: {left.stdout!r}"
 
 
 def runs_of(store):
@@ -96,7 +62,7 @@ def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_hea
     watcher = threading.Thread(target=kill_first_running_job, args=(store, stop, killed))
     watcher.start()
     try:
-        proc = run_cli(
+        proc = spawn_cli(
             "nnlab-train",
             "-m",
             "hydra/launcher=nnlab_ray",
@@ -141,15 +107,17 @@ def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_hea
 
 
 def test_an_unreachable_ray_head_is_one_line_before_any_run(store):
-    address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    proc = run_cli(
-        "nnlab-train",
-        "-m",
-        "hydra/launcher=nnlab_ray",
-        f"hydra.launcher.ray.init.address={address}",
-        "optimizer.lr=0.01,0.1",
-        *JOB,
-    )
+    with socket.socket() as held:  # bound and never listening: nothing answers there
+        held.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{held.getsockname()[1]}"
+        proc = spawn_cli(
+            "nnlab-train",
+            "-m",
+            "hydra/launcher=nnlab_ray",
+            f"hydra.launcher.ray.init.address={address}",
+            "optimizer.lr=0.01,0.1",
+            *JOB,
+        )
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and address in lines[0] and "no Ray head answers" in lines[0]

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from nnlab.store import preflight
 from tests.cli import BIN, run_cli, spawn_cli, wait_for
 from tests.servers import START_TIMEOUT_S, UVICORN_READY, listening_addresses, read_lines_until
+
 TINY = [
     "trainer.max_epochs=3",
     "data.n_samples=160",

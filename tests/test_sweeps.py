@@ -6,19 +6,18 @@ import io
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import CONF_DIR
-from tests.conftest import BIN, free_port, run_cli
+from tests.cli import BIN, run_cli, spawn_cli, wait_for
+from tests.servers import mlflow_server
 
-pytestmark = pytest.mark.slow
 TINY = [
     "trainer.max_epochs=3",
     "data.n_samples=160",
@@ -42,8 +41,9 @@ def read_csv(client, run_id, path="sweep_summary.csv"):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_sweep_is_one_parent_with_children_summary_and_best(store):
-    proc = run_cli(
+    proc = spawn_cli(
         "nnlab-train",
         "-m",
         "optimizer.lr=0.003,0.03",
@@ -103,9 +103,10 @@ def overrides(run) -> dict[str, str]:
     return parse_overrides(run.data.tags["mlflow.nnlab.overrides"])
 
 
+@pytest.mark.slow
 def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
     # lr=1e8 diverges; accelerator=tpu raises inside Lightning (no TPU anywhere here).
-    proc = run_cli(
+    proc = spawn_cli(
         "nnlab-train",
         "-m",
         "data=sine",
@@ -134,14 +135,18 @@ def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
     assert "training diverged" in proc.stderr
 
 
+@pytest.mark.slow
 def test_sweep_where_every_job_fails_exits_nonzero(store):
-    proc = run_cli("nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=1e8,1e9", *TINY)
+    proc = spawn_cli(
+        "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=1e8,1e9", *TINY
+    )
     assert proc.returncode != 0
     _, (parent,), children = sweep_runs(store)
     assert parent.info.status == "FAILED" and len(children) == 2
     assert {c.info.status for c in children} == {"FAILED"}
 
 
+@pytest.mark.slow
 def test_sigint_during_a_sweep_leaves_nothing_running(store):
     proc = subprocess.Popen(
         [
@@ -155,17 +160,10 @@ def test_sigint_during_a_sweep_leaves_nothing_running(store):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the first job is training
-        _, parents, children = (
-            sweep_runs(store)
-            if os.path.exists(store.removeprefix("sqlite:///"))
-            else (None, [], [])
-        )
-        if children:
-            break
-        time.sleep(0.5)
-    time.sleep(1.0)
+    store_file = store.removeprefix("sqlite:///")
+    wait_for(  # the first job is training
+        lambda: os.path.exists(store_file) and sweep_runs(store)[2], proc, "a job started"
+    )
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
@@ -174,9 +172,10 @@ def test_sigint_during_a_sweep_leaves_nothing_running(store):
     assert [c.info.status for c in children] == ["KILLED"]
 
 
+@pytest.mark.slow
 def test_two_parallel_workers_lose_no_run(store):
     lrs = ",".join(str(x) for x in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05))
-    proc = run_cli(
+    proc = spawn_cli(
         "nnlab-train",
         "-m",
         "hydra/launcher=joblib",
@@ -199,10 +198,11 @@ def test_two_parallel_workers_lose_no_run(store):
     assert len(read_csv(client, parent.info.run_id)) == 12
 
 
+@pytest.mark.slow
 def test_skip_finished_skips_jobs_already_done(store):
     args = ["-m", "optimizer.lr=0.01,0.1", *TINY, "tracking.skip_finished=true"]
-    run_cli("nnlab-train", *args, check=True)
-    again = run_cli("nnlab-train", *args, check=True)
+    spawn_cli("nnlab-train", *args, check=True)
+    again = spawn_cli("nnlab-train", *args, check=True)
     _, parents, children = sweep_runs(store)
     assert len(parents) == 2 and len(children) == 2  # the second sweep trained nothing
     assert again.stdout.count("skipped") == 2
@@ -213,8 +213,9 @@ def test_skip_finished_skips_jobs_already_done(store):
     assert {r["run_id"] for r in rows} == {c.info.run_id for c in children}
 
 
+@pytest.mark.slow
 def test_optuna_sweep_runs_trials_as_children(store):
-    run_cli("nnlab-train", "-m", "sweep=optuna", "hydra.sweeper.n_trials=3", *TINY, check=True)
+    spawn_cli("nnlab-train", "-m", "sweep=optuna", "hydra.sweeper.n_trials=3", *TINY, check=True)
     _, (parent,), children = sweep_runs(store)
     assert len(children) == 3 and parent.info.status == "FINISHED"
     assert "optuna" in parent.data.tags["mlflow.nnlab.sweeper"].lower()
@@ -240,40 +241,17 @@ def test_sweep_presets_compose(preset, key):
     assert key in cfg.hydra.sweeper.params
 
 
+@pytest.mark.slow
 def test_sweep_logs_to_a_real_tracking_server(tmp_path, migrated_store):
     import shutil
 
     shutil.copy(migrated_store, tmp_path / "server.db")
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                time.sleep(0.5)
-        run_cli(
+    served = tmp_path / "server-artifacts"
+    backend = ["--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"]
+    with mlflow_server(
+        "server", *backend, "--artifacts-destination", str(served), "--workers", "1"
+    ) as uri:
+        spawn_cli(
             "nnlab-train",
             "-m",
             "optimizer.lr=0.01,0.1",
@@ -286,14 +264,18 @@ def test_sweep_logs_to_a_real_tracking_server(tmp_path, migrated_store):
         assert {c.info.status for c in children} == {"FINISHED"}
         rows = read_csv(client, parent.info.run_id)
         assert len(rows) == 2
-        assert (tmp_path / "server-artifacts").exists()  # artifacts went through the server
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        # Every child's files went through the server into its artifact folder, not to a
+        # local mlruns/: the same bytes the client reads back.
+        for child in children:
+            (stored,) = served.glob(f"**/{child.info.run_id}/artifacts/config.yaml")
+            fetched = client.download_artifacts(child.info.run_id, "config.yaml", str(tmp_path))
+            assert stored.read_bytes() == Path(fetched).read_bytes()
+            assert list(served.glob(f"**/{child.info.run_id}/artifacts/plots/curves.png"))
 
 
+@pytest.mark.slow
 def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_path):
-    run_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *TINY, check=True)
+    spawn_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *TINY, check=True)
     out = run_cli(
         "nnlab-report",
         "--csv",
@@ -316,6 +298,7 @@ def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_pa
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_report_imports_no_torch():
     code = (
         "import sys, nnlab.report_cli, nnlab.report, nnlab.group_report, nnlab.dashboard; "
