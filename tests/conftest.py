@@ -7,9 +7,11 @@ import os
 import platform
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import matplotlib.font_manager
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import Phase, settings
@@ -72,6 +74,13 @@ SHRINK = [
 def compose_config(*overrides: str, shrink: bool = True) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=[*(SHRINK if shrink else []), *overrides])
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """Random numbers seeded by the test's own name: the same draws whichever tests ran
+    before it, in whatever order or worker (a module-level generator's are not)."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,12 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from nnlab import backends
 from nnlab.run import run_training
-from tests.conftest import compose_config
+from tests.conftest import backend_params, compose_config
 
 
-@pytest.mark.parametrize("backend", ["torch", "torch_scratch", "numpy"])
+@pytest.mark.parametrize("backend", backend_params(backends.names()))
 @pytest.mark.parametrize("data, precision", [("moons", 32), ("iris", 64), ("sine", 32)])
 def test_logged_model_predicts_what_the_trained_module_does(store, backend, data, precision):
     overrides = [f"data={data}", f"backend={backend}", f"trainer.precision={precision}"]

@@ -9,11 +9,9 @@ from sklearn import metrics as sk
 from nnlab.metrics import evaluate
 from nnlab.tasks import ALL_METRIC_KEYS, METRICS, TASKS, higher_is_better
 
-rng = np.random.default_rng(0)
-
 
 @pytest.mark.parametrize("n", [2, 7, 100, 1001])
-def test_binary_metrics_equal_scikit_learns(n):
+def test_binary_metrics_equal_scikit_learns(n, rng):
     y = rng.integers(0, 2, n)
     y[:2] = [0, 1]  # both classes present
     logits = np.round(rng.normal(size=(n, 1)), 1)  # rounded: many tied scores
@@ -24,7 +22,7 @@ def test_binary_metrics_equal_scikit_learns(n):
 
 
 @pytest.mark.parametrize("k", [3, 5])
-def test_multiclass_metrics_equal_scikit_learns(k):
+def test_multiclass_metrics_equal_scikit_learns(k, rng):
     y = rng.integers(0, k, 300)
     out = rng.normal(size=(300, k))
     predicted = out.argmax(axis=1)
@@ -34,7 +32,7 @@ def test_multiclass_metrics_equal_scikit_learns(k):
     )
 
 
-def test_regression_metrics_equal_scikit_learns():
+def test_regression_metrics_equal_scikit_learns(rng):
     y = rng.normal(size=200)
     out = (y + rng.normal(scale=0.3, size=200)).reshape(-1, 1)
     for name, reference in [

@@ -15,10 +15,8 @@ from nnlab.scratch import ACTIVATIONS, LOSSES, init_params
 from nnlab.tasks import TASKS
 from tests.conftest import compose_config
 
-rng = np.random.default_rng(0)
 
-
-def test_regression_metrics_match_sklearn():
+def test_regression_metrics_match_sklearn(rng):
     y = rng.normal(size=(50, 1))
     out = y + 0.3 * rng.normal(size=(50, 1))
     got = evaluate(TASKS["regression"], "mse", torch.tensor(out), torch.tensor(y), "test")
@@ -30,7 +28,7 @@ def test_regression_metrics_match_sklearn():
     assert per_epoch == {"val/loss": got["test/loss"], "val/r2": got["test/r2"]}
 
 
-def test_binary_metrics_match_sklearn():
+def test_binary_metrics_match_sklearn(rng):
     y = rng.integers(0, 2, size=(80, 1)).astype(float)
     logits = 2 * (y - 0.5) + rng.normal(size=(80, 1))
     got = evaluate(TASKS["binary"], "bce", torch.tensor(logits), torch.tensor(y), "test")
@@ -40,7 +38,7 @@ def test_binary_metrics_match_sklearn():
     assert got["test/loss"] == pytest.approx(skm.log_loss(y.ravel(), prob.ravel()))
 
 
-def test_multiclass_metrics_match_sklearn():
+def test_multiclass_metrics_match_sklearn(rng):
     y = rng.integers(0, 4, size=100)
     logits = np.eye(4)[y] * 1.5 + rng.normal(size=(100, 4))
     got = evaluate(
@@ -52,7 +50,7 @@ def test_multiclass_metrics_match_sklearn():
 
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
-def test_torch_and_numpy_losses_agree(name):
+def test_torch_and_numpy_losses_agree(name, rng):
     if name == "cross_entropy":
         out, y = rng.normal(size=(20, 3)), rng.integers(0, 3, size=20)
         ty = torch.tensor(y)
@@ -103,7 +101,7 @@ def test_layer_sizes_come_from_the_dataset(data, hidden, expected):
 
 
 @pytest.mark.parametrize("init", ["default", "he", "xavier"])
-def test_both_torch_nets_start_from_the_shared_initial_weights(init):
+def test_both_torch_nets_start_from_the_shared_initial_weights(init, rng):
     sizes = [3, 7, 4, 2]
     params = init_params(sizes, init, seed=5)
     module_net = TorchMLP(sizes, "tanh", init, 5, dtype=torch.float64)

@@ -56,6 +56,7 @@ def started_before(pid: str, when: float) -> bool:
     return booted + ticks / os.sysconf("SC_CLK_TCK") < when
 
 
+@pytest.mark.timeout(1000)  # a whole sweep; its command has 900 s
 def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_head):
     address, decoy = ray_head
     stop, killed = threading.Event(), []

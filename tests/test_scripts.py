@@ -2,10 +2,10 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from nnlab import backends
 from nnlab.paths import PROJECT_ROOT
@@ -61,10 +61,38 @@ def test_every_experiment_preset_composes_and_trains_shrunken(store, preset):
     )
     check_config(cfg)
     result = run_training(cfg)
-    assert Path(result.tracking_uri.removeprefix("sqlite:///")).exists()
     run = MlflowClient(store).get_run(result.run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["trainer.max_epochs"] == "2"
+    # The run trained what the preset says: each of its settings is the run's param (or, for
+    # tracking.*, where the run went), and its data and optimizer choices were taken.
+    preset_file = OmegaConf.load(PROJECT_ROOT / "conf" / "experiment" / f"{preset}.yaml")
+    written = OmegaConf.to_container(preset_file)
+    choices = {  # defaults: [{"override /data": "moons"}, ...]
+        group.removeprefix("override /"): option
+        for item in written.pop("defaults", [])
+        for group, option in item.items()
+    }
+    assert run.data.params["data.name"] == choices.get("data", run.data.params["data.name"])
+    if "optimizer" in choices:
+        assert run.data.params["optimizer.name"] == choices["optimizer"]
+    assert (
+        MlflowClient(store).get_experiment(run.info.experiment_id).name
+        == (written.pop("tracking")["experiment"])
+    )
+    for key, value in flatten(written).items():
+        if key != "trainer.max_epochs":
+            assert run.data.params[key] == str(value), key
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def test_expectations_hold_or_fail_as_stated():

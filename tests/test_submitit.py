@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from nnlab.paths import CONF_DIR
-from tests.conftest import run_cli
+from tests.cli import spawn_cli
 
 
 def launcher_config(name: str):
@@ -74,6 +74,7 @@ def preempt_first_job_after_a_checkpoint(store, stop: threading.Event, preempted
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1000)  # a whole sweep; its command has 900 s
 def test_a_preempted_and_requeued_job_continues_its_run(store, tmp_path):
     stop, preempted = threading.Event(), []
     watcher = threading.Thread(
@@ -81,7 +82,7 @@ def test_a_preempted_and_requeued_job_continues_its_run(store, tmp_path):
     )
     watcher.start()
     try:
-        run_cli(
+        spawn_cli(
             "nnlab-train",
             "-m",
             "hydra/launcher=submitit_local",

@@ -66,6 +66,7 @@ def server():
         assert not s.postgres_running()  # both servers stopped
 
 
+@pytest.mark.timeout(1000)  # a whole sweep; its command has 900 s
 def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
     address, _ = ray_head
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)

@@ -65,8 +65,15 @@ def test_precision_64_trains_in_float64_and_agrees_with_32(store):
 
 
 def test_objective_is_the_configured_metric(store):
-    result = run_training(compose_config("objective=val/acc", *FAST))
-    assert result.objective == result.metrics["val/acc"]
+    """What goes back to Hydra (and any sweeper) is the configured metric's value as the store
+    holds it for the last epoch, and the run says which metric it is."""
+    client = MlflowClient(store)
+    for objective in ("val/acc", "val/loss"):
+        result = run_training(compose_config(f"objective={objective}", *FAST))
+        history = client.get_metric_history(result.run_id, objective)
+        assert result.objective == max(history, key=lambda m: m.step).value
+        assert client.get_run(result.run_id).data.tags["nnlab.objective"] == objective
+    assert result.objective != result.metrics["val/acc"]  # the two really differ
 
 
 def test_diverging_run_fails_and_keeps_its_metrics(store):

@@ -70,11 +70,30 @@ def local_store_dir(uri: str) -> Path | None:
     return None
 
 
+class SignalSafeClient(MlflowClient):
+    """An MlflowClient whose calls are never cut in the middle by SIGINT / SIGTERM: a signal
+    that arrives during a call is raised as it returns (`interrupts_held`). Raised inside
+    SQLAlchemy's commit or a half-read cursor, it left a sqlite lock held by a pooled
+    connection, and closing the runs KILLED then waited on that lock forever."""
+
+    def __getattribute__(self, name: str):
+        attr = super().__getattribute__(name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def held(*args, **kwargs):
+            with interrupts_held():
+                return attr(*args, **kwargs)
+
+        return held
+
+
 def get_client(uri: str) -> MlflowClient:
     store = local_store_dir(uri)
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+    return SignalSafeClient(tracking_uri=uri)
 
 
 def experiment_id(client: MlflowClient, name: str, uri: str) -> str:
@@ -156,6 +175,27 @@ class RunInterrupted(KeyboardInterrupt):
     """Raised on SIGINT / SIGTERM so that the run closes as KILLED."""
 
 
+_held = {"depth": 0, "pending": None}  # store calls in progress on the main thread; a signal
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Let the block finish before an interrupt that arrives during it is raised (see
+    SignalSafeClient). Only the main thread receives signals, so only it counts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        pending = _held["pending"]
+        if _held["depth"] == 0 and pending is not None:
+            _held["pending"] = None
+            raise RunInterrupted(f"signal {pending}")
+
+
 @contextlib.contextmanager
 def interrupts_recorded() -> Iterator[dict[str, str]]:
     """Turn SIGINT and SIGTERM into RunInterrupted, and remember which signal came.
@@ -170,6 +210,9 @@ def interrupts_recorded() -> Iterator[dict[str, str]]:
 
     def handler(signum, frame):
         received["signal"] = signal.Signals(signum).name
+        if _held["depth"]:  # mid store call: raised when it returns
+            _held["pending"] = received["signal"]
+            return
         raise RunInterrupted(f"signal {received['signal']}")
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
