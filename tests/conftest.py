@@ -3,9 +3,11 @@ one sqlite store migrated once per session (migrating costs ~1.4 s a store)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
+import signal
 import sys
 import zlib
 from pathlib import Path
@@ -35,21 +37,27 @@ settings.register_profile(
 settings.load_profile(os.environ.get("NNLAB_HYPOTHESIS_PROFILE", "ci"))
 
 # `slow` means exactly "starts a subprocess, server or browser": `pytest -m "not slow"` is the
-# inner loop and must start none. A test that spawns without the mark fails, naming the command.
+# inner loop and must start none. A test that spawns without the mark fails, naming the command
+# (also where a library caught the refusal and went on: the attempt is remembered).
 _spawning_allowed = True
+_refused_spawns: list[str] = []
 SPAWN_EVENTS = {"subprocess.Popen", "os.system", "os.posix_spawn", "os.fork", "os.forkpty"}
 
 
 def _refuse_spawns_in_fast_tests(event: str, args: tuple) -> None:
     if event in SPAWN_EVENTS and not _spawning_allowed:
-        raise RuntimeError(f"a test not marked slow started a process ({event}: {args!r:.200})")
+        _refused_spawns.append(f"{event}: {args!r:.200}")
+        raise RuntimeError(f"a test not marked slow started a process ({_refused_spawns[-1]})")
 
 
-# Two libraries start a helper process once per process and cache the answer: platform's
-# `uname -p` (TensorFlow asks at import) and matplotlib's `fc-list` (the first font lookup on a
-# machine with no font cache yet). Asked here, before any test, they are not a test's spawn.
+# Libraries that start a helper process once per process and keep the answer: platform's
+# `uname -p` (TensorFlow asks at import), matplotlib's `fc-list` (the first font lookup on a
+# machine with no font cache yet), GitPython's `git version` (at import; MLflow imports it to
+# tag a logged model). Asked here, before any test, they are not a test's spawn.
 platform.processor()
 matplotlib.font_manager.findfont("DejaVu Sans")
+with contextlib.suppress(ImportError):
+    import git  # noqa: F401
 sys.addaudithook(_refuse_spawns_in_fast_tests)
 
 
@@ -57,8 +65,10 @@ sys.addaudithook(_refuse_spawns_in_fast_tests)
 def _spawns_only_in_slow_tests(request):
     global _spawning_allowed
     _spawning_allowed = request.node.get_closest_marker("slow") is not None
+    _refused_spawns.clear()
     yield
     _spawning_allowed = True
+    assert not _refused_spawns, f"not marked slow, yet started a process: {_refused_spawns}"
 
 
 # Tiny runs: the tests check behaviour, not how well a net trains in 100 epochs.
@@ -139,14 +149,26 @@ def ray_head(tmp_path_factory):
     finally:
         # Only this head's processes (`ray stop` would stop every Ray on the machine): each
         # names the head's temp dir on its command line. TERM, then KILL what is left.
-        for sig in ("-TERM", "-KILL"):
-            subprocess.run(["pkill", sig, "-f", temp], capture_output=True)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in processes_naming(temp):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
             for _ in range(50):
-                if subprocess.run(["pgrep", "-f", temp], capture_output=True).returncode == 1:
+                if not processes_naming(temp):
                     break
                 time.sleep(0.1)
-        left = subprocess.run(["pgrep", "-f", temp], capture_output=True)
-        assert left.returncode == 1, f"Ray processes left running: {left.stdout!r}"
+        assert not processes_naming(temp), "Ray processes left running"
+
+
+def processes_naming(text: str) -> list[int]:
+    """Pids of the live processes whose command line contains `text` (pgrep -f, without a
+    process per look)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+    return [pid for pid in found if pid != os.getpid()]
 
 
 def backend_params(names: list[str]) -> list:
