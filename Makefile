@@ -42,12 +42,10 @@ postgres:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-# Two workers, one per core: most tests wait on a subprocess importing the training stack
-# (7-11 s), so two run side by side in about 60% of the time (three were slower: 17.1 against
-# 15.4 minutes, the CPU being the limit). Work stealing keeps both busy to the end (whole
-# files per worker left one finishing the long server tests alone).
+# Every test, on the pytest-xdist workers that pyproject.toml's addopts name. The inner loop,
+# without subprocesses, servers or browsers: .venv/bin/pytest -m "not slow".
 test: setup backends browser postgres
-	$(BIN)/pytest -n 2 --dist worksteal
+	$(BIN)/pytest
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):
 # FUZZ_EXAMPLES cases, new ones each time; hypothesis prints how many it tried.

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import Phase, settings
+from mlflow.tracking.context import registry as mlflow_context_registry
 from omegaconf import DictConfig
 
 from nnlab.paths import CONF_DIR
-from tests.cli import BIN, run_cli, spawn_cli  # noqa: F401 (re-exported for the tests)
+from tests.cli import BIN
 
 # Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
 # "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.
@@ -52,12 +53,12 @@ def _refuse_spawns_in_fast_tests(event: str, args: tuple) -> None:
 
 # Libraries that start a helper process once per process and keep the answer: platform's
 # `uname -p` (TensorFlow asks at import), matplotlib's `fc-list` (the first font lookup on a
-# machine with no font cache yet), GitPython's `git version` (at import; MLflow imports it to
-# tag a logged model). Asked here, before any test, they are not a test's spawn.
+# machine with no font cache yet), MLflow's git context (`git version`, `git check-ignore`,
+# cached for the process; asked when a model is logged). Asked here, before any test, they are
+# not a test's spawn.
 platform.processor()
 matplotlib.font_manager.findfont("DejaVu Sans")
-with contextlib.suppress(ImportError):
-    import git  # noqa: F401
+mlflow_context_registry.resolve_tags()
 sys.addaudithook(_refuse_spawns_in_fast_tests)
 
 

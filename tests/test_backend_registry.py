@@ -13,7 +13,8 @@ from nnlab import backends
 from nnlab.nets import EngineMLP
 from nnlab.paths import CONF_DIR
 from nnlab.scratch import ACTIVATIONS, LOSSES, MLP
-from tests.conftest import backend_params, compose_config, spawn_cli
+from tests.cli import spawn_cli
+from tests.conftest import backend_params, compose_config
 
 NAMES = backends.names()
 

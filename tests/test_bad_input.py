@@ -15,7 +15,8 @@ from nnlab.datasets import DATASETS, DataError
 from nnlab.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
 from nnlab.paths import CONF_DIR
 from nnlab.run import run_training
-from tests.conftest import backend_params, compose_config, run_cli
+from tests.cli import run_cli
+from tests.conftest import backend_params, compose_config
 
 
 def all_runs(uri):

@@ -153,8 +153,8 @@ def test_any_override_runs_or_gets_one_line_naming_its_key(store, small_csv, key
     small = OmegaConf.merge(
         cfg, {"trainer": {"max_epochs": 1}, "tracking": {"log_plots": False, "log_model": False}}
     )
-    if data not in ("iris", "csv") and (small.data.n_samples or 0) > 400:
-        small.data.n_samples = 400
+    if data not in ("iris", "csv") and (small.data.n_samples or 0) > 200:
+        small.data.n_samples = 200
     if any(width > 64 for width in small.model.hidden):  # only how big: keep the run quick
         small.model.hidden = [min(width, 64) for width in small.model.hidden]
     try:

@@ -10,6 +10,9 @@ from nnlab.run import run_training
 from tests.conftest import compose_config
 
 
+SMALL = ["data.n_samples=300", "trainer.progress=none", "tracking.log_model=false"]
+
+
 def expected_stop(curve: list[float], patience: int, min_delta: float) -> tuple[int, int]:
     """(epoch it stops after, best epoch) for a minimised objective, by the documented rule."""
     best, best_epoch, stalled = curve[0], 0, 0
@@ -41,6 +44,7 @@ def test_the_run_stops_where_the_rule_says_and_keeps_the_best_epoch(store, lr, p
         f"trainer.early_stopping.patience={patience}",
         f"trainer.early_stopping.min_delta={min_delta}",
         "trainer.precision=64",
+        *SMALL,
         shrink=False,
     )
     result = run_training(cfg)
@@ -71,6 +75,7 @@ def _without_stopping(cfg) -> list[str]:
         f"optimizer.lr={cfg.optimizer.lr}",
         "trainer.max_epochs=200",
         "trainer.precision=64",
+        *SMALL,
     ]
 
 

@@ -59,19 +59,17 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
     driver = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    db = Path(store.removeprefix("sqlite:///")).parent / "optuna.db"
 
-    def two_done_and_a_third_running():  # the moment to kill it
-        if not db.exists() or not optuna.get_all_study_summaries(f"sqlite:///{db}"):
-            return None
-        trials = the_study(store).trials
-        finished = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = any(t.state == TrialState.RUNNING for t in trials)
-        return finished if len(finished) >= 2 and running else None
+    def two_done_and_a_third_running():  # the moment to kill it, read from the MLflow store
+        # (the study's own database is not opened while the driver may still be creating it)
+        _, children = runs(store) if Path(store.removeprefix("sqlite:///")).exists() else ([], [])
+        states = [r.info.status for r in children]
+        return states.count("FINISHED") >= 2 and "RUNNING" in states
 
-    finished_before = wait_for(two_done_and_a_third_running, driver, "a third trial ran")
+    wait_for(two_done_and_a_third_running, driver, "a third trial ran")
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
+    finished_before = [t for t in the_study(store).trials if t.state == TrialState.COMPLETE]
     assert len(finished_before) >= 2
 
     proc = spawn_cli(*[Path(command[0]).name, *command[1:]])
