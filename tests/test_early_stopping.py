@@ -9,7 +9,6 @@ from nnlab.config_check import ConfigError, check_config
 from nnlab.run import run_training
 from tests.conftest import compose_config
 
-
 SMALL = ["data.n_samples=300", "trainer.progress=none", "tracking.log_model=false"]
 
 
