@@ -55,6 +55,9 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
         "sweep=optuna",
         "hydra.sweeper.n_trials=5",
         *TINY,
+        # Trials long enough (~1 s) that the one seen running is still running when the
+        # kill lands a moment later: a 3-epoch trial could finish in between.
+        "trainer.max_epochs=60",
     ]
     driver = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -62,8 +65,9 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
 
     def two_done_and_a_third_running():  # the moment to kill it, read from the MLflow store
         # (the study's own database is not opened while the driver may still be creating it)
-        _, children = runs(store) if Path(store.removeprefix("sqlite:///")).exists() else ([], [])
-        states = [r.info.status for r in children]
+        _, found = runs(store) if Path(store.removeprefix("sqlite:///")).exists() else ([], [])
+        # trials' runs only: the parent is told apart by its parent-run tag, set at creation
+        states = [r.info.status for r in found if "mlflow.parentRunId" in r.data.tags]
         return states.count("FINISHED") >= 2 and "RUNNING" in states
 
     wait_for(two_done_and_a_third_running, driver, "a third trial ran")
