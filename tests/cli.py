@@ -18,6 +18,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -131,8 +132,6 @@ def wait_for(condition, proc: subprocess.Popen, what: str, poll_s: float = 0.2):
     the state a test needs before it signals a process, instead of a guess of seconds. Fails
     at once with the process's output if the process ends first; a process that never gets
     there is ended by the test's pytest-timeout budget, which names the test."""
-    import time
-
     while True:
         found = condition()
         if found:

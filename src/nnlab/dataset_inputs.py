@@ -41,15 +41,12 @@ def log_dataset_inputs(client, run_id: str, data_cfg, splits: Splits) -> None:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.entities import DatasetInput, InputTag
 
-    from nnlab.store.names import GIT_COMMIT_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
-    from nnlab.store.runs import git_commit
+    from nnlab.store.runs import code_source_tags
 
     name = dataset_label(data_cfg)
     # The source the run itself names. Left to MLflow, each dataset would resolve it from the
     # process's context: GitPython spawning `git` several times per run for the same commit.
-    source = CodeDatasetSource(
-        {SOURCE_NAME_TAG: "nnlab-train", SOURCE_TYPE_TAG: "LOCAL", GIT_COMMIT_TAG: git_commit()}
-    )
+    source = CodeDatasetSource(code_source_tags())
     inputs = []
     for part, context in SPLITS:
         x, y = getattr(splits, f"x_{part}"), getattr(splits, f"y_{part}")

@@ -64,22 +64,19 @@ from nnlab.store.names import (
     CSV_SHA256_TAG,
     DESCRIPTION_TAG,
     FIT_SECONDS_TAG,
-    GIT_COMMIT_TAG,
     GROUP_TAG,
     LOSS_TAG,
     OBJECTIVE_TAG,
     OVERHEAD_SECONDS_TAG,
     PARENT_TAG,
-    SOURCE_NAME_TAG,
-    SOURCE_TYPE_TAG,
     STOPPED_EARLY_TAG,
     TASK_TAG,
 )
 from nnlab.store.preflight import check_store
 from nnlab.store.redact import redact
 from nnlab.store.runs import (
+    code_source_tags,
     get_client,
-    git_commit,
     log_params,
     open_run,
     set_tags,
@@ -203,10 +200,7 @@ def run_tags(cfg: DictConfig, setup: RunSetup, extra_tags: dict | None) -> dict[
         GROUP_TAG: group_id(cfg),
         TASK_TAG: setup.task.name,
         LOSS_TAG: setup.loss_name,
-        GIT_COMMIT_TAG: git_commit(),
-        # The UI's Source column: the entry point (its type must be one MLflow knows).
-        SOURCE_NAME_TAG: "nnlab-train",
-        SOURCE_TYPE_TAG: "LOCAL",
+        **code_source_tags(),
         DESCRIPTION_TAG: run_description(cfg, setup.sizes, setup.task.name),
         **(csv_tags(setup.table) if setup.table is not None else {}),
     }

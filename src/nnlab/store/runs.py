@@ -37,10 +37,13 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.store.chart_view import ensure_chart_view  # noqa: E402
-from nnlab.store.names import (
+from nnlab.store.names import (  # noqa: E402
     ERROR_TAG,
+    GIT_COMMIT_TAG,
     HOST_TAG,
-    PID_TAG,  # noqa: E402
+    PID_TAG,
+    SOURCE_NAME_TAG,
+    SOURCE_TYPE_TAG,
 )
 from nnlab.store.redact import redact  # noqa: E402
 
@@ -137,6 +140,12 @@ def git_commit() -> str | None:
     except OSError:
         pass
     return None
+
+
+def code_source_tags() -> dict[str, str | None]:
+    """Where a training run's code came from: the UI's Source column (the entry point; its type
+    must be one MLflow knows) and the commit. The run and its dataset inputs name the same."""
+    return {SOURCE_NAME_TAG: "nnlab-train", SOURCE_TYPE_TAG: "LOCAL", GIT_COMMIT_TAG: git_commit()}
 
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
