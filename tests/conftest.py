@@ -12,6 +12,16 @@ import sys
 import zlib
 from pathlib import Path
 
+# The pytest workers outnumber the cores: one compute thread each, or torch, XLA and TensorFlow
+# each start a pool per worker and the workers spend their time preempting one another. Set
+# before any framework is imported (they read these once, at start).
+if "PYTEST_XDIST_WORKER" in os.environ:
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(variable, "1")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+
 import matplotlib.font_manager
 import numpy as np
 import pytest
