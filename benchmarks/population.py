@@ -39,41 +39,35 @@ def compose_cfg(*overrides: str):
         return compose("train", ["trainer.progress=none", *overrides])
 
 
-def population_seconds(cfg, epochs: int) -> float:
-    from nnlab.population import member_setups, population_trainer
+def fit_seconds(cfg, members, epochs: int) -> float:
+    """`members` trained as one population by the engine (nnlab.engine), fit and test."""
+    from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
+    from nnlab.population import fit_and_test, member_setups, population_module
     from nnlab.run import run_setup
-    from nnlab.seeds import member_config
 
-    members = [member_config(cfg, k) for k in range(MEMBERS)]
-    trainer = population_trainer(cfg, members, member_setups(members, run_setup))
+    cfg = cfg.copy()
+    cfg.trainer.max_epochs = epochs
+    module = population_module(cfg, members, member_setups(members, run_setup))
+    logger = PopulationLogger([BufferedMlflowLogger(None, None) for _ in members])
     start = time.perf_counter()
-    trainer.fit(epochs, lambda k, epoch, metrics: None)
+    fit_and_test(cfg, module, logger, "bench")
     return time.perf_counter() - start
 
 
+def population_seconds(cfg, epochs: int) -> float:
+    from nnlab.seeds import member_config
+
+    return fit_seconds(cfg, [member_config(cfg, k) for k in range(MEMBERS)], epochs)
+
+
 def one_by_one_seconds(cfg, epochs: int) -> float:
-    """The same members as plain runs, one after another, through nnlab's Lightning module."""
-    from nnlab.mlflow_logger import BufferedMlflowLogger
-    from nnlab.run import _fit_and_test, run_setup
+    """The same members as plain runs (populations of one), one after another."""
     from nnlab.seeds import member_config
 
     total = 0.0
     for k in range(MEMBERS):
         member = member_config(cfg, k)
-        member.trainer.max_epochs = epochs
-        setup = run_setup(member)
-        start = time.perf_counter()
-        _fit_and_test(
-            member,
-            setup.splits,
-            setup.task,
-            setup.loss_name,
-            setup.sizes,
-            setup.dtype,
-            BufferedMlflowLogger(None, None),
-            "bench",
-        )
-        total += time.perf_counter() - start
+        total += fit_seconds(member, [member], epochs)
     return total
 
 

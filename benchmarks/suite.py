@@ -36,15 +36,16 @@ from hydra import compose, initialize_config_dir
 from nnlab import backends
 from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
 from nnlab.config_check import check_config
-from nnlab.data import TensorBatches, data_module, make_splits
-from nnlab.mlflow_logger import BufferedMlflowLogger
+from nnlab.data import TensorBatches, make_splits
+from nnlab.engine import OneItem
+from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.paths import CONF_DIR
+from nnlab.population import fit_and_test, member_network, population_module
 from nnlab.run import (
-    build_module,
     build_trainer,
     layer_sizes,
     quiet_lightning,
-    run_callbacks,
+    run_setup,
 )
 from nnlab.scratch import MLP
 from nnlab.tasks import TASKS
@@ -135,10 +136,8 @@ def nnlab_epochs(
 
     name, *options = backend.split()
     cfg = config(*overrides, f"backend={name}", *options, f"trainer.max_epochs={epochs}")
-    task = TASKS[splits.task]
-    module = build_module(cfg, task, task.default_loss, layer_sizes(cfg, splits), torch.float32)
-    dm = data_module(splits, cfg.data.batch_size, cfg.seed, torch.float32)
-    logger = None
+    module = population_module(cfg, [cfg], [run_setup(cfg, splits)])
+    logger = BufferedMlflowLogger(None, None)
     if tracking_uri:
         client = get_client(tracking_uri)
         exp = client.get_experiment_by_name("bench") or client.get_experiment(
@@ -147,10 +146,13 @@ def nnlab_epochs(
             )
         )
         logger = BufferedMlflowLogger(client, client.create_run(exp.experiment_id).info.run_id)
+    population_logger = PopulationLogger([logger])
+    module.record_fn = population_logger.record
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = build_trainer(cfg, logger, run_callbacks(cfg, task, "bench"), scratch)
+        trainer = build_trainer(cfg, population_logger, [], scratch)
         start = time.perf_counter()
-        trainer.fit(module, datamodule=dm)
+        trainer.fit(module, train_dataloaders=OneItem())
+        population_logger.flush()
         return (time.perf_counter() - start) / epochs
 
 
@@ -282,7 +284,6 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
 
     cfg = config("trainer.max_epochs=5")
     splits = make_splits(cfg.data, cfg.seed)
-    task = TASKS[splits.task]
     client = get_client(store)
     exp = client.create_experiment(
         "fixed-cost", artifact_location=Path(store[10:]).parent.joinpath("fixed-cost").as_uri()
@@ -295,12 +296,9 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
         return time.perf_counter() - start
 
     def train_once():
-        module = build_module(cfg, task, "bce", layer_sizes(cfg, splits), torch.float32)
-        dm = data_module(splits, 32, 0, torch.float32)
-        with tempfile.TemporaryDirectory() as scratch:
-            trainer = build_trainer(cfg, None, [], scratch)
-            trainer.fit(module, datamodule=dm)
-        state.update(module=module, trainer=trainer)
+        module = population_module(cfg, [cfg], [run_setup(cfg, splits)])
+        fit_and_test(cfg, module, PopulationLogger([BufferedMlflowLogger(None, None)]), "bench")
+        state.update(net=member_network(cfg, module, 0, torch.float32))
 
     train_once()
 
@@ -313,7 +311,7 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
         "build module + trainer": lambda: timed(
             lambda: (
                 build_trainer(cfg, None, [], tempfile.gettempdir())
-                and build_module(cfg, task, "bce", layer_sizes(cfg, splits), torch.float32)
+                and population_module(cfg, [cfg], [run_setup(cfg, splits)])
             )
         ),
         "create the run + log params": lambda: timed(
@@ -328,8 +326,7 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
                 client,
                 client.create_run(exp).info.run_id,
                 cfg,
-                state["module"].net,
-                state["trainer"].save_checkpoint,
+                state["net"],
                 run_setup(cfg, splits),
                 history.history,
             )

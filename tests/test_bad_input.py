@@ -159,7 +159,7 @@ def test_every_shipped_experiment_preset_fits_in_memory():
 def test_an_lr_that_overflows_the_optimizer_step_is_a_diverged_run(store):
     """Found by the property test: Adam's step lr / (1 - beta1) overflows float32 for lr >= 3.4e37
     and torch raises a bare RuntimeError; it is a divergence, recorded FAILED with its reason."""
-    from nnlab.modules import TrainingDiverged
+    from nnlab.engine import TrainingDiverged
     from nnlab.run import run_training
     from tests.conftest import compose_config
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from nnlab.config_check import CSV_RULES, RULES, ConfigError, check_config
 from nnlab.datasets import DataError
-from nnlab.modules import TrainingDiverged
+from nnlab.engine import TrainingDiverged
 from nnlab.run import run_training
 from nnlab.train import check_overrides
 from tests.cli import run_cli

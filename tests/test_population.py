@@ -10,43 +10,47 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.config_check import ConfigError
-from nnlab.mlflow_logger import BufferedMlflowLogger
+from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.paths import CONF_DIR
-from nnlab.population import member_setups, population_trainer, wanted, why_not_population
+from nnlab.population import (
+    fit_and_test,
+    member_setups,
+    population_module,
+    wanted,
+    why_not_population,
+)
 from nnlab.repeats import run_group
-from nnlab.run import _fit_and_test, run_setup
+from nnlab.run import run_setup
 from nnlab.seeds import member_config
 from nnlab.store.names import MEMBER_TAG, PARENT_TAG
 from tests.cli import BIN, run_cli, wait_for
 from tests.conftest import backend_params, compose_config
 
-POPULATION_BACKENDS = ["torch", "torch_scratch", "numpy", "jax"]
+POPULATION_BACKENDS = ["torch", "torch_scratch", "numpy", "jax", "tensorflow"]
 OPTIMIZERS = sorted(p.stem for p in (CONF_DIR / "optimizer").glob("*.yaml"))
 FAST = ["tracking.log_plots=false", "tracking.log_model=false", "trainer.progress=none"]
 MEMBERS = 3
 
 
+def fit(cfg, members, module=None):
+    """`members` trained as one population by the engine; each member's logger."""
+    loggers = [BufferedMlflowLogger(None, None) for _ in members]
+    module = module or population_module(cfg, members, member_setups(members, run_setup))
+    fit_and_test(cfg, module, PopulationLogger(loggers), "t")
+    return module, [dict(lg.history) for lg in loggers]
+
+
 def plain_curves(cfg) -> dict[str, list[tuple[int, float]]]:
-    """The per-epoch metrics of the plain run of `cfg`, through nnlab's Lightning module."""
-    setup = run_setup(cfg)
-    logger = BufferedMlflowLogger(None, None)
-    _fit_and_test(
-        cfg, setup.splits, setup.task, setup.loss_name, setup.sizes, setup.dtype, logger, "t"
-    )
-    return {k: v for k, v in logger.history.items() if not k.startswith("test/")}
+    """The per-epoch metrics of the plain run of `cfg` (a population of one)."""
+    _, (history,) = fit(cfg, [cfg])
+    return {k: v for k, v in history.items() if not k.startswith("test/")}
 
 
 def population_curves(cfg, epochs: int):
     members = [member_config(cfg, k) for k in range(int(cfg.repeats))]
-    trainer = population_trainer(cfg, members, member_setups(members, run_setup))
-    curves = [{} for _ in members]
-
-    def record(k, epoch, metrics):
-        for key, value in metrics.items():
-            curves[k].setdefault(key, []).append((epoch, value))
-
-    trainer.fit(epochs, record)
-    return members, curves, trainer
+    module, histories = fit(cfg, members)
+    curves = [{k: v for k, v in h.items() if not k.startswith("test/")} for h in histories]
+    return members, curves, module
 
 
 def assert_members_equal_plain_runs(*overrides: str, epochs: int = 12) -> None:
@@ -100,8 +104,8 @@ def test_shared_data_is_held_once_and_members_still_differ():
     """seeds.data fixed: one dataset for all, initial weights and batch orders per member."""
     cfg = compose_config("repeats=3", "seeds.data=7", "trainer.precision=64", *FAST, shrink=False)
     members = [member_config(cfg, k) for k in range(3)]
-    trainer = population_trainer(cfg, members, member_setups(members, run_setup))
-    assert trainer.data.shared and trainer.data.x_train.dim() == 2
+    module = population_module(cfg, members, member_setups(members, run_setup))
+    assert module.data.shared and module.data.x_train.dim() == 2
     assert_members_equal_plain_runs("seeds.data=7", "seeds.order=3", epochs=5)
 
 
@@ -120,14 +124,15 @@ def test_a_diverged_member_stops_alone():
         shrink=False,
     )
     members = [member_config(cfg, k) for k in range(3)]
-    trainer = population_trainer(cfg, members, member_setups(members, run_setup))
+    module = population_module(cfg, members, member_setups(members, run_setup))
     with np.errstate(all="ignore"):
-        for w in trainer.net.weights:
+        for w in module.net.weights:
             w.data[1] *= 1e200
-    curves = [{} for _ in members]
-    trainer.fit(5, lambda k, e, m: curves[k].update({(key, e): v for key, v in m.items()}))
-    assert list(trainer.failures) == [1] and "at epoch 0" in trainer.failures[1]
+    module, histories = fit(cfg, members, module)
+    curves = [{(key, e): v for key, points in h.items() for e, v in points} for h in histories]
+    assert list(module.failures) == [1] and "at epoch 0" in module.failures[1]
     assert not math.isfinite(curves[1]["train/loss", 0]) and ("val/loss", 0) not in curves[1]
+    assert not any(key.startswith("test/") for key, _ in curves[1])  # no result to test
     for k in (0, 2):
         expected = plain_curves(members[k])
         for key, points in expected.items():
@@ -144,9 +149,8 @@ def test_refusals_name_the_reason(monkeypatch):
         env.setenv(TRIAL_ENV, "3")  # what nnlab's Optuna sweeper gives each trial's job
         assert "Optuna trial" in why_not_population(compose_config("repeats=2"))
     for override, words in [
-        ("backend=tensorflow", "backend=tensorflow: has no population network"),
-        ("trainer.early_stopping.patience=3", "trainer.early_stopping"),
-        ("tracking.skip_finished=true", "tracking.skip_finished=true"),
+        ("optimizer._target_=torch.optim.Adafactor", "not an elementwise optimizer"),
+        ("trainer.accelerator=auto", "populations train on the cpu"),
     ]:
         cfg = compose_config("repeats=2", override)
         assert words in why_not_population(cfg)
@@ -248,3 +252,84 @@ def test_an_interrupted_population_closes_every_run_killed(store):
         if MEMBER_TAG in run.data.tags:
             assert "SIGTERM" in run.data.tags["nnlab.error"]
             assert client.get_metric_history(run.info.run_id, "train/loss")
+
+
+@pytest.mark.slow
+def test_a_sigkilled_population_is_listed_stale_and_resumed_by_any_member(store):
+    """SIGKILL mid-training (nothing can be closed or flushed): the members and the group's
+    parent are listed by --stale; resume=<a member's run id> continues the whole population
+    from its checkpoint, and each member's curve then has every epoch exactly once, with the
+    values of the same population trained without interruption."""
+    import subprocess
+
+    common = [
+        "repeats=3",
+        "data.n_samples=200",
+        "trainer.precision=64",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "tracking.log_plots=false",
+    ]
+    proc = subprocess.Popen(
+        [
+            str(BIN / "nnlab-train"),
+            *common,
+            "trainer.max_epochs=100000",
+            "trainer.checkpoint_every_s=0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = MlflowClient(store)
+
+    def members_with_a_checkpoint():
+        exp = client.get_experiment_by_name("nnlab")
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        members = [r for r in runs if MEMBER_TAG in r.data.tags]
+        ready = len(members) == 3 and all(
+            client.list_artifacts(r.info.run_id, "checkpoints") for r in members
+        )
+        return members if ready else None
+
+    members = wait_for(members_with_a_checkpoint, proc, "every member has a checkpoint")
+    proc.kill()
+    proc.wait()
+    stale = run_cli("nnlab-report", "--stale")
+    parent_id = members[0].data.tags[PARENT_TAG]
+    for run_id in [parent_id, *(m.info.run_id for m in members)]:
+        assert run_id in stale.stdout, stale.stdout
+
+    by_member = {int(m.data.tags[MEMBER_TAG]): m.info.run_id for m in members}
+    done = min(
+        max(m.step for m in client.get_metric_history(r, "train/loss")) for r in by_member.values()
+    )
+    target = done + 30
+    resumed = run_cli(
+        "nnlab-train", f"resume={by_member[2]}", f"trainer.max_epochs={target}", check=True
+    )
+    assert "resuming its population of 3 members" in resumed.stdout
+    assert client.get_run(parent_id).info.status == "FINISHED"
+    run_cli(
+        "nnlab-train",
+        *common,
+        f"trainer.max_epochs={target}",
+        "tracking.experiment=straight",
+        check=True,
+    )
+    exp = client.get_experiment_by_name("straight")
+    straight = {
+        int(r.data.tags[MEMBER_TAG]): r.info.run_id
+        for r in client.search_runs([exp.experiment_id])
+        if MEMBER_TAG in r.data.tags
+    }
+    for k, run_id in by_member.items():
+        assert client.get_run(run_id).info.status == "FINISHED"
+        for key in ("train/loss", "val/loss"):
+            curve = client.get_metric_history(run_id, key)
+            assert sorted(m.step for m in curve) == list(range(target)), (k, key)
+            expected = {m.step: m.value for m in client.get_metric_history(straight[k], key)}
+            got = {m.step: m.value for m in curve}
+            np.testing.assert_allclose(
+                [got[e] for e in range(target)], [expected[e] for e in range(target)], rtol=1e-9
+            )

@@ -1,14 +1,11 @@
 """Checkpoints during training, so that an interrupted run can be resumed.
 
-Every `trainer.checkpoint_every_s` seconds the run's buffered
-metrics are flushed and *then* a checkpoint is written to the run as
-`checkpoints/last.ckpt`. In that order the store never holds a checkpoint newer than its
-metrics: after a crash, a resume recomputes the epochs after the checkpoint, and drops the
-ones the store already has (nnlab.mlflow_logger's `skip_through`), so the curve has no
-repeated and no missing epoch.
-
-It is a `Checkpoint` callback because Lightning calls those after the LightningModule's
-`on_train_epoch_end`, where nnlab records the epoch's metrics.
+Every `trainer.checkpoint_every_s` seconds the runs' buffered metrics are flushed and *then*
+one checkpoint of the whole population (nnlab.engine) is written to each member's run as
+`checkpoints/last.ckpt`, so that any member's run id resumes it. In that order the store never
+holds a checkpoint newer than its metrics: after a crash, a resume recomputes the epochs after
+the checkpoint and drops the ones the store already has (nnlab.mlflow_logger), so the curve
+has no repeated and no missing epoch.
 """
 
 from __future__ import annotations
@@ -51,11 +48,12 @@ class PeriodicCheckpoint(Checkpoint):
         if time.monotonic() - self._last < self.every_s:
             return
         logger = trainer.logger
-        if logger is None or getattr(logger, "client", None) is None:
+        if logger is None or logger.client is None or not logger.run_ids:
             return
         logger.flush()  # metrics first: see the module docstring
         with tempfile.TemporaryDirectory(prefix="nnlab-ckpt-") as tmp:
             path = Path(tmp) / LAST
             trainer.save_checkpoint(path)
-            logger.client.log_artifact(logger.run_id, str(path), ARTIFACT_DIR)
+            for run_id in logger.run_ids:
+                logger.client.log_artifact(run_id, str(path), ARTIFACT_DIR)
         self._last = time.monotonic()

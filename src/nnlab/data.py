@@ -289,7 +289,7 @@ def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
     """A LightningDataModule over `splits`, all as tensors of `dtype` already in memory.
 
     Its training "loader" yields one item per epoch: the epoch's shuffled mini-batches, which
-    nnlab's modules step through themselves (see nnlab.modules for why). Validation tensors
+    nnlab's engine steps through itself (see nnlab.engine for why). Validation tensors
     are read directly by the module at the end of each epoch; test goes through Lightning's
     test loop in large chunks.
     """

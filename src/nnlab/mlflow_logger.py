@@ -31,6 +31,7 @@ class BufferedMlflowLogger(Logger):
         super().__init__()
         self.client = client
         self.run_id = run_id
+        self.run_name = ""  # what the run is called, for the lines that report it
         self.flush_every_s = flush_every_s
         self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
         self._last_flush = time.monotonic()
@@ -86,3 +87,47 @@ class BufferedMlflowLogger(Logger):
     def last(self, key: str) -> float | None:
         values = self.history.get(key)
         return values[-1][1] if values else None
+
+
+class PopulationLogger(Logger):
+    """The logger of a population (nnlab.engine): member k's metrics go to `members[k]`, its
+    own run. What Lightning asks of a logger (flush at the end) is done for every member."""
+
+    def __init__(self, members: list[BufferedMlflowLogger]):
+        super().__init__()
+        self.members = members
+
+    @property
+    def name(self) -> str:
+        return "mlflow"
+
+    @property
+    def version(self) -> str:
+        return ",".join(m.run_id or "" for m in self.members)
+
+    @property
+    def client(self) -> MlflowClient | None:
+        return self.members[0].client
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [m.run_id for m in self.members if m.run_id is not None]
+
+    def record(self, k: int, epoch: int, metrics: dict[str, float]) -> None:
+        self.members[k].log_metrics({**metrics, "epoch": epoch})
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        pass  # members' metrics arrive through `record`
+
+    def flush(self) -> None:
+        for member in self.members:
+            member.flush()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.flush()

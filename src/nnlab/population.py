@@ -2,16 +2,15 @@
 
 A small network leaves the CPU idle: a 2-10-5-1 step at batch 32 is almost all dispatch
 overhead. Members that differ only in their seeds share their architecture, backend and
-optimizer, so their weights can be stacked (nnlab.population_nets) and trained by one loop
-(nnlab.population_training): N members then cost about what one costs.
+optimizer, so their weights can be stacked (nnlab.population_nets) and trained by the one
+engine every run trains with (nnlab.engine; a plain run is a population of one): N members
+then cost about what one costs.
 
 Each member keeps its own data split, initial weights and batch order, and its curves equal
 its plain run's (tests/test_population.py holds them to 1e-9 in float64). Each member is its
 own MLflow run, as the one-by-one path makes it (nnlab.repeats): params, dataset, config,
-curves, test metrics, figures, checkpoint and model. A member that diverges fails alone.
-
-Backends declare `population_network` (torch, torch_scratch, numpy, jax); tensorflow does not
-yet, and its repeats train one by one.
+curves, test metrics, figures, checkpoint and model. A member that diverges or stops early
+does so alone.
 
 `trainer.population`: auto (a population when the config allows one, else one by one with a
 line saying why), true (a population, or one line saying why not and exit 2), false.
@@ -43,28 +42,19 @@ ELEMENTWISE_OPTIMIZERS = (
 
 def why_not_population(cfg: DictConfig) -> str | None:
     """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
-    from nnlab import backends
     from nnlab.study import job_is_a_trial
 
-    backend = cfg.backend.name
-    if not hasattr(backends.get(backend).module(), "population_network"):
-        able = [
-            n for n in backends.names() if hasattr(backends.get(n).module(), "population_network")
-        ]
-        return f"backend={backend}: has no population network (those that do: {', '.join(able)})"
     target = cfg.optimizer.get("_target_")
     if target not in ELEMENTWISE_OPTIMIZERS:
+        # Stacked members share each parameter tensor: an optimizer that looks across a
+        # tensor's elements (a factored or orthogonalised update) would mix them.
         names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
         return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
     if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
         return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
-    if (cfg.trainer.get("early_stopping") or {}).get("patience") is not None:
-        return "trainer.early_stopping: each member would stop at its own epoch"
     if job_is_a_trial():
         # The trial follows one run: its pruning reports, its objectives, its recovery.
         return "an Optuna trial follows one run (its pruner, objectives and recovery)"
-    if cfg.tracking.skip_finished:
-        return "tracking.skip_finished=true: members may be skipped one by one"
     return None
 
 
@@ -91,16 +81,20 @@ def train_population(
     member_tags: Callable[[int, int], dict],
     swept_keys: list[str] | None,
     logged: list[int] | None = None,
+    resume=None,
 ) -> tuple[list, list[str]]:
     """Train the members of `cfg`'s group together. Returns (RunResult of each member that
     finished, one line per member that failed). `member_tags(k, seed)`: member k's tags.
     `logged`: the members that get a run (default all; nnlab-reproduce re-trains a whole
-    population to reproduce one member of it)."""
+    population to reproduce one member of it). `resume` (nnlab.resume.PopulationResume):
+    continue an interrupted population in its own runs, from its checkpoint."""
     from nnlab.memory import parameter_count
-    from nnlab.mlflow_logger import BufferedMlflowLogger
+    from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
     from nnlab.run import (
         PARAMETERS_METRIC,
         describer,
+        early_stopper,
+        finished_twin,
         log_run_inputs,
         log_timings,
         parent_link,
@@ -108,65 +102,87 @@ def train_population(
         run_name_of,
         run_setup,
         run_tags,
+        skipped_result,
     )
-    from nnlab.store.names import PARENT_TAG, POPULATION_TAG
+    from nnlab.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATION_TAG
     from nnlab.store.preflight import check_store
-    from nnlab.store.runs import get_client, open_runs, tracking_uri
+    from nnlab.store.runs import get_client, open_runs, set_tags, tracking_uri
 
     started = time.perf_counter()
     quiet_lightning()
-    n = int(cfg.repeats)
-    logged = list(range(n)) if logged is None else logged
-    members = [member_config(cfg, k) for k in range(n)]
+    group = list(range(int(cfg.repeats))) if resume is None else list(resume.group)
+    logged = group if logged is None else logged  # member k of the group has seed + k
+    uri = tracking_uri(cfg.tracking.uri)
+    check_store(uri)
+    client = get_client(uri)
+    skipped = []
+    if cfg.tracking.skip_finished and resume is None:  # per member: each has its config hash
+        for k in list(logged):
+            twin = finished_twin(client, member_config(cfg, k))
+            if twin is not None:
+                skipped.append(skipped_result(twin, cfg, uri))
+                group.remove(k)
+        logged = [k for k in logged if k in group]
+        if not logged:
+            return skipped, []
+    members = [member_config(cfg, k) for k in group]  # the population: position i is group[i]
     setups = member_setups(members, run_setup)
     names = [
         run_name_of(m, s, swept_keys, f" · seed {m.seed}")
         for m, s in zip(members, setups, strict=True)
     ]
-    uri = tracking_uri(cfg.tracking.uri)
-    check_store(uri)
-    client = get_client(uri)
+    n = len(members)
+    logged = [group.index(k) for k in logged]  # positions from here on
     tags = [
         run_tags(
-            members[k],
-            setups[k],
+            members[i],
+            setups[i],
             {
-                **member_tags(k, int(members[k].seed)),
+                **member_tags(group[i], int(members[i].seed)),
                 POPULATION_TAG: f"{n} members trained together",
             },
         )
-        for k in logged
+        for i in logged
     ]
-    loggers = [BufferedMlflowLogger(None, None) for _ in members]  # unlogged members: memory
+    histories = resume.histories if resume is not None else [None] * n
+    # Unlogged members' loggers keep their curves in memory only. A resumed member's starts
+    # from its stored curves, and skips the epochs it already has.
+    loggers = [BufferedMlflowLogger(None, None, history=h) for h in histories]
     parent = parent_link(client, tags[0].get(PARENT_TAG))
     closers = [
         describer(members[k], setups[k], lambda lg=loggers[k]: lg.history, parent) for k in logged
     ]
     results, failures = [], []
     with open_runs(
-        client, cfg.tracking.experiment, uri, [names[k] for k in logged], tags, closers
+        client,
+        cfg.tracking.experiment,
+        uri,
+        [names[k] for k in logged],
+        tags,
+        closers,
+        resume_run_ids=resume.run_ids if resume is not None else None,
     ) as runs:
+        if resume is None and len(runs.ids) > 1:
+            for run_id in runs.ids:  # any member's id resumes the whole population
+                set_tags(client, run_id, {POPULATION_RUNS_TAG: ",".join(runs.ids)})
         for i, k in enumerate(logged):
             member, setup = members[k], setups[k]
-            log_run_inputs(client, runs.ids[i], member, [*overrides, f"seed={member.seed}"], setup)
+            if resume is None:
+                overrides_k = [*overrides, f"seed={member.seed}"]
+                log_run_inputs(client, runs.ids[i], member, overrides_k, setup)
             loggers[k].client, loggers[k].run_id = client, runs.ids[i]
+            loggers[k].run_name = names[k]
             loggers[k].log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, 0)
-        trainer = population_trainer(cfg, members, setups)
-        progress = PopulationProgress(cfg, names[0].rsplit(" · ", 1)[0], trainer)
-
-        def record(k: int, epoch: int, metrics: dict) -> None:
-            loggers[k].log_metrics({**metrics, "epoch": epoch})
-
+        label = f"{names[0].rsplit(' · ', 1)[0]} · {n} seeds"
+        stopper = early_stopper(cfg)
         fit_started = time.perf_counter()
-        try:
-            trainer.fit(int(cfg.trainer.max_epochs), record, progress.epoch_done)
-        finally:
-            for logger in loggers:
-                logger.flush()  # whatever was measured is kept, also when training fails
+        module = population_module(cfg, members, setups)
+        checkpoint = resume.checkpoint if resume is not None else None
+        module = fit_and_test(cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint)
         fit_seconds = time.perf_counter() - fit_started
         for i, k in enumerate(logged):
             result = _finish_member(
-                client, runs, i, k, members[k], setups[k], trainer, loggers[k], names[k]
+                client, runs, i, k, group[k], members[k], setups[k], module, stopper, loggers[k]
             )
             if isinstance(result, str):
                 failures.append(result)
@@ -177,17 +193,21 @@ def train_population(
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
         for result in results:  # each member's share of the fit and of the fixed cost
             log_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
-    return results, failures
+    return [*skipped, *results], failures
 
 
-def population_trainer(cfg: DictConfig, members: list[DictConfig], setups: list):
-    """The stacked network, its optimizer and the members' data, ready to fit."""
+def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, record=None):
+    """The stacked network of `members` (nnlab.engine), its optimizer and the members' data,
+    ready to fit. `record(k, epoch, metrics)` receives member k's epoch metrics."""
+    import pytorch_lightning as pl
     from hydra.utils import instantiate
 
     from nnlab import backends
-    from nnlab.population_training import PopulationTrainer, population_data
+    from nnlab.engine import PopulationModule, population_data
     from nnlab.scratch import init_params
 
+    # Lightning's RNGs seeded as for member 0's plain run; the weights come from init_params.
+    pl.seed_everything(effective_seeds(members[0]).init, workers=False, verbose=False)
     setup = setups[0]  # the members differ in their seeds only: same sizes, task and loss
     options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
     net = (
@@ -203,17 +223,62 @@ def population_trainer(cfg: DictConfig, members: list[DictConfig], setups: list)
     data = population_data(
         [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
     )
-    return PopulationTrainer(
+    # foreach: one call per step for all tensors, not a Python loop (10% of a step here);
+    # the same elementwise arithmetic whatever the number of members.
+    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, foreach=True)  # noqa: E731
+    return PopulationModule(
         net,
-        # foreach: one call per step for all tensors, not a Python loop (10% of a step here);
-        # the same elementwise arithmetic, so members still equal their plain runs.
-        instantiate(cfg.optimizer)(net.parameters(), foreach=True),
-        data,
         setup.task,
         setup.loss_name,
+        make_optimizer,
+        data,
         cfg.data.batch_size,
         l1=cfg.model.l1,
+        record=record,
     )
+
+
+def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
+    """Train `module` (population_module) with one Lightning Trainer, then test each member;
+    returns it trained. `logger` (nnlab.mlflow_logger.PopulationLogger) gets every member's
+    metrics. `watchers`: callbacks that act on each epoch's metrics (early stopping, pruning);
+    `checkpoint`: a resume point (nnlab.resume checked it)."""
+    import tempfile
+
+    from nnlab.checkpointing import PeriodicCheckpoint
+    from nnlab.engine import OneItem
+    from nnlab.progress import EpochProgress
+    from nnlab.run import build_trainer
+
+    module.record_fn = logger.record
+    callbacks = [
+        EpochProgress(cfg.trainer.progress, module.task.headline, label),
+        PeriodicCheckpoint(cfg.trainer.checkpoint_every_s),
+        *[w for w in watchers if w is not None],
+    ]
+    with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
+        trainer = build_trainer(cfg, logger, callbacks, scratch)
+        try:
+            trainer.fit(module, train_dataloaders=OneItem(), ckpt_path=checkpoint)
+            if len(module.failures) < module.members:
+                trainer.test(module, dataloaders=OneItem(), verbose=False)
+        finally:
+            logger.flush()  # whatever was measured is kept, also when training fails
+    return module
+
+
+def member_network(cfg: DictConfig, module, k: int, dtype):
+    """Member k of a trained population on its own (nnlab.population_nets.MemberNet)."""
+    from nnlab import backends
+    from nnlab.population_nets import MemberNet, member_params
+
+    options = {key: v for key, v in cfg.backend.items() if key != "name"}
+    one = (
+        backends.get(cfg.backend.name)
+        .module()
+        .population_network([member_params(module.net, k)], cfg.model.activation, dtype, **options)
+    )
+    return MemberNet(one)
 
 
 def member_setups(members, run_setup) -> list:
@@ -228,93 +293,24 @@ def member_setups(members, run_setup) -> list:
     return setups
 
 
-def _finish_member(client, runs, i, k, member, setup, trainer, logger, name):
-    """Test member k, log its outputs and close its run (`runs`' i-th). Returns its
-    RunResult, or a line saying why it failed (its run then closed FAILED)."""
-    import math
-
-    import torch
-
-    from nnlab.data import as_tensors
-    from nnlab.metrics import evaluate
-    from nnlab.modules import NetModule
-    from nnlab.nets import TorchMLP
-    from nnlab.population_nets import member_params
-    from nnlab.run import RunResult, log_outputs
+def _finish_member(client, runs, i, k, repeat, member, setup, module, stopper, logger):
+    """Log the outputs of the population's member k (the group's `repeat`) and close its run
+    (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
+    FAILED)."""
+    from nnlab.run import finish_member
     from nnlab.store.preflight import store_failure
 
-    seed = int(member.seed)
-    if k in trainer.failures:
-        error = f"TrainingDiverged: {trainer.failures[k]}"
+    line = f"repeat {repeat + 1} (seed {int(member.seed)})"
+    name = logger.run_name
+    if k in module.failures:
+        error = f"TrainingDiverged: {module.failures[k]}"
         runs.close(i, "FAILED", error)
-        return f"repeat {k + 1} (seed {seed}): {error}"
+        return f"{line}: {error}"
     try:
-        member_net = TorchMLP.from_params(
-            member_params(trainer.net, k), member.model.activation, setup.dtype
-        )
-        splits = setup.splits
-        x_test, y_test = as_tensors(splits.task, splits.x_test, splits.y_test, setup.dtype)
-        with torch.no_grad():
-            tested = evaluate(setup.task, setup.loss_name, member_net(x_test), y_test, "test")
-        logger.log_metrics({**tested, "epoch": 0})
-        logger.flush()
-        log_outputs(
-            client,
-            runs.ids[i],
-            member,
-            member_net,
-            lambda path: torch.save({"state_dict": member_net.state_dict()}, path),
-            setup,
-            logger.history,
-        )
+        return finish_member(client, runs.ids[i], member, setup, module, k, stopper, logger, name)
     except Exception as err:
         if store_failure(err) is not None:
             raise
         error = f"{type(err).__name__}: {err}"
         runs.close(i, "FAILED", error)
-        return f"repeat {k + 1} (seed {seed}): {error}"
-    metrics = {key: points[-1][1] for key, points in logger.history.items()}
-    module = NetModule(member_net, setup.task, setup.loss_name, None, l1=member.model.l1)
-    return RunResult(
-        runs.ids[i],
-        name,
-        metrics.get(str(member.objective), math.nan),
-        metrics,
-        client.tracking_uri,
-        module,
-        splits=setup.splits,
-        task=setup.task,
-    )
-
-
-class PopulationProgress:
-    """A line every 10% of the epochs, saying how many members are still training (or a bar
-    on a terminal)."""
-
-    def __init__(self, cfg: DictConfig, label: str, trainer):
-        self.mode = cfg.trainer.progress
-        if self.mode == "auto":
-            self.mode = "bar" if sys.stderr.isatty() else "lines"
-        self.total = int(cfg.trainer.max_epochs)
-        self.label = f"{label} · {int(cfg.repeats)} seeds"
-        self.trainer = trainer
-        self.bar = None
-        if self.mode == "bar":
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=self.total, desc=self.label, unit="epoch", mininterval=0.25)
-
-    def epoch_done(self, epoch: int) -> None:
-        done = epoch + 1
-        if self.bar is not None:
-            self.bar.update(1)
-            if done == self.total or not self.trainer.alive:
-                self.bar.close()
-        elif self.mode == "lines" and (done % max(1, self.total // 10) == 0 or done == self.total):
-            alive = len(self.trainer.alive)
-            print(
-                f"[{self.label}] epoch {done}/{self.total}: {alive} of "
-                f"{self.trainer.data.members} members training",
-                file=sys.stderr,
-                flush=True,
-            )
+        return f"{line}: {error}"

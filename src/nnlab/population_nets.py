@@ -58,3 +58,42 @@ def member_params(net: nn.Module, k: int) -> list[tuple[np.ndarray, np.ndarray]]
         (w.detach()[k].numpy().copy(), b.detach()[k].numpy().copy())
         for w, b in zip(net.weights, net.biases, strict=True)
     ]
+
+
+class MemberNet(nn.Module):
+    """Member k of a trained population on its own, as a network of (rows, features): a
+    population of one holding member k's weights, built by the same backend, so it computes
+    exactly what member k computed in training (a batched matmul over N members equals, per
+    member, the same call with N = 1). Figures, the exported model and scripts use it."""
+
+    def __init__(self, population_of_one: nn.Module):
+        super().__init__()
+        self.population = population_of_one
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.population(x.unsqueeze(0))[0]
+
+    def weight_matrices(self) -> list[torch.Tensor]:
+        return [w[0] for w in self.population.weights]
+
+    @property
+    def biases(self) -> list[torch.Tensor]:
+        return [b[0] for b in self.population.biases]
+
+
+class TrainedMember(nn.Module):
+    """A trained member as scripts and tests look at it: `net` (a MemberNet), its outputs,
+    and its metrics on a split as training computed them."""
+
+    def __init__(self, net: MemberNet, task, loss_name: str):
+        super().__init__()
+        self.net, self.task, self.loss_name = net, task, loss_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @torch.no_grad()
+    def evaluate_split(self, x: torch.Tensor, y: torch.Tensor, stage: str) -> dict[str, float]:
+        from nnlab.metrics import evaluate
+
+        return evaluate(self.task, self.loss_name, self.net(x), y, stage)

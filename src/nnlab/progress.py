@@ -2,7 +2,8 @@
 
 Lightning's stock bar redraws every step, which costs more than a small net's step does. This
 one updates once per epoch: a tqdm bar on a terminal, otherwise (logs, CI, sweep workers) a
-plain line every 10% of the run.
+plain line every 10% of the run. A run shows its losses; a population of N members shows how
+many are still training.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class EpochProgress(pl.Callback):
         self.label = label
         self._bar = None
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer, module) -> None:
         if self.mode == "bar":
             from tqdm.auto import tqdm
 
@@ -36,42 +37,40 @@ class EpochProgress(pl.Callback):
                 leave=True,
             )
 
-    def _summary(self, trainer) -> str:
-        shown = []
-        metrics = getattr(trainer.lightning_module, "epoch_metrics", {})
-        for key in (TRAIN_LOSS, VAL_LOSS, f"val/{self.headline}"):
-            value = metrics.get(key)
-            if value is not None:
-                shown.append(f"{key}={float(value):.4g}")
-        return " ".join(shown)
+    def _summary(self, module) -> str:
+        if module.members > 1:
+            return f": {len(module.alive)} of {module.members} members training"
+        metrics = module.epoch_metrics[0]
+        shown = [
+            f"{key}={float(metrics[key]):.4g}"
+            for key in (TRAIN_LOSS, VAL_LOSS, f"val/{self.headline}")
+            if key in metrics
+        ]
+        return " " + " ".join(shown) if shown else ""
 
-    # Lightning calls callbacks' on_train_epoch_end *before* the module's, where train/loss is
-    # logged; so an epoch is reported when the next one starts, and the last one at the end.
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch > 0:
-            self._report(trainer, trainer.current_epoch)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self._report(trainer, trainer.current_epoch)
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-    def _report(self, trainer, done: int) -> None:
+    # The module records an epoch's metrics in its training step: they are there by now.
+    def on_train_epoch_end(self, trainer, module) -> None:
+        done = trainer.current_epoch + 1
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
-            self._bar.set_postfix_str(self._summary(trainer), refresh=False)
+            self._bar.set_postfix_str(self._summary(module).lstrip(" :"), refresh=False)
         elif self.mode == "lines":
             step = max(1, trainer.max_epochs // 10)
             if done % step == 0 or done == trainer.max_epochs:
                 print(
-                    f"[{self.label}] epoch {done}/{trainer.max_epochs} {self._summary(trainer)}",
+                    f"[{self.label}] epoch {done}/{trainer.max_epochs}{self._summary(module)}",
                     file=sys.stderr,
                     flush=True,
                 )
 
-    def on_exception(self, trainer, pl_module, exception) -> None:
+    def on_train_end(self, trainer, module) -> None:
+        self._close()
+
+    def on_exception(self, trainer, module, exception) -> None:
         # Close the bar cleanly on errors and Ctrl-C too, so the error line is readable.
+        self._close()
+
+    def _close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None

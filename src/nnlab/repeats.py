@@ -24,10 +24,12 @@ from nnlab.stats import summarize
 from nnlab.store.names import (
     DESCRIPTION_TAG,
     GROUP_TAG,
+    HOST_TAG,
     MEMBER_TAG,
     OBJECTIVE_TAG,
     OVERRIDES_TAG,
     PARENT_TAG,
+    PID_TAG,
     REPEATS_TAG,
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
@@ -66,17 +68,22 @@ def run_group(
     overrides: list[str],
     tags: dict[str, str],
     swept_keys: list[str] | None = None,
+    resume=None,
 ) -> GroupResult:
     """Train the `cfg.repeats` members of `cfg`'s group, each into its own run: together as a
-    population (nnlab.population) when `trainer.population` allows, else one after another."""
+    population (nnlab.population) when `trainer.population` allows, else one after another.
+    `resume` (nnlab.resume.PopulationResume): continue an interrupted population."""
     from nnlab.population import train_population, wanted
 
-    together = wanted(cfg)  # before any run: trainer.population=true may be refused
+    together = resume is not None or wanted(cfg)  # trainer.population=true may be refused
     result = GroupResult(group_id(cfg), str(cfg.objective))
     n = int(cfg.repeats)
     in_sweep = PARENT_TAG in tags
     varied = "+".join(varied_sources(cfg)) or "nothing"
-    if not in_sweep:
+    if resume is not None and resume.parent_run_id is not None:
+        result.parent_run_id = _reopen_group_parent(cfg, resume.parent_run_id)
+        tags = {**tags, PARENT_TAG: result.parent_run_id}
+    elif resume is None and not in_sweep:
         result.parent_run_id = _open_group_parent(cfg, result.group, n, varied)
         tags = {**tags, PARENT_TAG: result.parent_run_id}
 
@@ -91,7 +98,7 @@ def run_group(
                 flush=True,
             )
             result.members, result.failures = train_population(
-                cfg, overrides, member_tags, swept_keys
+                cfg, overrides, member_tags, swept_keys, resume=resume
             )
         else:
             _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result)
@@ -158,11 +165,30 @@ def _open_group_parent(cfg: DictConfig, group: str, n: int, varied: str) -> str:
             OBJECTIVE_TAG: str(cfg.objective),
             SOURCE_NAME_TAG: "nnlab-train",
             SOURCE_TYPE_TAG: "LOCAL",
+            **process_tags(),
             DESCRIPTION_TAG: f"*Running {n} repeats (seeds {cfg.seed}..{cfg.seed + n - 1}, "
             f"varying {varied})…*",
         },
     )
     return run.info.run_id
+
+
+def _reopen_group_parent(cfg: DictConfig, run_id: str) -> str:
+    """The group's parent, RUNNING again in this process while its population resumes."""
+    from nnlab.store.runs import get_client, set_tags, tracking_uri
+
+    client = get_client(tracking_uri(cfg.tracking.uri))
+    client.update_run(run_id, status="RUNNING")
+    set_tags(client, run_id, process_tags())
+    return run_id
+
+
+def process_tags() -> dict[str, str]:
+    """Which process holds a run: `nnlab-report --stale` lists it if that process died."""
+    import os
+    import socket
+
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def _base_name(cfg: DictConfig) -> str:

@@ -11,7 +11,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from nnlab.checkpointing import ARTIFACT_DIR, LAST, check_weights_only
 from nnlab.config_check import ConfigError
-from nnlab.store.names import HOST_TAG, PID_TAG
+from nnlab.store.names import (
+    HOST_TAG,
+    MEMBER_TAG,
+    PARENT_TAG,
+    PID_TAG,
+    POPULATION_RUNS_TAG,
+    REPEATS_TAG,
+)
 from nnlab.store.queries import metric_history
 from nnlab.store.runs import process_alive
 
@@ -77,3 +84,53 @@ def load_resume_point(client, run_id: str, cli_overrides: list[str], workdir: Pa
         raise ResumeError(f"resume={run_id}: {err}") from err
     history = {key: metric_history(client, run_id, key) for key in run.data.metrics}
     return ResumePoint(run_id, config, [*overrides, *extra], checkpoint, history)
+
+
+@dataclass
+class PopulationResume:
+    """An interrupted population (nnlab.population), to continue as a whole: every member's
+    run is reopened and the one checkpoint (each member's run holds a copy) restores all."""
+
+    config: DictConfig  # the group's: repeats = the group's size, seed = member 0's
+    overrides: list[str]
+    group: list[int]  # the population's members, as indices in the group
+    run_ids: list[str]  # the same members' runs
+    histories: list[dict[str, list[tuple[int, float]]]]
+    checkpoint: Path
+    parent_run_id: str | None  # the group's own parent run (repeats outside a sweep)
+
+
+def population_of(client, point: ResumePoint) -> PopulationResume | None:
+    """The population run `point` belongs to, or None for a plain run."""
+    tags = client.get_run(point.run_id).data.tags
+    run_ids = [r for r in tags.get(POPULATION_RUNS_TAG, "").split(",") if r]
+    if len(run_ids) < 2:
+        return None
+    runs = [client.get_run(r) for r in run_ids]
+    finished = [r.info.run_id for r in runs if r.info.status == "FINISHED"]
+    if finished:
+        raise ResumeError(
+            f"resume={point.run_id}: its population's run {finished[0]} already FINISHED; "
+            "a population resumes as a whole"
+        )
+    group = [int(r.data.tags.get(MEMBER_TAG, i)) for i, r in enumerate(runs)]
+    me = run_ids.index(point.run_id)
+    config = OmegaConf.merge(
+        point.config,
+        {"seed": int(point.config.seed) - group[me], "repeats": max(group) + 1},
+    )
+    histories = [
+        {key: metric_history(client, r.info.run_id, key) for key in r.data.metrics} for r in runs
+    ]
+    parent_id = tags.get(PARENT_TAG)
+    own_parent = parent_id and REPEATS_TAG in client.get_run(parent_id).data.tags
+    overrides = [o for o in point.overrides if not o.startswith("seed=")]
+    return PopulationResume(
+        config,
+        overrides,
+        group,
+        run_ids,
+        histories,
+        point.checkpoint,
+        parent_id if own_parent else None,
+    )

@@ -21,19 +21,17 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint
 
-from nnlab import backends, plots
-from nnlab.checkpointing import ARTIFACT_DIR, LAST, PeriodicCheckpoint
+from nnlab import plots
+from nnlab.checkpointing import ARTIFACT_DIR, LAST
 from nnlab.config_check import MAX_RUN_NAME
 from nnlab.data import (
     CSV,
     Splits,
     check_fits_precision,
     csv_table,
-    data_module,
     dataset_label,
     make_splits,
 )
@@ -47,12 +45,12 @@ from nnlab.describe import (
     run_name,
 )
 from nnlab.early_stopping import StopWhenStalled
+from nnlab.engine import TrainingDiverged
 from nnlab.memory import parameter_count
-from nnlab.mlflow_logger import BufferedMlflowLogger
-from nnlab.model_export import exportable_model, log_model
-from nnlab.modules import EngineNetModule, NetModule
-from nnlab.nets import EngineMLP
-from nnlab.progress import EpochProgress
+from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.model_export import as_torch_mlp, exportable_model, log_model
+from nnlab.population import fit_and_test, member_network, population_module
+from nnlab.population_nets import TrainedMember
 from nnlab.resume import ResumePoint
 from nnlab.seeds import effective_seeds, group_id, what_it_computes
 from nnlab.store.names import (
@@ -118,24 +116,6 @@ def layer_sizes(cfg: DictConfig, splits: Splits) -> list[int]:
     return [splits.n_features, *cfg.model.hidden, splits.n_outputs]
 
 
-def build_module(
-    cfg: DictConfig, task: Task, loss_name: str, sizes: list[int], dtype: torch.dtype
-) -> NetModule:
-    """The configured backend's network inside its LightningModule; every backend starts from
-    the same initial weights for the same seed and init."""
-    options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
-    net = (
-        backends.get(cfg.backend.name)
-        .module()
-        .network(
-            sizes, cfg.model.activation, cfg.model.init, effective_seeds(cfg).init, dtype, **options
-        )
-    )
-    # An engine computes its own gradients; autograd does the others'.
-    module_class = EngineNetModule if isinstance(net, EngineMLP) else NetModule
-    return module_class(net, task, loss_name, instantiate(cfg.optimizer), l1=cfg.model.l1)
-
-
 @dataclass
 class RunResult:
     run_id: str
@@ -143,7 +123,7 @@ class RunResult:
     objective: float
     metrics: dict[str, float]
     tracking_uri: str
-    module: NetModule | None  # the trained LightningModule, for scripts that look further
+    module: Any  # the trained member (nnlab.population_nets.TrainedMember), or None
     skipped: bool = False  # True: an identical FINISHED run was found (tracking.skip_finished)
     splits: Splits | None = None  # the data it trained and was tested on
     task: Task | None = None
@@ -156,17 +136,27 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def finished_twin(client, cfg: DictConfig, uri: str, digest: str):
-    """A FINISHED run of the same experiment with the same config hash, if any."""
+def finished_twin(client, cfg: DictConfig):
+    """A FINISHED run of the same experiment with the same config hash, if any
+    (`tracking.skip_finished`)."""
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     if exp is None:
         return None
     found = client.search_runs(
         [exp.experiment_id],
-        f"tags.`{CONFIG_HASH_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        f"tags.`{CONFIG_HASH_TAG}` = '{config_hash(cfg)}' and attributes.status = 'FINISHED'",
         max_results=1,
     )
     return found[0] if found else None
+
+
+def skipped_result(twin, cfg: DictConfig, uri: str) -> RunResult:
+    """What a run skipped for its FINISHED twin reports: the twin's results."""
+    metrics = dict(twin.data.metrics)
+    objective = metrics.get(str(cfg.objective), math.nan)
+    return RunResult(
+        twin.info.run_id, twin.info.run_name, objective, metrics, uri, None, skipped=True
+    )
 
 
 @dataclass
@@ -244,31 +234,15 @@ def run_training(
     started = time.perf_counter()
     quiet_lightning()
     setup = run_setup(cfg)
-    splits, task, loss_name, dtype, sizes = (
-        setup.splits,
-        setup.task,
-        setup.loss_name,
-        setup.dtype,
-        setup.sizes,
-    )
     name = run_name_of(cfg, setup, swept_keys, name_suffix)
 
     uri = tracking_uri(cfg.tracking.uri)
     check_store(uri)  # a broken store fails here, before any run exists
     client = get_client(uri)
     if cfg.tracking.skip_finished and resume is None:
-        twin = finished_twin(client, cfg, uri, config_hash(cfg))
+        twin = finished_twin(client, cfg)
         if twin is not None:
-            metrics = dict(twin.data.metrics)
-            return RunResult(
-                twin.info.run_id,
-                twin.info.run_name,
-                metrics.get(cfg.objective, math.nan),
-                metrics,
-                uri,
-                None,
-                skipped=True,
-            )
+            return skipped_result(twin, cfg, uri)
     tags = run_tags(cfg, setup, extra_tags)
     resume_id = resume.run_id if resume else None
     parent = parent_link(client, (extra_tags or {}).get(PARENT_TAG))
@@ -288,32 +262,45 @@ def run_training(
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
         measured["history"] = logger.history
         # A number to search on beside the loss (multi-objective sweeps), and to sort by.
-        logger.log_metrics({PARAMETERS_METRIC: float(parameter_count(sizes))}, step=0)
+        logger.log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, step=0)
         fit_started = time.perf_counter()
-        try:
-            module, trainer, dm = _fit_and_test(
-                cfg,
-                splits,
-                task,
-                loss_name,
-                sizes,
-                dtype,
-                logger,
-                name,
-                resume.checkpoint if resume else None,
-                watchers=(stopper, pruning),
-            )
-        finally:
-            logger.flush()  # whatever was measured is kept, also when training fails
+        module = fit_and_test(
+            cfg,
+            population_module(cfg, [cfg], [setup]),
+            PopulationLogger([logger]),
+            name,
+            watchers=(stopper, pruning),
+            checkpoint=resume.checkpoint if resume else None,
+        )
         fit_seconds = time.perf_counter() - fit_started
-        metrics = {k: v[-1][1] for k, v in logger.history.items()}
-        objective = metrics.get(cfg.objective, math.nan)
-        if stopper is not None and stopper.best_epoch is not None:
-            metrics.update(record_best_epoch(client, run_id, stopper))
-            objective = stopper.best_value  # what the run reports: its best epoch's
-        log_outputs(client, run_id, cfg, module.net, trainer.save_checkpoint, setup, logger.history)
+        if module.failures:
+            raise TrainingDiverged(module.failures[0])
+        result = finish_member(client, run_id, cfg, setup, module, 0, stopper, logger, name)
         log_timings(client, run_id, cfg, fit_seconds, time.perf_counter() - started - fit_seconds)
-    return RunResult(run_id, name, objective, metrics, uri, module, splits=splits, task=task)
+    return result
+
+
+def finish_member(client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name):
+    """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
+    population it trained in (a plain run is member 0 of one). Returns its RunResult."""
+    net = member_network(cfg, module, k, setup.dtype)
+    metrics = {key: points[-1][1] for key, points in logger.history.items()}
+    objective = metrics.get(str(cfg.objective), math.nan)
+    if stopper is not None and stopper.best_epoch[k] is not None:
+        metrics.update(record_best_epoch(client, run_id, stopper, k))
+        objective = stopper.best_value[k]  # what the run reports: its best epoch's
+    log_outputs(client, run_id, cfg, net, setup, logger.history)
+    trained = TrainedMember(net, setup.task, setup.loss_name)
+    return RunResult(
+        run_id,
+        name,
+        objective,
+        metrics,
+        client.tracking_uri,
+        trained,
+        splits=setup.splits,
+        task=setup.task,
+    )
 
 
 def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhead: float):
@@ -330,21 +317,16 @@ def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhe
     )
 
 
-def record_best_epoch(client, run_id: str, stopper: StopWhenStalled) -> dict[str, float]:
-    """The best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying which
-    epoch was kept and why training stopped."""
+def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> dict[str, float]:
+    """Member k's best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying
+    which epoch was kept and why training stopped."""
     from mlflow.entities import Metric
 
-    best = {f"best/{k}": v for k, v in stopper.best_metrics.items()}
+    best = {f"best/{key}": v for key, v in stopper.best_metrics[k].items()}
     now = int(time.time() * 1000)
-    client.log_batch(
-        run_id, metrics=[Metric(k, v, now, stopper.best_epoch) for k, v in best.items()]
-    )
-    set_tags(
-        client,
-        run_id,
-        {BEST_EPOCH_TAG: str(stopper.best_epoch), STOPPED_EARLY_TAG: stopper.summary()},
-    )
+    epoch = stopper.best_epoch[k]
+    client.log_batch(run_id, metrics=[Metric(key, v, now, epoch) for key, v in best.items()])
+    set_tags(client, run_id, {BEST_EPOCH_TAG: str(epoch), STOPPED_EARLY_TAG: stopper.summary(k)})
     return best
 
 
@@ -354,14 +336,6 @@ def parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
         return None
     parent = client.get_run(parent_id)
     return parent.info.run_name, run_link(parent.info.experiment_id, parent_id)
-
-
-def run_callbacks(cfg: DictConfig, task: Task, name: str) -> list[pl.Callback]:
-    """Progress display and periodic checkpoints: what every run trains with."""
-    return [
-        EpochProgress(cfg.trainer.progress, task.headline, name),
-        PeriodicCheckpoint(cfg.trainer.checkpoint_every_s),
-    ]
 
 
 def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
@@ -395,22 +369,6 @@ def early_stopper(cfg: DictConfig) -> StopWhenStalled | None:
     return StopWhenStalled(
         cfg.objective, settings.patience, settings.min_delta, higher_is_better(cfg.objective)
     )
-
-
-def _fit_and_test(
-    cfg, splits, task, loss_name, sizes, dtype, logger, name, checkpoint=None, watchers=()
-):
-    """`watchers`: callbacks that act on each epoch's metrics (early stopping, pruning)."""
-    pl.seed_everything(effective_seeds(cfg).init, workers=False, verbose=False)
-    module = build_module(cfg, task, loss_name, sizes, dtype)
-    dm = data_module(splits, cfg.data.batch_size, effective_seeds(cfg).order, dtype)
-    with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        callbacks = [*run_callbacks(cfg, task, name), *[w for w in watchers if w is not None]]
-        trainer = build_trainer(cfg, logger, callbacks, scratch)
-        # The checkpoint passed check_weights_only (nnlab.resume) before it got here.
-        trainer.fit(module, datamodule=dm, ckpt_path=checkpoint)
-        trainer.test(module, datamodule=dm, verbose=False)
-    return module, trainer, dm
 
 
 def _predict_numpy(net: torch.nn.Module, dtype: torch.dtype):
@@ -483,9 +441,9 @@ def _log_config(client, run_id: str, cfg: DictConfig, overrides, table=None) -> 
         client.log_artifacts(run_id, str(out))
 
 
-def log_outputs(client, run_id, cfg, net, save_checkpoint, setup: RunSetup, history) -> None:
-    """The trained network's figures, checkpoint (`save_checkpoint(path)` writes it) and MLflow
-    Model."""
+def log_outputs(client, run_id, cfg, net, setup: RunSetup, history) -> None:
+    """The trained network's figures, its weights as `checkpoints/model.ckpt` (nn.Linear
+    layers' state_dict) and its MLflow Model."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
         if cfg.tracking.log_plots:
@@ -494,7 +452,8 @@ def log_outputs(client, run_id, cfg, net, save_checkpoint, setup: RunSetup, hist
                 fig.savefig(out / "plots" / file_name, dpi=90)
         if cfg.tracking.log_model:
             (out / "checkpoints").mkdir()
-            save_checkpoint(out / "checkpoints" / "model.ckpt")
+            plain = as_torch_mlp(net, cfg.model.activation, setup.dtype)
+            torch.save({"state_dict": plain.state_dict()}, out / "checkpoints" / "model.ckpt")
         client.log_artifacts(run_id, str(out))
     if cfg.tracking.log_model:
         splits = setup.splits

@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> float:
     except DataError as err:  # the user's CSV file, read by the check
         return give_up(f"bad data: {err}", 2)
 
-    from nnlab.modules import TrainingDiverged
+    from nnlab.engine import TrainingDiverged
     from nnlab.run import run_training
     from nnlab.store.preflight import store_failure
     from nnlab.store.runs import tracking_uri
@@ -89,6 +89,11 @@ def train(cfg: DictConfig) -> float:
         try:
             if cfg.resume:
                 resume = prepare_resume(cfg, overrides, Path(workdir))
+                population = resumed_population(cfg, resume)
+                if population is not None:  # continued as a whole, in its members' runs
+                    return train_group(
+                        population.config, population.overrides, tags, swept, give_up, population
+                    )
             else:
                 resume = continue_requeued_job(cfg, Path(workdir)) if scheduler_job_id() else None
             result = run_training(
@@ -128,15 +133,17 @@ def train(cfg: DictConfig) -> float:
     return result.objective
 
 
-def train_group(cfg: DictConfig, overrides: list[str], tags: dict, swept, give_up) -> float:
-    """`repeats=N`: the group's members one after another (nnlab.repeats); returns the mean
-    objective over the members that finished."""
+def train_group(
+    cfg: DictConfig, overrides: list[str], tags: dict, swept, give_up, resume=None
+) -> float:
+    """`repeats=N`: the group's members (nnlab.repeats), or the interrupted population
+    `resume` continued; returns the mean objective over the members that finished."""
     from nnlab.repeats import run_group
     from nnlab.store.preflight import store_failure
     from nnlab.store.runs import tracking_uri
 
     try:
-        group = run_group(cfg, overrides, tags, swept)
+        group = run_group(cfg, overrides, tags, swept, resume)
     except ConfigError as err:  # trainer.population=true where no population can train
         return give_up(f"bad config: {err}", 2)
     except KeyboardInterrupt as err:
@@ -202,6 +209,17 @@ def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
     check_config(point.config)
     print(f"nnlab: resuming run {point.run_id} from its last checkpoint", flush=True)
     return point
+
+
+def resumed_population(cfg: DictConfig, point):
+    """The population that run `point` belongs to (nnlab.resume.PopulationResume), or None."""
+    from nnlab.resume import population_of
+    from nnlab.store.runs import get_client, tracking_uri
+
+    population = population_of(get_client(tracking_uri(cfg.tracking.uri)), point)
+    if population is not None:
+        print(f"nnlab: resuming its population of {len(population.run_ids)} members", flush=True)
+    return population
 
 
 def one_line(err: Exception) -> str:

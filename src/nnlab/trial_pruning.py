@@ -1,16 +1,15 @@
 """A sweep job reports its objective to its Optuna trial every epoch, and stops when the
 study's pruner says the trial is hopeless (nnlab's Optuna sweeper; nnlab.study).
 
-It is a Lightning "monitoring" callback (an EarlyStopping subclass), so that it runs after the
-module has recorded the epoch's metrics: nnlab's fast path writes them straight to the logger
-and `epoch_metrics`, not through `self.log`, so Lightning's own callbacks cannot see them.
+A trial's job is a population of one (nnlab.engine): it reads member 0's epoch metrics, which
+the module computed in its training step, before any callback's epoch-end hook runs.
 """
 
 from __future__ import annotations
 
 import math
 
-from pytorch_lightning.callbacks import EarlyStopping
+import pytorch_lightning as pl
 
 from nnlab.store.names import PRUNED_TAG
 from nnlab.store.runs import RunStopped
@@ -24,11 +23,10 @@ class TrialPruned(RunStopped):
 MAX_REPORTS = 100  # per trial: each report and each pruning check is a database round trip
 
 
-class TrialPruning(EarlyStopping):
+class TrialPruning(pl.Callback):
     def __init__(self, trial, objective: str, max_epochs: int):
         import optuna  # only in a trial's job: every other run starts without it
 
-        super().__init__(monitor=objective)
         self.trial = trial
         self.objective = objective
         # Optuna prunes on one objective; with no pruner there is nothing to report for.
@@ -40,11 +38,8 @@ class TrialPruning(EarlyStopping):
         self.every = max(1, max_epochs // MAX_REPORTS)
         self.last_epoch = max_epochs - 1
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        pass  # nnlab's modules validate inside the training epoch
-
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        value = pl_module.epoch_metrics.get(self.objective)
+        value = pl_module.epoch_metrics[0].get(self.objective)
         if not self.reporting or value is None or math.isnan(value):
             return
         epoch = trainer.current_epoch

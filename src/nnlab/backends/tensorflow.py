@@ -54,19 +54,52 @@ LOSSES = {
 }
 
 
+def member_mean(values):
+    """One mean per member over a population's (members, rows[, outputs]) values: each member's
+    loss from its own rows alone, as the single-network loss would compute it."""
+    return tf.reduce_mean(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+# The same losses for a population's stacked outputs (members, rows, outputs).
+MEMBER_LOSSES = {
+    "mse": lambda o, y: member_mean(tf.square(o - y)),
+    "half_mse": lambda o, y: 0.5 * member_mean(tf.square(o - y)),
+    "l1": lambda o, y: member_mean(tf.abs(o - y)),
+    "huber": lambda o, y: member_mean(
+        tf.where(
+            tf.abs(o - y) < HUBER_DELTA,
+            0.5 * tf.square(o - y),
+            HUBER_DELTA * (tf.abs(o - y) - 0.5 * HUBER_DELTA),
+        )
+    ),
+    "bce": lambda o, y: member_mean(tf.nn.softplus(o) - y * o),
+    "cross_entropy": lambda o, y: member_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.reshape(y, tf.shape(o)[:-1]), logits=o
+        )
+    ),
+}
+
+
 class TensorFlowEngine:
     """The forward pass and the tape, traced once per batch shape into a graph by
-    tf.function (`jit=False` runs them eagerly, for comparison)."""
+    tf.function (`jit=False` runs them eagerly, for comparison).
 
-    def __init__(self, activation: str, jit: bool = True):
+    A population (nnlab.engine) has a leading member axis on every weight, input and output:
+    the einsum carries a member index, the loss is one mean per member, and the tape
+    differentiates their sum, so each member gets its own gradient."""
+
+    def __init__(self, activation: str, jit: bool = True, population: bool = False):
         tf.get_logger().setLevel("ERROR")  # e.g. retracing notes
         act = ACTIVATIONS[activation]
         self.jit = jit
+        self.population = population
+        layer = "pni,pio->pno" if population else "ni,io->no"
 
         def forward(weights, biases, x):
             last = len(weights) - 1
             for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-                x = tf.einsum("ni,io->no", x, w) + b
+                x = tf.einsum(layer, x, w) + (b[:, None, :] if population else b)
                 if i < last:
                     x = act(x)
             return x
@@ -83,7 +116,7 @@ class TensorFlowEngine:
 
     def loss_and_grads(self, weights, biases, x, y, loss):
         if loss not in self._value_and_grad:
-            loss_fn = LOSSES[loss]
+            loss_fn = (MEMBER_LOSSES if self.population else LOSSES)[loss]
 
             def value_and_grad(weights, biases, x, y):
                 weights = [tf.convert_to_tensor(w) for w in weights]
@@ -91,7 +124,8 @@ class TensorFlowEngine:
                 with tf.GradientTape() as tape:
                     tape.watch([*weights, *biases])
                     value = loss_fn(self._raw_forward(weights, biases, x), y)
-                d_w, d_b = tape.gradient(value, [weights, biases])
+                    total = tf.reduce_sum(value)  # d(sum)/d(member k) is member k's own
+                d_w, d_b = tape.gradient(total, [weights, biases])
                 return value, d_w, d_b
 
             self._value_and_grad[loss] = self._compile(value_and_grad)
@@ -103,3 +137,12 @@ def network(sizes, activation, init, seed, dtype, jit: bool = True):
     from nnlab.nets import EngineMLP
 
     return EngineMLP(TensorFlowEngine(activation, jit), sizes, init, seed, dtype=dtype)
+
+
+def population_network(member_params, activation, dtype, jit: bool = True):
+    """N networks as one (nnlab.engine): einsum with a member index, one tape for all."""
+    from nnlab.nets import EngineMLP
+    from nnlab.population_nets import stacked_params
+
+    engine = TensorFlowEngine(activation, jit, population=True)
+    return EngineMLP(engine, params=stacked_params(member_params), dtype=dtype)

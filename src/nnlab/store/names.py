@@ -53,6 +53,9 @@ OVERRIDES_TAG = HIDDEN_PREFIX + "overrides"  # the command line's overrides, one
 JOB_NUM_TAG = HIDDEN_PREFIX + "job_num"  # a sweep job's number
 SCHEDULER_JOB_TAG = HIDDEN_PREFIX + "scheduler_job"  # SLURM/submitit job id (nnlab.scheduler)
 MEMBER_TAG = HIDDEN_PREFIX + "member"  # a repeat's index in its group: 0 .. repeats-1
+# On each member of a population: every member's run id, in the population's order, so that
+# resume=<any member's run id> continues the whole population.
+POPULATION_RUNS_TAG = HIDDEN_PREFIX + "population_runs"
 SWEEPER_TAG = HIDDEN_PREFIX + "sweeper"
 LAUNCHER_TAG = HIDDEN_PREFIX + "launcher"
 SKIPPED_JOB_TAG = HIDDEN_PREFIX + "skipped_job."  # + job number: the run standing in for it

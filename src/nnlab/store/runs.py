@@ -308,10 +308,11 @@ def open_runs(
     run_names: list[str],
     tags: list[Mapping[str, Any]],
     closing_tags: list[Callable[[str | None], Mapping[str, str]] | None],
+    resume_run_ids: list[str] | None = None,
 ) -> Iterator[OpenRuns]:
     """`open_run` for several runs trained together (a population, nnlab.population): each can
     be closed on its own (`OpenRuns.close`); whatever is still open when the block ends closes
-    as `open_run` would close it."""
+    as `open_run` would close it. `resume_run_ids`: reopen these runs instead (resume=)."""
     runs = OpenRuns(client, closing_tags)
     exp_id = experiment_id(client, experiment, uri)
     base_tags = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()}
@@ -321,8 +322,14 @@ def open_runs(
                 all_tags = {
                     key: redact(str(v)) for key, v in {**base_tags, **own}.items() if v is not None
                 }
-                run = client.create_run(exp_id, run_name=redact(name), tags=all_tags)
-                runs.ids.append(run.info.run_id)
+                if resume_run_ids is not None:
+                    run_id = resume_run_ids[k]
+                    client.update_run(run_id, status="RUNNING")
+                    set_tags(client, run_id, all_tags)
+                else:
+                    run_id = client.create_run(exp_id, run_name=redact(name), tags=all_tags)
+                    run_id = run_id.info.run_id
+                runs.ids.append(run_id)
                 runs.still_open.append(k)
             yield runs
         except BaseException as exc:
