@@ -333,3 +333,34 @@ def test_a_sigkilled_population_is_listed_stale_and_resumed_by_any_member(store)
             np.testing.assert_allclose(
                 [got[e] for e in range(target)], [expected[e] for e in range(target)], rtol=1e-9
             )
+
+
+@pytest.mark.parametrize(
+    "backend, optimizer",
+    [
+        ("numpy", "optimizer=adam"),
+        ("numpy", "optimizer.momentum=0.9"),
+        ("torch", "optimizer.momentum=0.0"),
+        ("torch_scratch", "optimizer.momentum=0.0"),
+    ],
+)
+def test_in_float32_a_member_equals_its_plain_run_bit_for_bit(backend, optimizer):
+    """One engine: a plain run is a population of one, and a batched layer over N members
+    computes each member as the same call with N = 1 does. So the curves are equal exactly,
+    not to a tolerance, in float32 where rounding would show any difference. (With autograd
+    and a stateful optimizer, momentum or Adam, the last bits part after a few epochs: see
+    README, "Exact".)"""
+    cfg = compose_config(
+        f"backend={backend}",
+        "optimizer=sgd",
+        optimizer,
+        "repeats=3",
+        "trainer.precision=32",
+        "trainer.max_epochs=15",
+        "data.n_samples=150",
+        *FAST,
+        shrink=False,
+    )
+    members, curves, _ = population_curves(cfg, 15)
+    for member, got in zip(members, curves, strict=True):
+        assert got == plain_curves(member)

@@ -69,10 +69,17 @@ class PopulationData:
         if not shuffle:
             return self._stacked(self.x_train), self._stacked(self.y_train)
         orders = torch.stack([epoch_order(self.rows, s, epoch) for s in self.order_seeds])
+        orders = orders.to(self.x_train.device)
         if self.shared:
             return self.x_train[orders], self.y_train[orders]
         members = torch.arange(self.members).unsqueeze(1)
         return self.x_train[members, orders], self.y_train[members, orders]
+
+    def to(self, device) -> PopulationData:
+        """The same data on `device` (a plain run may train on a GPU)."""
+        tensors = [self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test]
+        moved = [t.to(device) for t in tensors]
+        return PopulationData(*moved, order_seeds=self.order_seeds, shared=self.shared)
 
     def _stacked(self, t: torch.Tensor) -> torch.Tensor:
         return t.expand(self.members, *t.shape) if self.shared else t
@@ -140,6 +147,10 @@ class PopulationModule(pl.LightningModule):
     def members(self) -> int:
         return self.data.members
 
+    def on_fit_start(self) -> None:
+        if self.data.x_train.device != self.device:
+            self.data = self.data.to(self.device)
+
     def configure_optimizers(self):
         return self.make_optimizer(self.net.parameters())
 
@@ -160,12 +171,14 @@ class PopulationModule(pl.LightningModule):
         epoch = self.current_epoch
         optimizer = self.optimizers().optimizer  # the torch optimizer itself
         x, y = self.data.epoch(epoch, self.shuffle)
-        totals = torch.zeros(self.members, dtype=torch.float64)
+        batch_losses = []  # (each member's batch mean, rows): summed once per epoch, cheaper
         try:
             for start in range(0, self.data.rows, self.batch_size):
-                xb = x[:, start : start + self.batch_size]
-                yb = y[:, start : start + self.batch_size]
-                totals += self.train_on_batch(xb, yb, optimizer) * xb.shape[1]
+                # Contiguous: a slice of (members, rows, ...) is a strided view for N > 1 but not
+                # for N = 1, and the matmul kernel picked by the layout rounds differently.
+                xb = x[:, start : start + self.batch_size].contiguous()
+                yb = y[:, start : start + self.batch_size].contiguous()
+                batch_losses.append((self.train_on_batch(xb, yb, optimizer), xb.shape[1]))
         except RuntimeError as err:
             # An lr so large that the step itself overflows the precision (Adam's lr / (1 -
             # beta1) past float32's 3.4e38): a NaN loss one step early. One optimizer steps
@@ -176,6 +189,7 @@ class PopulationModule(pl.LightningModule):
                 self.failures[k] = f"the optimizer step overflowed at epoch {epoch} ({err})"
                 self.stop_member(k)
             return
+        totals = sum(losses.double() * rows for losses, rows in batch_losses)
         # train/loss is the data loss averaged over the epoch's samples (penalties excluded),
         # so that it is comparable with val/loss.
         means = (totals / self.data.rows).tolist()
@@ -188,10 +202,12 @@ class PopulationModule(pl.LightningModule):
             self.validate(epoch)
 
     def train_on_batch(self, xb: torch.Tensor, yb: torch.Tensor, optimizer) -> torch.Tensor:
-        """One optimizer step for every member; returns each member's batch loss (float64)."""
+        """One optimizer step for every member; returns each member's batch loss."""
         optimizer.zero_grad(set_to_none=True)
         if self.engine:
             losses = torch.from_numpy(self.net.compute_gradients(xb, yb, self.loss_name, self.l1))
+            optimizer.step()
+            return losses
         else:
             losses = MEMBER_LOSSES[self.loss_name](self.net(xb), yb)
             # The members still training, summed: a stopped member's NaN stays out of the
@@ -202,7 +218,7 @@ class PopulationModule(pl.LightningModule):
                 total = total + self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
             total.backward()
         optimizer.step()
-        return losses.detach().double()
+        return losses.detach()
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()

@@ -30,7 +30,7 @@ def evaluate_members(
 ) -> list[dict[str, float]]:
     """`evaluate` for each member of a population (nnlab.population): `out` and `y` carry a
     leading member axis. The losses are computed in one call, the metrics member by member."""
-    out, y = out.detach().double(), y.detach()
+    out, y = out.detach().double().cpu(), y.detach().cpu()
     target = y.double() if y.is_floating_point() else y
     losses = MEMBER_LOSSES[loss_name](out, target).tolist()
     out64, y64 = out.numpy(), y.numpy()
