@@ -1,4 +1,4 @@
-"""Repeats as one population (nnlab.population), and the fixed cost of one run.
+"""Repeats as one population (nnlab.training.population), and the fixed cost of one run.
 
     .venv/bin/python benchmarks/population.py [--sections 1,2,3] [--repeats 3]
 
@@ -40,10 +40,10 @@ def compose_cfg(*overrides: str):
 
 
 def fit_seconds(cfg, members, epochs: int) -> float:
-    """`members` trained as one population by the engine (nnlab.engine), fit and test."""
-    from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
-    from nnlab.population import fit_and_test, member_setups, population_module
-    from nnlab.run import run_setup
+    """`members` trained as one population by the engine (nnlab.training.engine), fit and test."""
+    from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+    from nnlab.training.population import fit_and_test, member_setups, population_module
+    from nnlab.training.run import run_setup
 
     cfg = cfg.copy()
     cfg.trainer.max_epochs = epochs
@@ -55,14 +55,14 @@ def fit_seconds(cfg, members, epochs: int) -> float:
 
 
 def population_seconds(cfg, epochs: int) -> float:
-    from nnlab.seeds import member_config
+    from nnlab.config.seeds import member_config
 
     return fit_seconds(cfg, [member_config(cfg, k) for k in range(MEMBERS)], epochs)
 
 
 def one_by_one_seconds(cfg, epochs: int) -> float:
     """The same members as plain runs (populations of one), one after another."""
-    from nnlab.seeds import member_config
+    from nnlab.config.seeds import member_config
 
     total = 0.0
     for k in range(MEMBERS):
@@ -72,7 +72,7 @@ def one_by_one_seconds(cfg, epochs: int) -> float:
 
 
 def throughput_section(repeats: int) -> list[str]:
-    from nnlab.run import quiet_lightning
+    from nnlab.training.run import quiet_lightning
 
     quiet_lightning()
     lines = [

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/store_writes.py [--runs 10]
 
 Each writer is a process that opens, logs (8 params, 20 metric values in one batch, 3 tags)
-and closes `--runs` runs through nnlab.store.runs.open_run, as a job does. Runs per second
+and closes `--runs` runs through nnlab.tracking.store.runs.open_run, as a job does. Runs per second
 = all runs / wall time from the first writer's start to the last one's end (process start
 and imports included, the same for both stores).
 """
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys
 from mlflow.entities import Metric, Param
-from nnlab.store.runs import get_client, open_run
+from nnlab.tracking.store.runs import get_client, open_run
 uri, name, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = get_client(uri)
 for i in range(runs):
@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def write(uri: str, writers: int, runs: int) -> float:
-    from nnlab.store.runs import get_client
+    from nnlab.tracking.store.runs import get_client
 
     # Create (migrate) the store first, as a sweep's parent run does before its jobs start:
     # eight processes creating one sqlite schema at once would race.

@@ -35,20 +35,20 @@ from hydra import compose, initialize_config_dir
 
 from nnlab import backends
 from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
-from nnlab.config_check import check_config
-from nnlab.data import TensorBatches, make_splits
-from nnlab.engine import OneItem
-from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.config.check import check_config
+from nnlab.data.splits import TensorBatches, make_splits
+from nnlab.nn.scratch import MLP
+from nnlab.nn.tasks import TASKS
 from nnlab.paths import CONF_DIR
-from nnlab.population import fit_and_test, member_network, population_module
-from nnlab.run import (
+from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.training.engine import OneItem
+from nnlab.training.population import fit_and_test, member_network, population_module
+from nnlab.training.run import (
     build_trainer,
     layer_sizes,
     quiet_lightning,
     run_setup,
 )
-from nnlab.scratch import MLP
-from nnlab.tasks import TASKS
 
 BIN = Path(sys.executable).parent
 
@@ -120,7 +120,7 @@ def bare_numpy_epochs(cfg, splits, epochs: int) -> float:
             for k in range(len(mlp.weights)):
                 mlp.weights[k] -= cfg.optimizer.lr * d_w[k]
                 mlp.biases[k] -= cfg.optimizer.lr * d_b[k]
-        from nnlab.scratch import LOSSES
+        from nnlab.nn.scratch import LOSSES
 
         LOSSES[loss].fn(mlp.forward(xv), yv)
         mlp.accuracy(xv, yv, loss)
@@ -132,7 +132,7 @@ def nnlab_epochs(
 ) -> float:
     """nnlab's own module, data and trainer; only fit is timed (test and artifacts are per-run
     costs, measured in section 3). `backend` may carry options: 'jax backend.jit=false'."""
-    from nnlab.store.runs import get_client
+    from nnlab.tracking.store.runs import get_client
 
     name, *options = backend.split()
     cfg = config(*overrides, f"backend={name}", *options, f"trainer.max_epochs={epochs}")
@@ -278,9 +278,9 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 
 # -- 3. per-run fixed cost ------------------------------------------------------------------
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
-    from nnlab.describe import experiment_params
-    from nnlab.run import log_outputs, run_setup
-    from nnlab.store.runs import get_client, log_params
+    from nnlab.tracking.describe import experiment_params
+    from nnlab.tracking.store.runs import get_client, log_params
+    from nnlab.training.run import log_outputs, run_setup
 
     cfg = config("trainer.max_epochs=5")
     splits = make_splits(cfg.data, cfg.seed)

@@ -27,7 +27,7 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 
 from nnlab import backends
-from nnlab.config_check import ConfigError, check_config
+from nnlab.config.check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
 
 
@@ -54,10 +54,10 @@ def main() -> int:
                 return 2
             configs[backend] = cfg
 
-    from nnlab.plots import overlaid_curves_figure
-    from nnlab.run import run_training
-    from nnlab.store.queries import metric_history
-    from nnlab.store.runs import get_client
+    from nnlab.plots.run_figures import overlaid_curves_figure
+    from nnlab.tracking.store.queries import metric_history
+    from nnlab.tracking.store.runs import get_client
+    from nnlab.training.run import run_training
 
     results = {b: run_training(cfg, args.overrides) for b, cfg in configs.items()}
     client = get_client(results["torch"].tracking_uri)

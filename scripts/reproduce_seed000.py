@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import torch
 
-from nnlab.plots import curves_figure
-from nnlab.scratch import MLP, TinyNet
-from nnlab.seed_harness import Reproduction, parse_args
+from nnlab.nn.scratch import MLP, TinyNet
+from nnlab.plots.run_figures import curves_figure
+from nnlab.seed_scripts.harness import Reproduction, parse_args
 
 
 def hand_vs_autograd() -> float:

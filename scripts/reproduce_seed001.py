@@ -27,12 +27,12 @@ import numpy as np
 from seed001_variants import VARIANTS, Problem
 
 from nnlab import backends
-from nnlab.data import make_splits
-from nnlab.plots import overlaid_curves_figure
-from nnlab.run import run_figures
-from nnlab.scratch import init_params
-from nnlab.seed_harness import Reproduction, parse_args
-from nnlab.seeds import effective_seeds
+from nnlab.config.seeds import effective_seeds
+from nnlab.data.splits import make_splits
+from nnlab.nn.scratch import init_params
+from nnlab.plots.run_figures import overlaid_curves_figure
+from nnlab.seed_scripts.harness import Reproduction, parse_args
+from nnlab.training.run import run_figures
 
 PRESET = "experiment=seed001_nonlinear3d"
 TOLERANCE = 1e-6

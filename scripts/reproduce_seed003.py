@@ -18,15 +18,15 @@ import sys
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnlab.plots import (
+from nnlab.nn.scratch import ACTIVATIONS, init_params
+from nnlab.plots.run_figures import (
     activation_functions_figure,
     curves_figure,
     decision_boundary_figure,
     weights_figure,
 )
-from nnlab.run import probabilities
-from nnlab.scratch import ACTIVATIONS, init_params
-from nnlab.seed_harness import Reproduction, parse_args
+from nnlab.seed_scripts.harness import Reproduction, parse_args
+from nnlab.training.run import probabilities
 
 MOONS, CIRCLES = "experiment=seed003_moons", "experiment=seed003_circles"
 
@@ -173,7 +173,7 @@ def _exercises(rep: Reproduction) -> None:
 
 def _groups(rows, key: str) -> dict:
     """The sweep's runs by configuration: {value of `key`: Group of its seeds}."""
-    from nnlab.group_report import group_rows
+    from nnlab.report.groups import group_rows
 
     return {g.rows[0].overrides[key]: g for g in group_rows(rows, [key])}
 
@@ -186,7 +186,7 @@ def _mean(group, metric: str) -> float:
 def _compare(rep: Reproduction, what: str, groups: dict, metric: str, higher_is_better: bool):
     """Notes: each configuration's mean and 95% interval beside its seed-42 value; which one
     the single seed called best and which the means do; and whether that can be told apart."""
-    from nnlab.stats import probability_better, rank_groups, summarize
+    from nnlab.report.stats import probability_better, rank_groups, summarize
 
     single = {}
     for value, g in groups.items():

@@ -19,8 +19,8 @@ closure that re-evaluates the loss; not an nnlab optimizer).
 import math
 import sys
 
-from nnlab.plots import curves_figure
-from nnlab.seed_harness import Reproduction, parse_args
+from nnlab.plots.run_figures import curves_figure
+from nnlab.seed_scripts.harness import Reproduction, parse_args
 
 REGRESSION = "experiment=seed004_simple_regression"
 CLASSIFIER = "experiment=seed004_simple_classifier"

@@ -26,7 +26,7 @@ import numpy as np
 # Imported for its settings: TensorFlow without oneDNN's reordered float sums and without its
 # start-up notices, set before TensorFlow's own import, as the tensorflow backend runs it.
 import nnlab.backends.tensorflow  # noqa: F401
-from nnlab.data import epoch_order
+from nnlab.data.splits import epoch_order
 
 KERAS_ACTIVATIONS = ("relu", "tanh", "sigmoid")  # same name, same function as nnlab's
 

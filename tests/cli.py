@@ -94,7 +94,7 @@ def run_cli(
         raise ValueError("a multirun starts its own processes: use spawn_cli for it")
     from hydra.core.global_hydra import GlobalHydra
 
-    import nnlab.store.runs  # noqa: F401 (sets its MLflow defaults in os.environ, as a CLI does)
+    import nnlab.tracking.store.runs  # noqa: F401 (sets its MLflow defaults in os.environ, as a CLI does)
     from nnlab import console
 
     entry = console_script(args[0])

@@ -10,9 +10,9 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.nets import EngineMLP
+from nnlab.nn.nets import EngineMLP
+from nnlab.nn.scratch import ACTIVATIONS, LOSSES, MLP
 from nnlab.paths import CONF_DIR
-from nnlab.scratch import ACTIVATIONS, LOSSES, MLP
 from tests.cli import spawn_cli
 from tests.conftest import backend_params, compose_config
 
@@ -108,7 +108,7 @@ def test_a_missing_extra_gets_one_line_and_no_run(store, tmp_path):
 def test_the_backends_sweep_covers_every_backend_and_names_jobs_by_backend():
     from hydra import compose, initialize_config_dir
 
-    from nnlab.describe import run_name
+    from nnlab.tracking.describe import run_name
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", ["sweep=backends"], return_hydra_config=True)

@@ -7,9 +7,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.config_check import ConfigError, check_config
+from nnlab.config.check import ConfigError, check_config
 from nnlab.paths import CONF_DIR
-from nnlab.run import run_training
+from nnlab.training.run import run_training
 from tests.conftest import backend_params, compose_config
 
 BACKENDS = backends.names()

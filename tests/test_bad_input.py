@@ -9,12 +9,12 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.config_check import OPTIMIZERS, check_config
-from nnlab.data import Splits, check_split_classes
-from nnlab.datasets import DATASETS, DataError
-from nnlab.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
+from nnlab.config.check import OPTIMIZERS, check_config
+from nnlab.config.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
+from nnlab.data.datasets import DATASETS, DataError
+from nnlab.data.splits import Splits, check_split_classes
 from nnlab.paths import CONF_DIR
-from nnlab.run import run_training
+from nnlab.training.run import run_training
 from tests.cli import run_cli
 from tests.conftest import backend_params, compose_config
 
@@ -75,8 +75,8 @@ def test_undefined_metric_is_left_out_with_a_warning_not_logged_as_zero(store):
 
 
 def test_evaluate_leaves_out_undefined_metrics():
-    from nnlab.metrics import evaluate
-    from nnlab.tasks import TASKS
+    from nnlab.nn.metrics import evaluate
+    from nnlab.nn.tasks import TASKS
 
     one_class = evaluate(TASKS["binary"], "bce", torch.ones(4, 1), torch.ones(4, 1), "test")
     assert "test/auroc" not in one_class and one_class["test/acc"] == 1.0
@@ -159,8 +159,8 @@ def test_every_shipped_experiment_preset_fits_in_memory():
 def test_an_lr_that_overflows_the_optimizer_step_is_a_diverged_run(store):
     """Found by the property test: Adam's step lr / (1 - beta1) overflows float32 for lr >= 3.4e37
     and torch raises a bare RuntimeError; it is a divergence, recorded FAILED with its reason."""
-    from nnlab.engine import TrainingDiverged
-    from nnlab.run import run_training
+    from nnlab.training.engine import TrainingDiverged
+    from nnlab.training.run import run_training
     from tests.conftest import compose_config
 
     with pytest.raises(TrainingDiverged, match="optimizer step overflowed"):

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from nnlab.config_check import CSV_RULES, RULES, ConfigError, check_config
-from nnlab.datasets import DataError
-from nnlab.engine import TrainingDiverged
-from nnlab.run import run_training
-from nnlab.train import check_overrides
+from nnlab.cli.train import check_overrides
+from nnlab.config.check import CSV_RULES, RULES, ConfigError, check_config
+from nnlab.data.datasets import DataError
+from nnlab.training.engine import TrainingDiverged
+from nnlab.training.run import run_training
 from tests.cli import run_cli
 from tests.conftest import compose_config
 

@@ -1,7 +1,7 @@
 import pytest
 
-from nnlab.config_check import ConfigError, check_config
-from nnlab.datasets import DATASETS
+from nnlab.config.check import ConfigError, check_config
+from nnlab.data.datasets import DATASETS
 from nnlab.paths import CONF_DIR
 from tests.conftest import compose_config
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.csv_data import read_csv_table
-from nnlab.datasets import DataError
+from nnlab.data.csv_table import read_csv_table
+from nnlab.data.datasets import DataError
 from tests.cli import run_cli, spawn_cli
 
 TINY = ["trainer.max_epochs=3", "trainer.progress=none", "tracking.log_model=false"]
@@ -64,7 +64,7 @@ def test_sklearn_tables_train_end_to_end(store, tmp_path, name, task, metric, n_
     assert run.info.status == "FINISHED" and run.info.run_name.startswith(f"{name} {n_features}-")
     assert run.data.tags["nnlab.task"] == task
     assert metric in run.data.metrics and metric.split("/")[1] in proc.stdout
-    sha = run.data.tags["nnlab.data.sha256"]
+    sha = run.data.tags["nnlab.data.splits.sha256"]
     assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
     local = MlflowClient(store).download_artifacts(run.info.run_id, "data/csv.json", str(tmp_path))
     record = json.loads(Path(local).read_text())

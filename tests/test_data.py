@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from nnlab.data import TensorBatches, make_splits
-from nnlab.datasets import BINARY, DATASETS, MULTICLASS, REGRESSION
+from nnlab.data.datasets import BINARY, DATASETS, MULTICLASS, REGRESSION
+from nnlab.data.splits import TensorBatches, make_splits
 from tests.conftest import compose_config
 
 ALL = sorted(DATASETS)

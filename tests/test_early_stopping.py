@@ -5,8 +5,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from nnlab.config_check import ConfigError, check_config
-from nnlab.run import run_training
+from nnlab.config.check import ConfigError, check_config
+from nnlab.training.run import run_training
 from tests.conftest import compose_config
 
 SMALL = ["data.n_samples=300", "trainer.progress=none", "tracking.log_model=false"]

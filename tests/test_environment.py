@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from nnlab.env import environ_snapshot
-from nnlab.store.redact import redact
+from nnlab.tracking.store.redact import redact
 
 # Variables that make MLflow switch telemetry off by itself (it treats them as CI or tests):
 # removed from the child's environment so that only nnlab's default or the user's choice
@@ -61,7 +61,7 @@ def telemetry_state(**env: str) -> str:
         child_env.pop(name, None)
     child_env.update(env)
     code = (
-        "import os, nnlab.store.runs\n"
+        "import os, nnlab.tracking.store.runs\n"
         "from mlflow.telemetry import get_telemetry_client\n"
         "print(get_telemetry_client() is None, os.environ.get('MLFLOW_DISABLE_TELEMETRY'))\n"
     )

@@ -7,9 +7,9 @@ import torch
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import accuracy_score, r2_score
 
-from nnlab.data import TensorBatches, make_splits
-from nnlab.nets import TorchMLP
-from nnlab.run import run_training
+from nnlab.data.splits import TensorBatches, make_splits
+from nnlab.nn.nets import TorchMLP
+from nnlab.training.run import run_training
 from tests.conftest import compose_config
 
 EPOCHS = 6

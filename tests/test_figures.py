@@ -3,7 +3,7 @@ instead of missing, the best job starred, log axes where values span decades."""
 
 import numpy as np
 
-from nnlab import plots
+from nnlab.plots import run_figures as plots
 
 
 def legend_texts(ax) -> list[str]:
@@ -61,7 +61,7 @@ def test_objective_figure_draws_when_every_job_failed(tmp_path):
 
 
 def test_group_curves_show_a_mean_band_and_count_failed_seeds():
-    from nnlab.group_plots import group_curves_figure
+    from nnlab.plots.group_figures import group_curves_figure
 
     members = [
         {"train/loss": [(0, 1.0), (1, 0.5)], "val/loss": [(0, 1.1), (1, 0.6)]},
@@ -77,7 +77,7 @@ def test_group_curves_show_a_mean_band_and_count_failed_seeds():
 
 
 def test_objective_error_bars_mark_groups_whose_every_seed_failed():
-    from nnlab.group_plots import objective_errorbar_figure
+    from nnlab.plots.group_figures import objective_errorbar_figure
 
     points = [
         (0.01, "tanh", [0.5, 0.6, 0.55], 0),
@@ -92,7 +92,7 @@ def test_objective_error_bars_mark_groups_whose_every_seed_failed():
 
 
 def test_trial_history_draws_best_so_far_and_failed_trials():
-    from nnlab.group_plots import objective_vs_trial_figure
+    from nnlab.plots.group_figures import objective_vs_trial_figure
 
     trials = [(0, 0.5), (1, 0.7), (2, float("nan")), (3, 0.3)]
     fig = objective_vs_trial_figure(trials, "val/loss", higher_is_better=False)

@@ -1,7 +1,7 @@
 """Runs grouped by configuration: the table and the comparison nnlab-report prints."""
 
-from nnlab import group_report
-from nnlab.report import RunRow
+from nnlab.report import groups as group_report
+from nnlab.report.tables import RunRow
 
 
 def row(run_id, group, lr, seed, value, status="FINISHED"):

@@ -11,7 +11,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.run import run_training
+from nnlab.training.run import run_training
 from tests.conftest import backend_params, compose_config
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from nnlab.metrics import evaluate
-from nnlab.tasks import ALL_METRIC_KEYS, METRICS, TASKS, higher_is_better
+from nnlab.nn.metrics import evaluate
+from nnlab.nn.tasks import ALL_METRIC_KEYS, METRICS, TASKS, higher_is_better
 
 
 @pytest.mark.parametrize("n", [2, 7, 100, 1001])

@@ -7,12 +7,12 @@ from sklearn import metrics as skm
 
 from nnlab.backends.torch import ACTIVATIONS as TORCH_ACTIVATIONS
 from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
-from nnlab.data import make_splits
-from nnlab.metrics import evaluate
-from nnlab.nets import ScratchTorchMLP, TorchMLP
-from nnlab.run import layer_sizes
-from nnlab.scratch import ACTIVATIONS, LOSSES, init_params
-from nnlab.tasks import TASKS
+from nnlab.data.splits import make_splits
+from nnlab.nn.metrics import evaluate
+from nnlab.nn.nets import ScratchTorchMLP, TorchMLP
+from nnlab.nn.scratch import ACTIVATIONS, LOSSES, init_params
+from nnlab.nn.tasks import TASKS
+from nnlab.training.run import layer_sizes
 from tests.conftest import compose_config
 
 

@@ -11,8 +11,8 @@ import shutil
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.describe import run_link
 from nnlab.paths import PROJECT_ROOT
+from nnlab.tracking.describe import run_link
 from tests.cli import run_cli, spawn_cli
 from tests.servers import mlflow_server
 

@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from nnlab import study as nnlab_study
+from nnlab.sweeps import study as nnlab_study
 from tests.cli import BIN, spawn_cli, wait_for
 
 TINY = [
@@ -113,7 +113,7 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
 
 
 def nnlab_study_tag() -> str:
-    from nnlab.store.names import STUDY_TAG
+    from nnlab.tracking.store.names import STUDY_TAG
 
     return STUDY_TAG
 

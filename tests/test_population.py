@@ -1,6 +1,6 @@
-"""Repeats trained as one population (nnlab.population): member k's curves equal the plain run
-with member k's seeds, to 1e-9 relative in float64, for every task, mini-batch and full batch,
-every population backend and every optimizer; a diverged member fails alone; each member is
+"""Repeats trained as one population (nnlab.training.population): member k's curves equal the
+plain run with member k's seeds, to 1e-9 relative in float64, for every task, mini-batch and
+full batch, every backend and every optimizer; a diverged member fails alone; each member is
 its own complete run."""
 
 import math
@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.config_check import ConfigError
-from nnlab.mlflow_logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.config.check import ConfigError
+from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
-from nnlab.population import (
+from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG
+from nnlab.training.population import (
     fit_and_test,
     member_setups,
     population_module,
     wanted,
     why_not_population,
 )
-from nnlab.repeats import run_group
-from nnlab.run import run_setup
-from nnlab.seeds import member_config
-from nnlab.store.names import MEMBER_TAG, PARENT_TAG
+from nnlab.training.repeats import run_group
+from nnlab.training.run import run_setup
 from tests.cli import BIN, run_cli, wait_for
 from tests.conftest import backend_params, compose_config
 
@@ -142,7 +142,7 @@ def test_a_diverged_member_stops_alone():
 
 
 def test_refusals_name_the_reason(monkeypatch):
-    from nnlab.study import TRIAL_ENV
+    from nnlab.sweeps.study import TRIAL_ENV
 
     assert why_not_population(compose_config("repeats=2")) is None
     with monkeypatch.context() as env:

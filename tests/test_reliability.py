@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.store import preflight
+from nnlab.tracking.store import preflight
 from tests.cli import BIN, run_cli, spawn_cli, wait_for
 from tests.servers import START_TIMEOUT_S, UVICORN_READY, listening_addresses, read_lines_until
 
@@ -85,7 +85,8 @@ def one_line_store_failure(proc, must_name):
     assert len(lines) == 1 and must_name in lines[0], proc.stderr
 
 
-# A broken store is found by the preflight (nnlab.store.preflight) before a run exists: one line,
+# A broken store is found by the preflight (nnlab.tracking.store.preflight) before a run exists:
+# one line,
 # exit 3, and none of MLflow's minutes of retries or an unbounded wait for a lock. The tests
 # count what happened (probes made, locks still held), not seconds on a shared machine.
 
@@ -177,7 +178,7 @@ def test_four_processes_write_40_runs_to_one_store(store, tmp_path):
     code = (
         "import sys\n"
         "from tests.conftest import compose_config\n"
-        "from nnlab.run import run_training\n"
+        "from nnlab.training.run import run_training\n"
         "cfg = compose_config('trainer.max_epochs=2', 'data.n_samples=120',\n"
         "                     'tracking.log_plots=false', 'tracking.log_model=false')\n"
         "for i in range(10):\n"
@@ -204,7 +205,7 @@ def test_four_processes_write_40_runs_to_one_store(store, tmp_path):
 
 
 def test_report_pages_through_every_run(store, monkeypatch):
-    from nnlab.store import queries
+    from nnlab.tracking.store import queries
 
     monkeypatch.setattr(queries, "PAGE", 50)  # MLflow's 1000 a page, shrunk: 3 pages, one short
     client = MlflowClient(store)
@@ -240,7 +241,7 @@ def test_credentials_never_reach_the_store(store, tmp_path, monkeypatch):
 
 
 def test_credentials_in_the_tracking_uri_are_redacted():
-    from nnlab.store.redact import redact
+    from nnlab.tracking.store.redact import redact
 
     assert redact("http://alice:hunter22@mlflow.example:5000/x") == (
         "http://alice:***@mlflow.example:5000/x"
@@ -278,8 +279,8 @@ def test_same_config_gives_identical_metrics_in_two_processes(store):
 def test_nan_in_the_data_is_refused_before_a_run(store):
     import numpy as np
 
-    from nnlab.datasets import DATASETS, REGRESSION, DatasetSpec
-    from nnlab.run import run_training
+    from nnlab.data.datasets import DATASETS, REGRESSION, DatasetSpec
+    from nnlab.training.run import run_training
     from tests.conftest import compose_config
 
     def with_nan(n, noise, k, rng):

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.repeats import run_group
-from nnlab.run import run_training
-from nnlab.seeds import Seeds, effective_seeds, group_id, member_config
-from nnlab.store.names import GROUP_TAG, MEMBER_TAG, PARENT_TAG, REPEATS_TAG
-from nnlab.store.queries import metric_history
+from nnlab.config.seeds import Seeds, effective_seeds, group_id, member_config
+from nnlab.tracking.store.names import GROUP_TAG, MEMBER_TAG, PARENT_TAG, REPEATS_TAG
+from nnlab.tracking.store.queries import metric_history
+from nnlab.training.repeats import run_group
+from nnlab.training.run import run_training
 from tests.cli import run_cli, spawn_cli
 from tests.conftest import compose_config
 
@@ -155,7 +155,7 @@ def read_csv_artifact(client, run_id, path):
 
 
 def test_nnlab_reproduce_reruns_any_member_exactly(store):
-    from nnlab.reproduce import main as reproduce
+    from nnlab.cli.reproduce import main as reproduce
 
     group = run_group(compose_config("repeats=2", "seeds.data=1"), ["repeats=2"], {})
     second = group.members[1]

@@ -62,9 +62,9 @@ def test_unknown_run_is_one_line_and_exit_2(store):  # the real executable
 
 
 def test_dataset_digests_tell_identical_data_from_different_data(store):
-    from nnlab.dataset_inputs import logged_digests
-    from nnlab.reproduce import compare_data
-    from nnlab.run import run_training
+    from nnlab.cli.reproduce import compare_data
+    from nnlab.tracking.dataset_inputs import logged_digests
+    from nnlab.training.run import run_training
     from tests.conftest import compose_config
 
     client = MlflowClient(store)

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nnlab.backends.torch import LOSSES as LOSS_FUNCTIONS
-from nnlab.nets import ScratchTorchMLP
-from nnlab.scratch import ACTIVATIONS, LOSSES, MLP, TinyNet
+from nnlab.nn.nets import ScratchTorchMLP
+from nnlab.nn.scratch import ACTIVATIONS, LOSSES, MLP, TinyNet
 
 SMOOTH_ACTIVATIONS = ["tanh", "sigmoid", "gelu", "identity"]  # no kink for finite differences
 

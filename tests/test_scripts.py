@@ -49,8 +49,8 @@ def test_compare_backends_overlays_every_backends_agreeing_runs(store, tmp_path)
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_experiment_preset_composes_and_trains_shrunken(store, preset):
-    from nnlab.config_check import check_config
-    from nnlab.run import run_training
+    from nnlab.config.check import check_config
+    from nnlab.training.run import run_training
 
     cfg = compose_config(
         f"experiment={preset}",
@@ -96,7 +96,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def test_expectations_hold_or_fail_as_stated():
-    from nnlab.seed_harness import Expectation
+    from nnlab.seed_scripts.harness import Expectation
 
     assert Expectation("a", 0.96, ">=", 0.95).holds()
     assert not Expectation("a", 0.94, ">=", 0.95).holds()

@@ -9,8 +9,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
-from nnlab.run import run_training
-from nnlab.seed_harness import Reproduction
+from nnlab.seed_scripts.harness import Reproduction
+from nnlab.training.run import run_training
 from tests.conftest import backend_params, compose_config
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))

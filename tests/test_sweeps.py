@@ -98,7 +98,7 @@ def test_sweep_is_one_parent_with_children_summary_and_best(store):
 
 
 def overrides(run) -> dict[str, str]:
-    from nnlab.report import parse_overrides
+    from nnlab.report.tables import parse_overrides
 
     return parse_overrides(run.data.tags["mlflow.nnlab.overrides"])
 
@@ -301,7 +301,8 @@ def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_pa
 @pytest.mark.slow
 def test_report_imports_no_torch():
     code = (
-        "import sys, nnlab.report_cli, nnlab.report, nnlab.group_report, nnlab.dashboard; "
+        "import sys, nnlab.cli.report, nnlab.report.tables, nnlab.report.groups, "
+        "nnlab.report.dashboard; "
         "sys.exit(int(any(m in sys.modules for m in ('torch', 'pytorch_lightning'))))"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -4,7 +4,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
-from nnlab.store.runs import default_store_dir, open_run, tracking_uri
+from nnlab.tracking.store.runs import default_store_dir, open_run, tracking_uri
 
 
 def test_default_store_is_sqlite_in_the_project_mlruns(monkeypatch, tmp_path):

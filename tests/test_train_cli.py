@@ -6,7 +6,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.store.names import CHART_VIEW_TAG
+from nnlab.tracking.store.names import CHART_VIEW_TAG
 from tests.cli import run_cli, spawn_cli
 
 TINY = ["trainer.max_epochs=3", "data.n_samples=200"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from nnlab.run import run_training
+from nnlab.training.run import run_training
 from tests.conftest import compose_config
 
 FAST = ["tracking.log_plots=false", "tracking.log_model=false"]
@@ -101,7 +101,7 @@ def test_l1_penalty_shrinks_weights(store):
 
 
 def test_data_are_float64_tensors_at_precision_64():
-    from nnlab.data import data_module, make_splits
+    from nnlab.data.splits import data_module, make_splits
 
     splits = make_splits(compose_config("data=moons").data, seed=0)
     dm = data_module(splits, 32, 0, torch.float64)

@@ -1,3 +1,3 @@
-from nnlab.train import main
+from nnlab.cli.train import main
 
 main()

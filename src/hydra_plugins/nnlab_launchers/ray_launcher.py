@@ -4,14 +4,14 @@ loads launchers only from the `hydra_plugins` namespace, hence this package's pl
 1. What a job needs travels with the job. A Ray worker on another node does not inherit the
    driver's environment (ray#2260, #38891), so the sweep's parent run id, its swept keys and
    the tracking URI go in each task's `runtime_env.env_vars`, read when the sweep launches
-   (after nnlab.sweeps opened the parent).
+   (after nnlab.sweeps.callback opened the parent).
 2. One job's failure is that job's. Upstream, `ray.get` on a task whose worker died raises and
    ends the whole sweep. Here such a job returns NaN, like any failed nnlab job, and the sweep
    goes on; its run, left RUNNING by the killed process, is closed FAILED by the sweep's end
-   (nnlab.sweeps closes every child still RUNNING once all jobs have returned).
+   (nnlab.sweeps.callback closes every child still RUNNING once all jobs have returned).
 
 The Ray head must be reachable before anything is created: nnlab checks it first and fails
-in one line naming the address (nnlab.ray_support.check_head).
+in one line naming the address (nnlab.sweeps.ray_jobs.check_head).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globa
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from omegaconf import OmegaConf, open_dict
 
-from nnlab.ray_support import job_environment
+from nnlab.sweeps.ray_jobs import job_environment
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """`hydra/sweeper=nnlab_optuna` (used by `sweep=optuna`): nnlab's Optuna sweeper, for current
-Optuna, with a persistent and resumable study (nnlab.study), pruning and failures that stay
+Optuna, with a persistent and resumable study (nnlab.sweeps.study), pruning and failures that stay
 the failing trial's.
 
 The loop: ask the study for up to `n_jobs` trials, turn each into Hydra overrides, launch them
@@ -32,7 +32,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab import study as nnlab_study
+from nnlab.sweeps import study as nnlab_study
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class NnlabOptunaSweeper(Sweeper):
         return optuna.samplers.GridSampler(grid, seed=seed)
 
     def _remember_parent(self, study) -> None:
-        from nnlab.store import sweep_protocol
+        from nnlab.tracking.store import sweep_protocol
 
         parent = sweep_protocol.parent_run_id()
         if parent and study.user_attrs.get(nnlab_study.PARENT_ATTR) is None:
@@ -124,8 +124,8 @@ class NnlabOptunaSweeper(Sweeper):
 
     def _log_study(self, study, search) -> None:
         """The study's figures and identity on the sweep's parent run."""
-        from nnlab.store import sweep_protocol
-        from nnlab.study_plots import log_study_figures
+        from nnlab.plots.study_figures import log_study_figures
+        from nnlab.tracking.store import sweep_protocol
 
         parent = sweep_protocol.parent_run_id()
         if parent:
@@ -168,7 +168,7 @@ def _as_override(value: Any) -> str:
 
 
 def _shown(storage: str) -> str:
-    from nnlab.store.redact import redact
+    from nnlab.tracking.store.redact import redact
 
     return redact(storage)
 
@@ -230,7 +230,7 @@ def objective_values(search, attrs: dict, returned: Any) -> list[float] | None:
 
 
 def _run_metrics(run_id: str) -> dict[str, float]:
-    from nnlab.store.runs import get_client, tracking_uri
+    from nnlab.tracking.store.runs import get_client, tracking_uri
 
     return dict(get_client(tracking_uri()).get_run(run_id).data.metrics)
 
@@ -240,7 +240,7 @@ def settle_orphans(study, search) -> None:
     else FAILED (with their run) and queued again."""
     from optuna.trial import TrialState
 
-    from nnlab.store.runs import close_run, get_client, log_params, tracking_uri
+    from nnlab.tracking.store.runs import close_run, get_client, log_params, tracking_uri
 
     client = get_client(tracking_uri())
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -282,9 +282,9 @@ def _objective_of(run, search) -> float:
 def _stand_in_run(client, study, trial, why: str) -> None:
     """A trial whose job never created its run still gets one (FAILED, saying why), so that
     every trial of the study is a run in the UI."""
-    from nnlab.store import sweep_protocol
-    from nnlab.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG
-    from nnlab.store.runs import close_run, log_params
+    from nnlab.tracking.store import sweep_protocol
+    from nnlab.tracking.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG
+    from nnlab.tracking.store.runs import close_run, log_params
 
     parent_id = study.user_attrs.get(nnlab_study.PARENT_ATTR) or sweep_protocol.parent_run_id()
     if not parent_id:

@@ -14,10 +14,11 @@ without importing any framework:
 - `EXTRA`: the pip extra that brings its framework (None: nnlab's own dependencies), and
   `REQUIRES`, the module that extra installs.
 - `network(sizes, activation, init, seed, dtype, **options)`: the network as a torch
-  nn.Module, starting from `nnlab.scratch.init_params`. `options` are the config's other keys
+  nn.Module, starting from `nnlab.nn.scratch.init_params`. `options` are the config's other keys
   (e.g. `jit`).
 - optionally `population_network(member_params, activation, dtype)`: N networks of one shape
-  as one, for `repeats=N` (nnlab.population); a backend without it trains repeats one by one.
+  as one, for `repeats=N` (nnlab.training.population); a backend without it trains repeats one by
+  one.
 
 Everything else (config check, run, scripts, the `backends` sweep, the agreement tests) reads
 this registry.

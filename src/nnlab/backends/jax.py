@@ -4,7 +4,7 @@ configured torch optimizer applies them. Same data, metrics and tracking."""
 from __future__ import annotations
 
 from nnlab.backends.lazy import LazyModule
-from nnlab.scratch import HUBER_DELTA, LEAKY_SLOPE
+from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 jax = LazyModule("jax")
 jnp = LazyModule("jax.numpy")
@@ -16,7 +16,7 @@ ACCELERATORS = ("cpu",)  # weights and gradients pass through NumPy every step
 PRECISIONS = (32, 64)
 WEIGHT_COPIES = 2  # the weights as jax arrays, and jax's gradients
 
-# Each mirrors the NumPy function of the same name in nnlab.scratch; jax.grad differentiates.
+# Each mirrors the NumPy function of the same name in nnlab.nn.scratch; jax.grad differentiates.
 ACTIVATIONS = {
     "relu": lambda z: jnn.relu(z),  # derivative 0 at 0, as NumPy's and torch's
     "tanh": lambda z: jnp.tanh(z),
@@ -78,7 +78,7 @@ class JaxEngine:
 class JaxPopulationEngine(JaxEngine):
     """The same pure functions mapped over a population's member axis with `jax.vmap`: one
     compiled call computes every member's outputs, loss and gradients, each member's from its
-    own weights and batch alone (nnlab.population)."""
+    own weights and batch alone (nnlab.training.population)."""
 
     def __init__(self, activation: str, jit: bool = True):
         super().__init__(activation, jit)
@@ -96,15 +96,15 @@ class JaxPopulationEngine(JaxEngine):
 
 
 def network(sizes, activation, init, seed, dtype, jit: bool = True):
-    from nnlab.nets import EngineMLP
+    from nnlab.nn.nets import EngineMLP
 
     return EngineMLP(JaxEngine(activation, jit), sizes, init, seed, dtype=dtype)
 
 
 def population_network(member_params, activation, dtype, jit: bool = True):
-    """Repeats as one network (nnlab.population): `jax.vmap` over the member axis."""
-    from nnlab.nets import EngineMLP
-    from nnlab.population_nets import stacked_params
+    """Repeats as one network (nnlab.training.population): `jax.vmap` over the member axis."""
+    from nnlab.nn.nets import EngineMLP
+    from nnlab.nn.population_nets import stacked_params
 
     engine = JaxPopulationEngine(activation, jit)
     return EngineMLP(engine, params=stacked_params(member_params), dtype=dtype)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from nnlab.backends.lazy import LazyModule
-from nnlab.scratch import HUBER_DELTA, LEAKY_SLOPE
+from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 SQRT2 = 2.0**0.5
 
@@ -25,7 +25,7 @@ ACCELERATORS = ("cpu",)  # weights and gradients pass through NumPy every step
 PRECISIONS = (32, 64)
 WEIGHT_COPIES = 2  # the weights as tensors, and the tape's gradients
 
-# Each mirrors the NumPy function of the same name in nnlab.scratch; the tape differentiates.
+# Each mirrors the NumPy function of the same name in nnlab.nn.scratch; the tape differentiates.
 ACTIVATIONS = {
     "relu": lambda z: tf.nn.relu(z),
     "tanh": lambda z: tf.tanh(z),
@@ -85,7 +85,8 @@ class TensorFlowEngine:
     """The forward pass and the tape, traced once per batch shape into a graph by
     tf.function (`jit=False` runs them eagerly, for comparison).
 
-    A population (nnlab.engine) has a leading member axis on every weight, input and output:
+    A population (nnlab.training.engine) has a leading member axis on every weight, input and
+    output:
     the einsum carries a member index, the loss is one mean per member, and the tape
     differentiates their sum, so each member gets its own gradient."""
 
@@ -134,15 +135,15 @@ class TensorFlowEngine:
 
 
 def network(sizes, activation, init, seed, dtype, jit: bool = True):
-    from nnlab.nets import EngineMLP
+    from nnlab.nn.nets import EngineMLP
 
     return EngineMLP(TensorFlowEngine(activation, jit), sizes, init, seed, dtype=dtype)
 
 
 def population_network(member_params, activation, dtype, jit: bool = True):
-    """N networks as one (nnlab.engine): einsum with a member index, one tape for all."""
-    from nnlab.nets import EngineMLP
-    from nnlab.population_nets import stacked_params
+    """N networks as one (nnlab.training.engine): einsum with a member index, one tape for all."""
+    from nnlab.nn.nets import EngineMLP
+    from nnlab.nn.population_nets import stacked_params
 
     engine = TensorFlowEngine(activation, jit, population=True)
     return EngineMLP(engine, params=stacked_params(member_params), dtype=dtype)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nnlab.backends.lazy import LazyModule
-from nnlab.scratch import HUBER_DELTA, LEAKY_SLOPE
+from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 nn = LazyModule("torch.nn")
 F = LazyModule("torch.nn.functional")
@@ -14,7 +14,7 @@ ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "tpu", "auto")  # Lightning's names
 PRECISIONS = (32, 64)
 WEIGHT_COPIES = 0  # autograd writes into the Parameters' own .grad
 
-# Each builds the nn.Module for the activation of the same name in nnlab.scratch.ACTIVATIONS.
+# Each builds the nn.Module for the activation of the same name in nnlab.nn.scratch.ACTIVATIONS.
 ACTIVATIONS = {
     "relu": lambda: nn.ReLU(),
     "tanh": lambda: nn.Tanh(),
@@ -23,7 +23,7 @@ ACTIVATIONS = {
     "gelu": lambda: nn.GELU(),  # exact, erf-based
     "identity": lambda: nn.Identity(),
 }
-# (outputs, targets) -> mean loss; each mirrors nnlab.scratch.LOSSES. Metrics use these too.
+# (outputs, targets) -> mean loss; each mirrors nnlab.nn.scratch.LOSSES. Metrics use these too.
 LOSSES = {
     "mse": lambda out, y: F.mse_loss(out, y),
     "half_mse": lambda out, y: 0.5 * F.mse_loss(out, y),
@@ -33,7 +33,7 @@ LOSSES = {
     "cross_entropy": lambda out, y: F.cross_entropy(out, y),
 }
 # The same losses for a population's stacked outputs (members, rows, outputs): one mean per
-# member, each over that member's elements alone (nnlab.population).
+# member, each over that member's elements alone (nnlab.training.population).
 MEMBER_LOSSES = {
     "mse": lambda out, y: F.mse_loss(out, y, reduction="none").mean(dim=(1, 2)),
     "half_mse": lambda out, y: 0.5 * F.mse_loss(out, y, reduction="none").mean(dim=(1, 2)),
@@ -52,13 +52,13 @@ MEMBER_LOSSES = {
 
 
 def network(sizes, activation, init, seed, dtype):
-    from nnlab.nets import TorchMLP
+    from nnlab.nn.nets import TorchMLP
 
     return TorchMLP(sizes, activation, init, seed, dtype=dtype)
 
 
 def population_network(member_params, activation, dtype):
-    """Repeats as one network (nnlab.population): each layer is one batched matmul."""
-    from nnlab.population_nets import PopulationMLP
+    """Repeats as one network (nnlab.training.population): each layer is one batched matmul."""
+    from nnlab.nn.population_nets import PopulationMLP
 
     return PopulationMLP(member_params, activation, dtype, layer="baddbmm")

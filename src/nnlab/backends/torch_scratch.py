@@ -28,13 +28,13 @@ __all__ = [
 
 
 def network(sizes, activation, init, seed, dtype):
-    from nnlab.nets import ScratchTorchMLP
+    from nnlab.nn.nets import ScratchTorchMLP
 
     return ScratchTorchMLP(sizes, activation, init, seed, dtype=dtype)
 
 
 def population_network(member_params, activation, dtype):
-    """Repeats as one network (nnlab.population): einsum with a member index."""
-    from nnlab.population_nets import PopulationMLP
+    """Repeats as one network (nnlab.training.population): einsum with a member index."""
+    from nnlab.nn.population_nets import PopulationMLP
 
     return PopulationMLP(member_params, activation, dtype, layer="einsum")

@@ -1,0 +1,1 @@
+"""Entry points: nnlab-train, nnlab-report, nnlab-reproduce."""

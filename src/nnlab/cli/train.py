@@ -1,0 +1,296 @@
+"""`nnlab-train`: the Hydra entry point. compose -> check -> build -> fit -> test -> log.
+
+Only Hydra and the config checks load before the config is known to be good: a typo is
+answered in about a second, and the training stack (torch, Lightning, MLflow) loads after.
+
+In a multirun (`-m`), one job's failure must not end the sweep: a job that fails or diverges
+is recorded FAILED, reported in one line, and returns NaN to the sweeper. Ctrl-C and SIGTERM
+end the sweep, with the running job and the sweep's parent run marked KILLED.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from nnlab.config.check import ConfigError, check_config
+from nnlab.data.datasets import DataError
+from nnlab.paths import CONF_DIR
+from nnlab.sweeps.callback import abort_active_sweep
+from nnlab.sweeps.scheduler import scheduler_job_id, scheduler_tags
+from nnlab.tracking.store import sweep_protocol
+from nnlab.tracking.store.redact import redact
+
+
+def print_summary(result, experiment: str, in_sweep: bool) -> None:
+    """The run's result and where to see it. In a sweep only the result and the run's URL:
+    the store and the UI command are printed once, by the sweep (nnlab.sweeps.callback)."""
+    from nnlab.tracking.describe import charts_url, ui_command, ui_url
+    from nnlab.tracking.store.runs import get_client
+
+    shown = "   ".join(
+        f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
+    )
+    verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
+    experiment_id = get_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
+    print(f"nnlab: {result.run_name} {verb}", flush=True)
+    print(f"  {shown}")
+    print(f"  view    {ui_url(result.tracking_uri, experiment_id, result.run_id)}")
+    if in_sweep:
+        return
+    print(f"  charts  {charts_url(result.tracking_uri, experiment_id)}   (train vs val loss)")
+    print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
+    if not result.tracking_uri.startswith("http"):
+        print(f"  browse  {ui_command(result.tracking_uri)}   (then open the view link)")
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def train(cfg: DictConfig) -> float:
+    hydra_cfg = HydraConfig.get()
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    where = f"job {hydra_cfg.job.num}: " if in_sweep else ""
+
+    def give_up(message: str, exit_code: int) -> float:
+        print(f"nnlab-train: {where}{message}", file=sys.stderr, flush=True)
+        if in_sweep:
+            return math.nan  # this job fails alone; the sweep goes on
+        sys.exit(exit_code)
+
+    try:
+        check_config(cfg)
+    except ConfigError as err:
+        return give_up(f"bad config: {err}", 2)
+    except DataError as err:  # the user's CSV file, read by the check
+        return give_up(f"bad data: {err}", 2)
+
+    from nnlab.tracking.store.preflight import store_failure
+    from nnlab.tracking.store.runs import tracking_uri
+    from nnlab.training.engine import TrainingDiverged
+    from nnlab.training.run import run_training
+    from nnlab.training.trial_pruning import TrialPruned
+
+    overrides = list(hydra_cfg.overrides.task)
+    tags = {
+        **sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None),
+        **scheduler_tags(),
+    }
+    swept = sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None
+    if cfg.repeats > 1:
+        return train_group(cfg, overrides, tags, swept, give_up)
+    with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
+        try:
+            if cfg.resume:
+                resume = prepare_resume(cfg, overrides, Path(workdir))
+                population = resumed_population(cfg, resume)
+                if population is not None:  # continued as a whole, in its members' runs
+                    return train_group(
+                        population.config, population.overrides, tags, swept, give_up, population
+                    )
+            else:
+                resume = continue_requeued_job(cfg, Path(workdir)) if scheduler_job_id() else None
+            result = run_training(
+                resume.config if resume else cfg,
+                resume.overrides if resume else overrides,
+                tags,
+                resume,
+                swept_keys=swept,
+            )
+        except KeyboardInterrupt as err:
+            print(f"nnlab-train: {err or 'interrupted'}; the run is marked KILLED", file=sys.stderr)
+            sys.exit(130)
+        except ConfigError as err:  # includes a run that cannot be resumed
+            return give_up(f"bad config: {err}", 2)
+        except Exception as err:
+            broken_store = store_failure(err)
+            if broken_store is not None:
+                uri = redact(tracking_uri(cfg.tracking.uri))
+                return give_up(f"tracking store {uri}: {broken_store}", 3)
+            if isinstance(err, DataError):
+                return give_up(f"bad data: {err}", 2)
+            if isinstance(err, TrialPruned):
+                return give_up(f"{err}; the run is marked KILLED (tag nnlab.pruned)", 1)
+            if isinstance(err, TrainingDiverged):
+                return give_up(f"training diverged ({err}); the run is marked FAILED", 1)
+            if in_sweep:
+                return give_up(f"failed ({type(err).__name__}: {err}); the run is marked FAILED", 1)
+            raise  # an unexpected error: the traceback is what a developer needs
+    parent_id = sweep_protocol.parent_run_id()
+    if result.skipped and parent_id and in_sweep:
+        from nnlab.tracking.store.runs import get_client
+
+        sweep_protocol.note_skipped_job(
+            get_client(result.tracking_uri), parent_id, hydra_cfg.job.num, result.run_id
+        )
+    print_summary(result, (resume.config if resume else cfg).tracking.experiment, in_sweep)
+    return result.objective
+
+
+def train_group(
+    cfg: DictConfig, overrides: list[str], tags: dict, swept, give_up, resume=None
+) -> float:
+    """`repeats=N`: the group's members (nnlab.training.repeats), or the interrupted population
+    `resume` continued; returns the mean objective over the members that finished."""
+    from nnlab.tracking.store.preflight import store_failure
+    from nnlab.tracking.store.runs import tracking_uri
+    from nnlab.training.repeats import run_group
+
+    try:
+        group = run_group(cfg, overrides, tags, swept, resume)
+    except ConfigError as err:  # trainer.population=true where no population can train
+        return give_up(f"bad config: {err}", 2)
+    except KeyboardInterrupt as err:
+        print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        broken_store = store_failure(err)
+        if broken_store is None:
+            raise
+        return give_up(
+            f"tracking store {redact(tracking_uri(cfg.tracking.uri))}: {broken_store}", 3
+        )
+    print(f"nnlab: {group.summary_line()}", flush=True)
+    if not group.members:
+        return give_up(f"every one of the {cfg.repeats} repeats failed", 1)
+    if group.parent_run_id:
+        print_group_where(group, cfg.tracking.experiment)
+    return group.objective
+
+
+def print_group_where(group, experiment: str) -> None:
+    from nnlab.tracking.describe import ui_command, ui_url
+    from nnlab.tracking.store.runs import get_client
+
+    uri = group.members[0].tracking_uri
+    experiment_id = get_client(uri).get_run(group.parent_run_id).info.experiment_id
+    print(f"  group   {ui_url(uri, experiment_id, group.parent_run_id)}   (its runs nest under it)")
+    print(f"  store   {redact(uri)} (experiment '{experiment}')")
+    if not uri.startswith("http"):
+        print(f"  browse  {ui_command(uri)}")
+
+
+def continue_requeued_job(cfg: DictConfig, workdir: Path):
+    """A job requeued by its scheduler continues the run its earlier attempt left unfinished
+    (nnlab.sweeps.scheduler); None when there is none, or it has no checkpoint to continue from."""
+    from nnlab.sweeps.scheduler import unfinished_run_of_this_job
+    from nnlab.tracking.store.runs import get_client, tracking_uri
+    from nnlab.training.resume import ResumeError, load_resume_point
+
+    client = get_client(tracking_uri(cfg.tracking.uri))
+    parent = sweep_protocol.parent_run_id()
+    run_id = unfinished_run_of_this_job(client, cfg.tracking.experiment, parent)
+    if run_id is None:
+        return None
+    try:
+        point = load_resume_point(client, run_id, [], workdir)
+    except ResumeError as err:
+        print(f"nnlab: requeued job: a new run ({err})", flush=True)
+        return None
+    check_config(point.config)
+    print(f"nnlab: requeued job: continuing run {run_id} from its last checkpoint", flush=True)
+    return point
+
+
+def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
+    """The stored config and last checkpoint of run `cfg.resume`, checked like any config."""
+    from nnlab.tracking.store.runs import get_client, tracking_uri
+    from nnlab.training.resume import load_resume_point
+
+    point = load_resume_point(
+        get_client(tracking_uri(cfg.tracking.uri)), cfg.resume, overrides, workdir
+    )
+    check_config(point.config)
+    print(f"nnlab: resuming run {point.run_id} from its last checkpoint", flush=True)
+    return point
+
+
+def resumed_population(cfg: DictConfig, point):
+    """The population that run `point` belongs to (nnlab.training.resume.PopulationResume), or
+    None."""
+    from nnlab.tracking.store.runs import get_client, tracking_uri
+    from nnlab.training.resume import population_of
+
+    population = population_of(get_client(tracking_uri(cfg.tracking.uri)), point)
+    if population is not None:
+        print(f"nnlab: resuming its population of {len(population.run_ids)} members", flush=True)
+    return population
+
+
+def one_line(err: Exception) -> str:
+    """Hydra's multi-line composition and parse errors as one line."""
+    text = str(err).split("Config search path")[0]
+    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if missing and not missing.group(1).startswith("hydra"):
+        # An unknown option of one of nnlab's config groups: name the choices.
+        group, option = missing.groups()
+        choices = sorted(
+            p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_")
+        )
+        return f"{group}={option}: allowed: {', '.join(choices)}"
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    cause = err.__cause__
+    if cause is not None and str(cause).splitlines() and str(cause).splitlines()[0] not in text:
+        text += f" ({str(cause).splitlines()[0]})"
+    return text.replace("To append to your config use", "to add a new key use")
+
+
+def check_overrides(args: list[str]) -> str | None:
+    """Parse and compose the command line's overrides the way Hydra will, so that a typo gets
+    one line instead of Hydra's multi-line report. Sweep values (a,b,c) are Hydra's to expand
+    and are left to it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    parsed = []
+    for item in (a for a in args if not a.startswith("-") and "=" in a):
+        try:
+            parsed += parser.parse_overrides([item])
+        except HydraException as err:
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            reason = lines[0] if lines else "syntax error"
+            shown = item if item.isprintable() else repr(item)  # a newline stays one line
+            reason = reason if reason.isprintable() else repr(reason)
+            return f"{shown}: cannot be parsed: {reason} (see Hydra's override grammar)"
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+    if not plain:
+        return None  # nothing to compose beyond the defaults, which Hydra composes next (0.3 s)
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            compose("train", overrides=plain, return_hydra_config=True)
+    except HydraException as err:
+        return one_line(err)
+    return None
+
+
+def main() -> None:
+    """Console entry: the Hydra app, plus closing a sweep's parent run if it ends early."""
+    problem = check_overrides(sys.argv[1:])
+    if problem is not None:
+        print(f"nnlab-train: bad override: {problem}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        train()
+    except KeyboardInterrupt:
+        abort_active_sweep("KILLED", "interrupted")
+        print("nnlab-train: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit as done:
+        if done.code not in (0, None):
+            abort_active_sweep("KILLED" if done.code == 130 else "FAILED", f"exit {done.code}")
+        raise
+    except BaseException as err:
+        abort_active_sweep("FAILED", f"{type(err).__name__}: {err}")
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The whole config checked before anything is built: rules, memory, seeds."""

@@ -1,0 +1,1 @@
+"""Networks, losses, tasks and metrics: NumPy from scratch and torch; the export."""

@@ -1,0 +1,92 @@
+"""The trained network as an MLflow Model: what the UI's Models column links, and what
+`mlflow.pyfunc.load_model(uri).predict(x)` runs.
+
+Every backend exports the same thing: an nn.Module that standardises raw features with the
+training split's statistics and applies the MLP (a NumPy or einsum network is copied, weight
+for weight, into its nn.Linear equivalent). It is saved in MLflow's "pt2" format
+(`torch.export`: a traced graph, loaded without unpickling code), which needs an input
+example; the signature is inferred from it. Outputs are the network's raw outputs: logits for
+classification, predictions for regression.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnlab.nn.nets import TorchMLP
+
+MODEL_NAME = "model"
+EXAMPLE_ROWS = 5
+# Naming the requirement skips MLflow's inference of the environment (~9 s a run here).
+PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
+
+
+class StandardisedNet(nn.Module):
+    """Raw features in, the trained network's outputs out."""
+
+    def __init__(self, net: nn.Module, mean: np.ndarray, scale: np.ndarray, dtype):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=dtype))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.scale)
+
+
+def as_torch_mlp(net: nn.Module, activation: str, dtype) -> TorchMLP:
+    """Any backend's trained MLP as the equivalent nn.Linear network, same weights."""
+    weights = [w.detach() for w in net.weight_matrices()]  # (fan_in, fan_out)
+    biases = [m.bias.detach() for m in net.modules() if isinstance(m, nn.Linear)] or [
+        b.detach() for b in net.biases
+    ]
+    return TorchMLP.from_params(list(zip(weights, biases, strict=True)), activation, dtype)
+
+
+def exportable_model(net: nn.Module, activation: str, splits, dtype) -> StandardisedNet:
+    return StandardisedNet(as_torch_mlp(net, activation, dtype), splits.mean, splits.scale, dtype)
+
+
+def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example: np.ndarray):
+    """Log `model` as the run's MLflow Model; returns its models:/ URI."""
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.models import Model
+
+    # Model.log finds the store, and the experiment that will own the model, from MLflow's
+    # globals, not from run_id: unset, the model lands in experiment 0 (and for a sqlite store
+    # in ./mlruns/0/ of the current directory), where the run's page never lists it.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
+    example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
+    _skip_the_installed_packages_scan()
+    info = Model.log(
+        artifact_path=None,
+        name=MODEL_NAME,
+        flavor=mlflow.pytorch,
+        run_id=run_id,
+        pytorch_model=model.eval(),
+        input_example=example,
+        serialization_format="pt2",
+        pip_requirements=PIP_REQUIREMENTS,
+        # MLflow would load the saved model back and predict the example once more (0.14 s a
+        # run); tests/test_logged_model.py loads and checks it instead.
+        validate_serving_input=False,
+    )
+    return info.model_uri
+
+
+def _skip_the_installed_packages_scan() -> None:
+    """Before logging a model MLflow checks that its requirements are installed, through a map
+    of every installed package's modules, built once per process by reading every package's
+    file list: 0.7-1 s here (TensorFlow's and JAX's lists are long), the largest piece of a
+    short run's model export. The requirements nnlab names are mlflow (added by MLflow) and
+    torch, both imported by now, so the map needs those two entries; MLflow keeps its own
+    map if it has built one. (`_MODULES_TO_PACKAGES` is private: mlflow is pinned in
+    constraints.txt, and tests/test_logged_model.py checks the logged requirements.)"""
+    from mlflow.utils import requirements_utils
+
+    if getattr(requirements_utils, "_MODULES_TO_PACKAGES", None) is None:
+        requirements_utils._MODULES_TO_PACKAGES = {"mlflow": ["mlflow"], "torch": ["torch"]}

@@ -1,0 +1,1 @@
+"""Every figure, as functions returning a matplotlib Figure."""

@@ -1,0 +1,1 @@
+"""The shared harness of scripts/reproduce_seed*.py."""

@@ -1,0 +1,1 @@
+"""Multiruns: the Hydra callback, the Optuna study, Ray and SLURM jobs."""

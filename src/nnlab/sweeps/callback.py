@@ -1,0 +1,337 @@
+"""A Hydra multirun as one MLflow unit: a parent run that holds every job as its child.
+
+Hydra calls `MlflowSweepCallback.on_multirun_start` in the launching process before the
+first job: it opens the parent run and publishes its id in the environment, which every job
+inherits (also the joblib launcher's worker processes, started afterwards); the protocol
+itself is in nnlab.tracking.store.sweep_protocol. `on_multirun_end` writes the summary table and
+figures to
+the parent, names the best job, and closes the parent.
+
+A multirun that is interrupted (Ctrl-C, SIGTERM) never reaches `on_multirun_end`; nnlab's
+entry point then calls `abort_active_sweep`, so the parent ends KILLED, not RUNNING.
+Import-light on purpose: Hydra instantiates this callback before the config is checked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab.config.check import MAX_RUN_NAME
+from nnlab.tracking.store import sweep_protocol
+from nnlab.tracking.store.names import (
+    BEST_GROUP_TAG,
+    BEST_RUN_ID_TAG,
+    BEST_RUN_NAME_TAG,
+    DESCRIPTION_TAG,
+    HOST_TAG,
+    JOBS_FAILED_TAG,
+    JOBS_TAG,
+    LAUNCHER_TAG,
+    OBJECTIVE_TAG,
+    PID_TAG,
+    SOURCE_NAME_TAG,
+    SOURCE_TYPE_TAG,
+    SWEEP_TAG,
+    SWEEPER_TAG,
+)
+from nnlab.tracking.store.redact import redact
+
+# (client, run_id) of the sweep this process opened, until it is closed.
+_active: tuple[Any, str] | None = None
+_previous_sigterm: Any = None
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """SIGTERM during a sweep, handled like Ctrl-C: the running job and the parent end KILLED."""
+
+
+def _on_sigterm(signum, frame):
+    raise SweepInterrupted("SIGTERM")
+
+
+def sweep_description(config: DictConfig) -> dict[str, str]:
+    """What was swept: the command line's overrides and the sweeper's own params."""
+    swept = {}
+    for item in config.hydra.overrides.task:
+        key, _, value = str(item).partition("=")
+        swept[key.lstrip("+~")] = value
+    params = OmegaConf.select(config, "hydra.sweeper.params")
+    if params:
+        swept.update({str(k): str(v) for k, v in params.items()})
+    return swept
+
+
+class MlflowSweepCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _active, _previous_sigterm
+        from nnlab.tracking.describe import sweep_name, swept_keys
+        from nnlab.tracking.store.preflight import check_store
+        from nnlab.tracking.store.runs import experiment_id, get_client, log_params, tracking_uri
+
+        problem = launcher_problem(config)
+        if problem is not None:  # before anything exists in the store
+            raise SystemExit(f"nnlab-train: {problem}")
+        earlier = earlier_parent(config)  # a resumed Optuna study continues its parent run
+        try:
+            uri = tracking_uri(config.tracking.uri)
+            check_store(uri)
+            client = get_client(uri)
+            swept = sweep_description(config)
+            keys = swept_keys(swept, OmegaConf.select(config, "hydra.sweeper.params"))
+            name = sweep_name(keys, swept)
+            if earlier is not None and reopen(client, earlier):
+                _active = (client, earlier)
+                sweep_protocol.publish(earlier, keys)
+                _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+                print(f"nnlab: sweep parent run {earlier} continues (resumed search)", flush=True)
+                return
+            run = client.create_run(
+                experiment_id(client, config.tracking.experiment, uri),
+                run_name=redact(name)[:MAX_RUN_NAME],
+                tags={
+                    SWEEP_TAG: "true",
+                    OBJECTIVE_TAG: str(config.objective),
+                    SWEEPER_TAG: str(config.hydra.sweeper._target_),
+                    LAUNCHER_TAG: str(config.hydra.launcher._target_),
+                    PID_TAG: str(os.getpid()),
+                    HOST_TAG: socket.gethostname(),
+                    SOURCE_NAME_TAG: "nnlab-train -m",
+                    SOURCE_TYPE_TAG: "LOCAL",
+                    DESCRIPTION_TAG: "*Sweep running…* "
+                    + " ".join(f"`{k}={v}`" for k, v in swept.items()),
+                },
+            )
+        except Exception as err:  # Hydra would only warn and run the jobs unparented
+            raise SystemExit(
+                f"nnlab-train: cannot open the sweep's parent run in "
+                f"{config.tracking.uri or 'the store'}: {err}"
+            ) from err
+        run_id = run.info.run_id
+        log_params(client, run_id, {f"sweep.{k}": v for k, v in swept.items()})
+        _active = (client, run_id)
+        sweep_protocol.publish(run_id, keys)
+        _previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        print(f"nnlab: sweep parent run {run_id} ({redact(name)[:80]})", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if _active is None:
+            return
+        client, run_id = _active
+        try:
+            close_orphans(client, run_id)
+            finished = summarise_sweep(client, run_id)
+        except Exception as err:
+            # Hydra turns a callback's exception into a warning and exits 0: exit non-zero
+            # with one line instead (e.g. the tracking server went away during the sweep).
+            from nnlab.tracking.store.preflight import store_failure
+
+            reason = store_failure(err) or f"{type(err).__name__}: {err}"
+            _close("FAILED", f"summary failed: {reason}")
+            raise SystemExit(f"nnlab-train: the sweep's summary failed: {reason}") from err
+        if finished == 0:
+            _close("FAILED", "every job failed")
+            raise SystemExit(1)
+        _close("FINISHED", None)
+
+
+def earlier_parent(config: DictConfig) -> str | None:
+    """With nnlab's Optuna sweeper, the parent run of the study being resumed (None for a new
+    study or another sweeper). A sweeper setting or study that cannot be used ends the
+    multirun here, in one line, before anything is created."""
+    target = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    if not target.endswith("NnlabOptunaSweeper"):
+        return None
+    from nnlab.sweeps.study import StudyError, parent_run_of, search_definition
+
+    try:
+        arguments = [str(o) for o in config.hydra.overrides.task]
+        return parent_run_of(search_definition(config, arguments))
+    except StudyError as err:
+        raise SystemExit(f"nnlab-train: {err}") from None
+
+
+def reopen(client, run_id: str) -> bool:
+    """Set a finished sweep parent RUNNING again, for this process; False if it is gone."""
+    from nnlab.tracking.store.runs import set_tags
+
+    try:
+        client.get_run(run_id)
+    except Exception:  # deleted from the store: the search gets a new parent
+        return False
+    client.update_run(run_id, status="RUNNING")
+    set_tags(client, run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+    return True
+
+
+def launcher_problem(config: DictConfig) -> str | None:
+    """Why the configured launcher cannot start, in one line (an unreachable Ray head)."""
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
+    if target.endswith("NnlabRayLauncher"):
+        from nnlab.sweeps.ray_jobs import check_head
+
+        return check_head(OmegaConf.select(config, "hydra.launcher.ray.init.address"))
+    return None
+
+
+def close_orphans(client, run_id: str) -> None:
+    """Every job has returned when the sweep ends: a child still RUNNING lost its process
+    (a worker killed mid-job) before it could close its run. Close it FAILED, saying so."""
+    from nnlab.tracking.store.runs import close_run
+
+    parent = client.get_run(run_id)
+    for child in sweep_protocol.sweep_children(client, parent):
+        if child.info.status == "RUNNING":
+            close_run(
+                client,
+                child.info.run_id,
+                "FAILED",
+                "its process ended without closing the run (worker killed or lost)",
+            )
+
+
+def summarise_sweep(client, run_id: str) -> int:
+    """Write the summary table, figures and best job to the parent; return how many jobs
+    finished."""
+    from mlflow.entities import Metric
+
+    from nnlab.report import groups as group_report
+    from nnlab.report import tables as report
+    from nnlab.report.dashboard import sweep_dashboard
+    from nnlab.tracking.describe import groups_markdown
+    from nnlab.tracking.describe import sweep_description as describe_sweep
+    from nnlab.tracking.store.runs import set_tags
+
+    now_ms = int(time.time() * 1000)
+    parent = client.get_run(run_id)
+    rows = [report.to_row(r) for r in sweep_protocol.sweep_children(client, parent)]
+    for stand_in in sweep_protocol.skipped_job_stand_ins(client, parent):
+        rows.append(report.to_row(stand_in))
+        rows[-1].status = "SKIPPED"
+    keys = report.swept_keys(rows)
+    lines = report.table(rows, keys, report.summary_columns(rows))
+    best = report.best_row(rows)
+    groups = group_report.group_rows(rows, keys)
+    repeated = group_report.has_repeats(groups)
+    group_lines = group_report.group_table(groups, report.test_columns(rows)) if repeated else []
+    with tempfile.TemporaryDirectory(prefix="nnlab-sweep-") as tmp:
+        out = Path(tmp)
+        (out / "sweep_summary.csv").write_text(report.to_csv(lines))
+        if repeated:
+            detailed = group_report.group_table(groups, report.test_columns(rows), detail=True)
+            (out / "sweep_groups.csv").write_text(report.to_csv(detailed))
+        (out / "plots").mkdir()
+        shown = [k for k in keys if k not in group_report.SEED_KEYS]
+        title = f"sweep over {', '.join(shown)}" if shown else "sweep"
+        sweeper = parent.data.tags.get(SWEEPER_TAG, "")
+        for file_name, fig in sweep_dashboard(client, rows, keys, title, sweeper).items():
+            fig.savefig(out / "plots" / file_name, dpi=90)
+        client.log_artifacts(run_id, str(out))
+    tags = {
+        JOBS_TAG: str(len(rows)),
+        JOBS_FAILED_TAG: str(sum(r.status == "FAILED" for r in rows)),
+    }
+    if best is not None:
+        tags.update({BEST_RUN_ID_TAG: best.run_id, BEST_RUN_NAME_TAG: best.name})
+    measured = parent_metrics(rows, best)
+    if repeated and group_lines[0]["rank"] == "1":  # the best group, by mean over seeds
+        tags[BEST_GROUP_TAG] = group_lines[0]["label"]
+        best_group = group_report.ranked(groups)[0][1].summary
+        measured.append(("best_group/mean", best_group.mean))
+        if best_group.ci_low is not None:
+            measured += [("best_group/ci_low", best_group.ci_low)]
+            measured += [("best_group/ci_high", best_group.ci_high)]
+    metrics = [Metric(k, v, now_ms, 0) for k, v in measured]
+    client.log_batch(run_id, metrics=metrics)
+    tags[DESCRIPTION_TAG] = describe_sweep(
+        rows,
+        keys,
+        best.run_id if best is not None else None,
+        parent.info.experiment_id,
+        parent.data.tags.get(OBJECTIVE_TAG),
+    )
+    if repeated:
+        tags[DESCRIPTION_TAG] = groups_markdown(group_lines) + "\n\n" + tags[DESCRIPTION_TAG]
+    set_tags(client, run_id, tags)
+    print(report.render(lines, hide=("run_id",)))
+    if repeated:
+        print(report.render(group_lines, hide=("group",)))
+    if repeated and BEST_GROUP_TAG in tags:
+        top = group_lines[0]
+        print(f"best configuration: {top['label']} (mean {top['mean']}, 95% CI {top['ci95']})")
+    elif best is not None:
+        print(f"best: {best.name} ({best.objective_key}={best.objective:.5g}, run {best.run_id})")
+    print_where(client, parent)
+    return sum(r.status in ("FINISHED", "SKIPPED") for r in rows)
+
+
+def parent_metrics(rows, best) -> list[tuple[str, float]]:
+    """What the parent's metrics columns show: job counts, and the best job's objective and
+    final test metrics (`best/test/accuracy`), so sweeps can be compared in the runs table."""
+    metrics = [
+        ("jobs/finished", float(sum(r.status in ("FINISHED", "SKIPPED") for r in rows))),
+        ("jobs/failed", float(sum(r.status == "FAILED" for r in rows))),
+    ]
+    if best is not None:
+        metrics.append(("best/objective", best.objective))
+        tests = sorted((k, v) for k, v in best.metrics.items() if k.startswith("test/"))
+        metrics += [(f"best/{k}", v) for k, v in tests]
+    return metrics
+
+
+def print_where(client, parent) -> None:
+    """Where the sweep is, once for the whole sweep: its page, and how to open the UI."""
+    from nnlab.tracking.describe import charts_url, ui_command, ui_url
+
+    uri = client.tracking_uri
+    print(f"  sweep   {ui_url(uri, parent.info.experiment_id, parent.info.run_id)}")
+    print(f"  runs    {ui_url(uri, parent.info.experiment_id)}   (the sweep's jobs nest under it)")
+    charts = charts_url(uri, parent.info.experiment_id)
+    print(f"  charts  {charts}   (train vs val loss; expand the sweep to chart its jobs)")
+    print(f"  store   {redact(uri)}")
+    if not uri.startswith("http"):
+        print(f"  browse  {ui_command(uri)}")
+
+
+def _close(status: str, error: str | None) -> None:
+    global _active
+    if _active is None:
+        return
+    client, run_id = _active
+    _active = None
+    sweep_protocol.withdraw()
+    if _previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, _previous_sigterm)
+    from nnlab.tracking.store.runs import close_run
+
+    try:
+        if status == "KILLED":
+            _kill_running_children(client, run_id)
+        close_run(client, run_id, status, error)
+    except Exception as err:  # the store may be what failed; say so rather than hide it
+        print(f"nnlab: could not close sweep run {run_id}: {err}", file=sys.stderr)
+
+
+def _kill_running_children(client, run_id: str) -> None:
+    """Jobs in worker processes may be killed with their pool before they can close their own
+    runs: close whatever of this sweep is still RUNNING."""
+    from nnlab.tracking.store.runs import close_run
+
+    parent = client.get_run(run_id)
+    for child in sweep_protocol.sweep_children(client, parent):
+        if child.info.status == "RUNNING":
+            close_run(client, child.info.run_id, "KILLED", "interrupted: the sweep was stopped")
+
+
+def abort_active_sweep(status: str, reason: str) -> None:
+    """Close the parent of a multirun that ended early (interrupt or fatal error)."""
+    _close(status, reason)

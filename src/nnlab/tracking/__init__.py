@@ -1,0 +1,1 @@
+"""MLflow: the store, the logger that writes each member's run, descriptions."""

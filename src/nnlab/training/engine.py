@@ -1,0 +1,249 @@
+"""The training engine: N >= 1 networks of one shape (the members) trained as one
+LightningModule by one Lightning Trainer. A plain run is a population of one; `repeats=N` is
+N members, each with its own seeds.
+
+The members' weights are stacked (nnlab.nn.population_nets): one batched forward computes every
+member, nothing mixes members, so the gradient of the *sum* of their losses with respect to
+member k's weights is member k's own gradient, and an elementwise optimizer stepping the
+stacked tensors is N independent optimizers. Whatever happens to one member happens to it
+alone: it diverges, stops early or is pruned while the others go on.
+
+Why the loop looks the way it does. A small net's optimizer step costs ~0.2 ms on a CPU, and
+Lightning's machinery around one step (hooks, closures, batch transfer, result collection)
+costs ~0.4 ms more; one `self.log` call alone costs ~0.7 ms. So Lightning does what happens
+once per epoch (the epoch loop, callbacks, checkpoints, test, the logger) and the module does
+the per-batch work itself:
+- one Lightning training step is one *epoch*: every mini-batch of it, one optimizer step
+  each (manual optimization), the same updates as a step per batch;
+- the validation split is evaluated at the end of each epoch, one forward pass;
+- epoch metrics go to `record(member, epoch, metrics)` (nnlab.member_logger), not through
+  `self.log`, and are kept in `epoch_metrics[member]` for callbacks and the progress display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+
+from nnlab.backends.torch import MEMBER_LOSSES
+from nnlab.data.splits import EVAL_CHUNK, as_tensors, epoch_order
+from nnlab.nn.metrics import evaluate_members
+from nnlab.nn.nets import EngineMLP
+from nnlab.nn.tasks import TRAIN_LOSS, Task
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite, or an optimizer step overflowed."""
+
+
+@dataclass
+class PopulationData:
+    """The members' splits as tensors with a leading member axis. When the members share one
+    dataset (`seeds.data` fixed, or a population of one), it is held once and indexed, not
+    copied N times."""
+
+    x_train: torch.Tensor  # (members, rows, features), or (rows, features) when shared
+    y_train: torch.Tensor
+    x_val: torch.Tensor  # (members, rows, features), a view when shared
+    y_val: torch.Tensor
+    x_test: torch.Tensor  # as x_val
+    y_test: torch.Tensor
+    order_seeds: Sequence[int]  # each member's batch-order seed
+    shared: bool
+
+    @property
+    def members(self) -> int:
+        return len(self.order_seeds)
+
+    @property
+    def rows(self) -> int:
+        return self.x_train.shape[-2]
+
+    def epoch(self, epoch: int, shuffle: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every member's training rows in its order for `epoch` (nnlab.data.splits.epoch_order: a
+        function of the seed and the epoch alone, so a resumed run sees the same batches)."""
+        if not shuffle:
+            return self._stacked(self.x_train), self._stacked(self.y_train)
+        orders = torch.stack([epoch_order(self.rows, s, epoch) for s in self.order_seeds])
+        orders = orders.to(self.x_train.device)
+        if self.shared:
+            return self.x_train[orders], self.y_train[orders]
+        members = torch.arange(self.members).unsqueeze(1)
+        return self.x_train[members, orders], self.y_train[members, orders]
+
+    def to(self, device) -> PopulationData:
+        """The same data on `device` (a plain run may train on a GPU)."""
+        tensors = [self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test]
+        moved = [t.to(device) for t in tensors]
+        return PopulationData(*moved, order_seeds=self.order_seeds, shared=self.shared)
+
+    def _stacked(self, t: torch.Tensor) -> torch.Tensor:
+        return t.expand(self.members, *t.shape) if self.shared else t
+
+
+def population_data(splits: Sequence, order_seeds: Sequence[int], dtype) -> PopulationData:
+    """`splits`: each member's nnlab.data.splits.Splits (the same object for members that share
+    it)."""
+    shared = all(s is splits[0] for s in splits)
+    n = len(order_seeds)
+
+    def stage(x_of, y_of, expand: bool):
+        pairs = [as_tensors(splits[0].task, x_of(s), y_of(s), dtype) for s in splits]
+        if not shared:
+            return torch.stack([x for x, _ in pairs]), torch.stack([y for _, y in pairs])
+        x, y = pairs[0]
+        return (x.expand(n, *x.shape), y.expand(n, *y.shape)) if expand else (x, y)
+
+    train = stage(lambda s: s.x_train, lambda s: s.y_train, expand=False)
+    val = stage(lambda s: s.x_val, lambda s: s.y_val, expand=True)
+    test = stage(lambda s: s.x_test, lambda s: s.y_test, expand=True)
+    return PopulationData(*train, *val, *test, order_seeds=list(order_seeds), shared=shared)
+
+
+class OneItem:
+    """A loader of one item, so that Lightning runs one step per epoch (training) or one for
+    the whole split (test). Not a list: Lightning would read a list as several loaders."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[int]:
+        yield 0
+
+
+class PopulationModule(pl.LightningModule):
+    """Trains a stacked network of N >= 1 members with the configured optimizer."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        task: Task,
+        loss_name: str,
+        make_optimizer: Callable,
+        data: PopulationData,
+        batch_size: int | None,
+        l1: float = 0.0,
+        record: Callable[[int, int, dict], None] | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.net = net
+        self.task, self.loss_name, self.l1 = task, loss_name, l1
+        self.make_optimizer = make_optimizer
+        self.data = data
+        self.batch_size = batch_size or data.rows
+        self.shuffle = self.batch_size < data.rows
+        self.record_fn = record or (lambda k, epoch, metrics: None)
+        self.engine = isinstance(net, EngineMLP)  # another framework computes the gradients
+        self.alive = list(range(data.members))  # members still training
+        self.failures: dict[int, str] = {}  # member -> why it diverged
+        self.epoch_metrics: list[dict[str, float]] = [{} for _ in range(data.members)]
+        self.test_metrics: list[dict[str, float]] = [{} for _ in range(data.members)]
+
+    @property
+    def members(self) -> int:
+        return self.data.members
+
+    def on_fit_start(self) -> None:
+        if self.data.x_train.device != self.device:
+            self.data = self.data.to(self.device)
+
+    def configure_optimizers(self):
+        return self.make_optimizer(self.net.parameters())
+
+    def record(self, k: int, epoch: int, metrics: dict[str, float]) -> None:
+        self.epoch_metrics[k].update(metrics)
+        self.record_fn(k, epoch, metrics)
+
+    def stop_member(self, k: int) -> None:
+        """Member k trains no more (it stopped early, or diverged); the others go on."""
+        if k in self.alive:
+            self.alive.remove(k)
+        if not self.alive:
+            self.trainer.should_stop = True
+
+    # -- training ---------------------------------------------------------------------------
+    def training_step(self, _item, batch_idx: int) -> None:
+        """One epoch for every member still training: every mini-batch, one step each."""
+        epoch = self.current_epoch
+        optimizer = self.optimizers().optimizer  # the torch optimizer itself
+        x, y = self.data.epoch(epoch, self.shuffle)
+        batch_losses = []  # (each member's batch mean, rows): summed once per epoch, cheaper
+        try:
+            for start in range(0, self.data.rows, self.batch_size):
+                # Contiguous: a slice of (members, rows, ...) is a strided view for N > 1 but not
+                # for N = 1, and the matmul kernel picked by the layout rounds differently.
+                xb = x[:, start : start + self.batch_size].contiguous()
+                yb = y[:, start : start + self.batch_size].contiguous()
+                batch_losses.append((self.train_on_batch(xb, yb, optimizer), xb.shape[1]))
+        except RuntimeError as err:
+            # An lr so large that the step itself overflows the precision (Adam's lr / (1 -
+            # beta1) past float32's 3.4e38): a NaN loss one step early. One optimizer steps
+            # every member, so every member stops.
+            if "overflow" not in str(err):
+                raise
+            for k in list(self.alive):
+                self.failures[k] = f"the optimizer step overflowed at epoch {epoch} ({err})"
+                self.stop_member(k)
+            return
+        totals = sum(losses.double() * rows for losses, rows in batch_losses)
+        # train/loss is the data loss averaged over the epoch's samples (penalties excluded),
+        # so that it is comparable with val/loss.
+        means = (totals / self.data.rows).tolist()
+        for k in list(self.alive):
+            self.record(k, epoch, {TRAIN_LOSS: means[k]})
+            if not math.isfinite(means[k]):  # a NaN/inf loss never recovers: stop it now
+                self.failures[k] = f"train/loss is {means[k]} at epoch {epoch}"
+                self.stop_member(k)
+        if self.alive:
+            self.validate(epoch)
+
+    def train_on_batch(self, xb: torch.Tensor, yb: torch.Tensor, optimizer) -> torch.Tensor:
+        """One optimizer step for every member; returns each member's batch loss."""
+        optimizer.zero_grad(set_to_none=True)
+        if self.engine:
+            losses = torch.from_numpy(self.net.compute_gradients(xb, yb, self.loss_name, self.l1))
+            optimizer.step()
+            return losses
+        else:
+            losses = MEMBER_LOSSES[self.loss_name](self.net(xb), yb)
+            # The members still training, summed: a stopped member's NaN stays out of the
+            # others' step (its own weights are what it kept, nnlab.training.early_stopping).
+            every = len(self.alive) == self.members
+            total = (losses if every else losses[self.alive]).sum()
+            if self.l1:  # only a run with an L1 term pays for building it, every step
+                total = total + self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
+            total.backward()
+        optimizer.step()
+        return losses.detach()
+
+    # -- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's outputs for x (members, rows, features), in chunks of rows.
+        No eval()/train() switch: nnlab's MLPs have no dropout or batch norm."""
+        rows = x.shape[1]
+        return torch.cat(
+            [self.net(x[:, i : i + EVAL_CHUNK]) for i in range(0, rows, EVAL_CHUNK)], dim=1
+        )
+
+    def validate(self, epoch: int) -> None:
+        out = self.outputs(self.data.x_val)
+        every = evaluate_members(self.task, self.loss_name, out, self.data.y_val, "val")
+        for k in self.alive:
+            self.record(k, epoch, every[k])
+
+    def test_step(self, _item, batch_idx: int) -> None:
+        out = self.outputs(self.data.x_test)
+        every = evaluate_members(self.task, self.loss_name, out, self.data.y_test, "test")
+        for k in range(self.members):
+            if k in self.failures:
+                continue  # a diverged member has no result to test
+            self.test_metrics[k] = every[k]
+            # Test metrics are one evaluation, not a curve: logged at step 0, where MLflow's
+            # charts draw a metric with a single step as a bar with its value.
+            self.record_fn(k, 0, every[k])

@@ -1,0 +1,318 @@
+"""`repeats=N` trained as one population: the N members stepped together, one run each.
+
+A small network leaves the CPU idle: a 2-10-5-1 step at batch 32 is almost all dispatch
+overhead. Members that differ only in their seeds share their architecture, backend and
+optimizer, so their weights can be stacked (nnlab.nn.population_nets) and trained by the one
+engine every run trains with (nnlab.training.engine; a plain run is a population of one): N members
+then cost about what one costs.
+
+Each member keeps its own data split, initial weights and batch order, and its curves equal
+its plain run's (tests/test_population.py holds them to 1e-9 in float64). Each member is its
+own MLflow run, as the one-by-one path makes it (nnlab.training.repeats): params, dataset, config,
+curves, test metrics, figures, checkpoint and model. A member that diverges or stops early
+does so alone.
+
+`trainer.population`: auto (a population when the config allows one, else one by one with a
+line saying why), true (a population, or one line saying why not and exit 2), false.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from nnlab.config.seeds import effective_seeds, member_config
+
+# Optimizers whose step acts on each element of a parameter alone (with scalars shared by
+# every element: lr, betas, the step count), so that on stacked members they are N
+# independent optimizers. Each is tested against plain runs (tests/test_population.py).
+ELEMENTWISE_OPTIMIZERS = (
+    "torch.optim.SGD",
+    "torch.optim.Adam",
+    "torch.optim.AdamW",
+    "torch.optim.RMSprop",
+    "torch.optim.Adagrad",
+    "torch.optim.Adadelta",
+    "torch.optim.ASGD",
+)
+
+
+def why_not_population(cfg: DictConfig) -> str | None:
+    """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
+    from nnlab.sweeps.study import job_is_a_trial
+
+    target = cfg.optimizer.get("_target_")
+    if target not in ELEMENTWISE_OPTIMIZERS:
+        # Stacked members share each parameter tensor: an optimizer that looks across a
+        # tensor's elements (a factored or orthogonalised update) would mix them.
+        names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
+        return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
+    if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
+        return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
+    if job_is_a_trial():
+        # The trial follows one run: its pruning reports, its objectives, its recovery.
+        return "an Optuna trial follows one run (its pruner, objectives and recovery)"
+    return None
+
+
+def wanted(cfg: DictConfig) -> bool:
+    """Whether to train `cfg`'s repeats as a population; raises ConfigError when
+    `trainer.population=true` asks for one the config does not allow."""
+    from nnlab.config.check import ConfigError
+
+    mode = cfg.trainer.get("population", "auto")
+    if mode is False or int(cfg.repeats) < 2:
+        return False
+    reason = why_not_population(cfg)
+    if reason is None:
+        return True
+    if mode is True:
+        raise ConfigError(f"trainer.population=true: {reason}; allowed: trainer.population=false")
+    print(f"nnlab: repeats trained one by one: {reason}", flush=True)
+    return False
+
+
+def train_population(
+    cfg: DictConfig,
+    overrides: list[str],
+    member_tags: Callable[[int, int], dict],
+    swept_keys: list[str] | None,
+    logged: list[int] | None = None,
+    resume=None,
+) -> tuple[list, list[str]]:
+    """Train the members of `cfg`'s group together. Returns (RunResult of each member that
+    finished, one line per member that failed). `member_tags(k, seed)`: member k's tags.
+    `logged`: the members that get a run (default all; nnlab-reproduce re-trains a whole
+    population to reproduce one member of it). `resume` (nnlab.training.resume.PopulationResume):
+    continue an interrupted population in its own runs, from its checkpoint."""
+    from nnlab.config.memory import parameter_count
+    from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+    from nnlab.tracking.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATION_TAG
+    from nnlab.tracking.store.preflight import check_store
+    from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
+    from nnlab.training.run import (
+        PARAMETERS_METRIC,
+        describer,
+        early_stopper,
+        finished_twin,
+        log_run_inputs,
+        log_timings,
+        parent_link,
+        quiet_lightning,
+        run_name_of,
+        run_setup,
+        run_tags,
+        skipped_result,
+    )
+
+    started = time.perf_counter()
+    quiet_lightning()
+    group = list(range(int(cfg.repeats))) if resume is None else list(resume.group)
+    logged = group if logged is None else logged  # member k of the group has seed + k
+    uri = tracking_uri(cfg.tracking.uri)
+    check_store(uri)
+    client = get_client(uri)
+    skipped = []
+    if cfg.tracking.skip_finished and resume is None:  # per member: each has its config hash
+        for k in list(logged):
+            twin = finished_twin(client, member_config(cfg, k))
+            if twin is not None:
+                skipped.append(skipped_result(twin, cfg, uri))
+                group.remove(k)
+        logged = [k for k in logged if k in group]
+        if not logged:
+            return skipped, []
+    members = [member_config(cfg, k) for k in group]  # the population: position i is group[i]
+    setups = member_setups(members, run_setup)
+    names = [
+        run_name_of(m, s, swept_keys, f" · seed {m.seed}")
+        for m, s in zip(members, setups, strict=True)
+    ]
+    n = len(members)
+    logged = [group.index(k) for k in logged]  # positions from here on
+    tags = [
+        run_tags(
+            members[i],
+            setups[i],
+            {
+                **member_tags(group[i], int(members[i].seed)),
+                POPULATION_TAG: f"{n} members trained together",
+            },
+        )
+        for i in logged
+    ]
+    histories = resume.histories if resume is not None else [None] * n
+    # Unlogged members' loggers keep their curves in memory only. A resumed member's starts
+    # from its stored curves, and skips the epochs it already has.
+    loggers = [BufferedMlflowLogger(None, None, history=h) for h in histories]
+    parent = parent_link(client, tags[0].get(PARENT_TAG))
+    closers = [
+        describer(members[k], setups[k], lambda lg=loggers[k]: lg.history, parent) for k in logged
+    ]
+    results, failures = [], []
+    with open_runs(
+        client,
+        cfg.tracking.experiment,
+        uri,
+        [names[k] for k in logged],
+        tags,
+        closers,
+        resume_run_ids=resume.run_ids if resume is not None else None,
+    ) as runs:
+        if resume is None and len(runs.ids) > 1:
+            for run_id in runs.ids:  # any member's id resumes the whole population
+                set_tags(client, run_id, {POPULATION_RUNS_TAG: ",".join(runs.ids)})
+        for i, k in enumerate(logged):
+            member, setup = members[k], setups[k]
+            if resume is None:
+                overrides_k = [*overrides, f"seed={member.seed}"]
+                log_run_inputs(client, runs.ids[i], member, overrides_k, setup)
+            loggers[k].client, loggers[k].run_id = client, runs.ids[i]
+            loggers[k].run_name = names[k]
+            loggers[k].log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, 0)
+        label = f"{names[0].rsplit(' · ', 1)[0]} · {n} seeds"
+        stopper = early_stopper(cfg)
+        fit_started = time.perf_counter()
+        module = population_module(cfg, members, setups)
+        checkpoint = resume.checkpoint if resume is not None else None
+        module = fit_and_test(cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint)
+        fit_seconds = time.perf_counter() - fit_started
+        for i, k in enumerate(logged):
+            result = _finish_member(
+                client, runs, i, k, group[k], members[k], setups[k], module, stopper, loggers[k]
+            )
+            if isinstance(result, str):
+                failures.append(result)
+                print(f"nnlab-train: {result}; its run is marked FAILED", file=sys.stderr)
+                continue
+            results.append(result)
+            print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
+        overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
+        for result in results:  # each member's share of the fit and of the fixed cost
+            log_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
+    return [*skipped, *results], failures
+
+
+def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, record=None):
+    """The stacked network of `members` (nnlab.training.engine), its optimizer and the members'
+    data,
+    ready to fit. `record(k, epoch, metrics)` receives member k's epoch metrics."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
+    from nnlab import backends
+    from nnlab.nn.scratch import init_params
+    from nnlab.training.engine import PopulationModule, population_data
+
+    # Lightning's RNGs seeded as for member 0's plain run; the weights come from init_params.
+    pl.seed_everything(effective_seeds(members[0]).init, workers=False, verbose=False)
+    setup = setups[0]  # the members differ in their seeds only: same sizes, task and loss
+    options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
+    net = (
+        backends.get(cfg.backend.name)
+        .module()
+        .population_network(
+            [init_params(setup.sizes, cfg.model.init, effective_seeds(m).init) for m in members],
+            cfg.model.activation,
+            setup.dtype,
+            **options,
+        )
+    )
+    data = population_data(
+        [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
+    )
+    # foreach: one call per step for all tensors, not a Python loop: 10% of a step for 8
+    # members, but 7% slower for one (measured). The same elementwise arithmetic either way.
+    foreach = len(members) > 1
+    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, foreach=foreach)  # noqa: E731
+    return PopulationModule(
+        net,
+        setup.task,
+        setup.loss_name,
+        make_optimizer,
+        data,
+        cfg.data.batch_size,
+        l1=cfg.model.l1,
+        record=record,
+    )
+
+
+def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
+    """Train `module` (population_module) with one Lightning Trainer, then test each member;
+    returns it trained. `logger` (nnlab.tracking.logger.PopulationLogger) gets every member's
+    metrics. `watchers`: callbacks that act on each epoch's metrics (early stopping, pruning);
+    `checkpoint`: a resume point (nnlab.training.resume checked it)."""
+    import tempfile
+
+    from nnlab.training.checkpoints import PeriodicCheckpoint
+    from nnlab.training.engine import OneItem
+    from nnlab.training.progress import EpochProgress
+    from nnlab.training.run import build_trainer
+
+    module.record_fn = logger.record
+    callbacks = [
+        EpochProgress(cfg.trainer.progress, module.task.headline, label),
+        PeriodicCheckpoint(cfg.trainer.checkpoint_every_s),
+        *[w for w in watchers if w is not None],
+    ]
+    with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
+        trainer = build_trainer(cfg, logger, callbacks, scratch)
+        try:
+            trainer.fit(module, train_dataloaders=OneItem(), ckpt_path=checkpoint)
+            if len(module.failures) < module.members:
+                trainer.test(module, dataloaders=OneItem(), verbose=False)
+        finally:
+            logger.flush()  # whatever was measured is kept, also when training fails
+    return module
+
+
+def member_network(cfg: DictConfig, module, k: int, dtype):
+    """Member k of a trained population on its own (nnlab.nn.population_nets.MemberNet)."""
+    from nnlab import backends
+    from nnlab.nn.population_nets import MemberNet, member_params
+
+    options = {key: v for key, v in cfg.backend.items() if key != "name"}
+    one = (
+        backends.get(cfg.backend.name)
+        .module()
+        .population_network([member_params(module.net, k)], cfg.model.activation, dtype, **options)
+    )
+    return MemberNet(one)
+
+
+def member_setups(members, run_setup) -> list:
+    """Each member's RunSetup; members with the same data seed share one (and its arrays)."""
+    by_data_seed: dict[int, object] = {}
+    setups = []
+    for member in members:
+        seed = effective_seeds(member).data
+        if seed not in by_data_seed:
+            by_data_seed[seed] = run_setup(member)
+        setups.append(by_data_seed[seed])
+    return setups
+
+
+def _finish_member(client, runs, i, k, repeat, member, setup, module, stopper, logger):
+    """Log the outputs of the population's member k (the group's `repeat`) and close its run
+    (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
+    FAILED)."""
+    from nnlab.tracking.store.preflight import store_failure
+    from nnlab.training.run import finish_member
+
+    line = f"repeat {repeat + 1} (seed {int(member.seed)})"
+    name = logger.run_name
+    if k in module.failures:
+        error = f"TrainingDiverged: {module.failures[k]}"
+        runs.close(i, "FAILED", error)
+        return f"{line}: {error}"
+    try:
+        return finish_member(client, runs.ids[i], member, setup, module, k, stopper, logger, name)
+    except Exception as err:
+        if store_failure(err) is not None:
+            raise
+        error = f"{type(err).__name__}: {err}"
+        runs.close(i, "FAILED", error)
+        return f"{line}: {error}"
