@@ -42,7 +42,7 @@ def compose_cfg(*overrides: str):
 def fit_seconds(cfg, members, epochs: int) -> float:
     """`members` trained as one population by the engine (nnlab.training.engine), fit and test."""
     from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-    from nnlab.training.population import fit_and_test, member_setups, population_module
+    from nnlab.training.fit import fit_and_test, member_setups, population_module
     from nnlab.training.run import run_setup
 
     cfg = cfg.copy()

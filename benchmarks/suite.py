@@ -42,9 +42,8 @@ from nnlab.nn.tasks import TASKS
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.training.engine import OneItem
-from nnlab.training.population import fit_and_test, member_network, population_module
+from nnlab.training.fit import build_trainer, fit_and_test, member_network, population_module
 from nnlab.training.run import (
-    build_trainer,
     layer_sizes,
     quiet_lightning,
     run_setup,

@@ -14,13 +14,8 @@ from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG
-from nnlab.training.population import (
-    fit_and_test,
-    member_setups,
-    population_module,
-    wanted,
-    why_not_population,
-)
+from nnlab.training.fit import fit_and_test, member_setups, population_module
+from nnlab.training.population import wanted, why_not_population
 from nnlab.training.repeats import run_group
 from nnlab.training.run import run_setup
 from tests.cli import BIN, run_cli, wait_for

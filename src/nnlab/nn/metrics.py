@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from nnlab.backends.torch import LOSSES, MEMBER_LOSSES
 from nnlab.console import warn
 from nnlab.nn.tasks import METRICS, Task
+from nnlab.nn.torch_functions import LOSSES, MEMBER_LOSSES
 
 
 def evaluate(

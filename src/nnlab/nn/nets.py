@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab.backends.torch import ACTIVATIONS
 from nnlab.nn.scratch import init_params
+from nnlab.nn.torch_functions import ACTIVATIONS
 
 
 class TorchMLP(nn.Module):

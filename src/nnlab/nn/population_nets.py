@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnlab.backends.torch import ACTIVATIONS
+from nnlab.nn.torch_functions import ACTIVATIONS
 
 
 def stacked_params(member_params) -> list[tuple[np.ndarray, np.ndarray]]:

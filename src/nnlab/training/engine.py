@@ -29,11 +29,11 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 
-from nnlab.backends.torch import MEMBER_LOSSES
 from nnlab.data.splits import EVAL_CHUNK, as_tensors, epoch_order
 from nnlab.nn.metrics import evaluate_members
 from nnlab.nn.nets import EngineMLP
 from nnlab.nn.tasks import TRAIN_LOSS, Task
+from nnlab.nn.torch_functions import MEMBER_LOSSES
 
 
 class TrainingDiverged(RuntimeError):

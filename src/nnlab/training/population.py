@@ -24,7 +24,29 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
-from nnlab.config.seeds import effective_seeds, member_config
+from nnlab.config.memory import parameter_count
+from nnlab.config.seeds import member_config
+from nnlab.sweeps.study import job_is_a_trial
+from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.tracking.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATION_TAG
+from nnlab.tracking.store.preflight import check_store, store_failure
+from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
+from nnlab.training.fit import fit_and_test, member_setups, population_module
+from nnlab.training.run import (
+    PARAMETERS_METRIC,
+    describer,
+    early_stopper,
+    finish_member,
+    finished_twin,
+    log_run_inputs,
+    log_timings,
+    parent_link,
+    quiet_lightning,
+    run_name_of,
+    run_setup,
+    run_tags,
+    skipped_result,
+)
 
 # Optimizers whose step acts on each element of a parameter alone (with scalars shared by
 # every element: lr, betas, the step count), so that on stacked members they are N
@@ -42,8 +64,6 @@ ELEMENTWISE_OPTIMIZERS = (
 
 def why_not_population(cfg: DictConfig) -> str | None:
     """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
-    from nnlab.sweeps.study import job_is_a_trial
-
     target = cfg.optimizer.get("_target_")
     if target not in ELEMENTWISE_OPTIMIZERS:
         # Stacked members share each parameter tensor: an optimizer that looks across a
@@ -88,26 +108,6 @@ def train_population(
     `logged`: the members that get a run (default all; nnlab-reproduce re-trains a whole
     population to reproduce one member of it). `resume` (nnlab.training.resume.PopulationResume):
     continue an interrupted population in its own runs, from its checkpoint."""
-    from nnlab.config.memory import parameter_count
-    from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-    from nnlab.tracking.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATION_TAG
-    from nnlab.tracking.store.preflight import check_store
-    from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
-    from nnlab.training.run import (
-        PARAMETERS_METRIC,
-        describer,
-        early_stopper,
-        finished_twin,
-        log_run_inputs,
-        log_timings,
-        parent_link,
-        quiet_lightning,
-        run_name_of,
-        run_setup,
-        run_tags,
-        skipped_result,
-    )
-
     started = time.perf_counter()
     quiet_lightning()
     group = list(range(int(cfg.repeats))) if resume is None else list(resume.group)
@@ -196,112 +196,10 @@ def train_population(
     return [*skipped, *results], failures
 
 
-def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, record=None):
-    """The stacked network of `members` (nnlab.training.engine), its optimizer and the members'
-    data,
-    ready to fit. `record(k, epoch, metrics)` receives member k's epoch metrics."""
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
-
-    from nnlab import backends
-    from nnlab.nn.scratch import init_params
-    from nnlab.training.engine import PopulationModule, population_data
-
-    # Lightning's RNGs seeded as for member 0's plain run; the weights come from init_params.
-    pl.seed_everything(effective_seeds(members[0]).init, workers=False, verbose=False)
-    setup = setups[0]  # the members differ in their seeds only: same sizes, task and loss
-    options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
-    net = (
-        backends.get(cfg.backend.name)
-        .module()
-        .population_network(
-            [init_params(setup.sizes, cfg.model.init, effective_seeds(m).init) for m in members],
-            cfg.model.activation,
-            setup.dtype,
-            **options,
-        )
-    )
-    data = population_data(
-        [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
-    )
-    # foreach: one call per step for all tensors, not a Python loop: 10% of a step for 8
-    # members, but 7% slower for one (measured). The same elementwise arithmetic either way.
-    foreach = len(members) > 1
-    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, foreach=foreach)  # noqa: E731
-    return PopulationModule(
-        net,
-        setup.task,
-        setup.loss_name,
-        make_optimizer,
-        data,
-        cfg.data.batch_size,
-        l1=cfg.model.l1,
-        record=record,
-    )
-
-
-def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
-    """Train `module` (population_module) with one Lightning Trainer, then test each member;
-    returns it trained. `logger` (nnlab.tracking.logger.PopulationLogger) gets every member's
-    metrics. `watchers`: callbacks that act on each epoch's metrics (early stopping, pruning);
-    `checkpoint`: a resume point (nnlab.training.resume checked it)."""
-    import tempfile
-
-    from nnlab.training.checkpoints import PeriodicCheckpoint
-    from nnlab.training.engine import OneItem
-    from nnlab.training.progress import EpochProgress
-    from nnlab.training.run import build_trainer
-
-    module.record_fn = logger.record
-    callbacks = [
-        EpochProgress(cfg.trainer.progress, module.task.headline, label),
-        PeriodicCheckpoint(cfg.trainer.checkpoint_every_s),
-        *[w for w in watchers if w is not None],
-    ]
-    with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        trainer = build_trainer(cfg, logger, callbacks, scratch)
-        try:
-            trainer.fit(module, train_dataloaders=OneItem(), ckpt_path=checkpoint)
-            if len(module.failures) < module.members:
-                trainer.test(module, dataloaders=OneItem(), verbose=False)
-        finally:
-            logger.flush()  # whatever was measured is kept, also when training fails
-    return module
-
-
-def member_network(cfg: DictConfig, module, k: int, dtype):
-    """Member k of a trained population on its own (nnlab.nn.population_nets.MemberNet)."""
-    from nnlab import backends
-    from nnlab.nn.population_nets import MemberNet, member_params
-
-    options = {key: v for key, v in cfg.backend.items() if key != "name"}
-    one = (
-        backends.get(cfg.backend.name)
-        .module()
-        .population_network([member_params(module.net, k)], cfg.model.activation, dtype, **options)
-    )
-    return MemberNet(one)
-
-
-def member_setups(members, run_setup) -> list:
-    """Each member's RunSetup; members with the same data seed share one (and its arrays)."""
-    by_data_seed: dict[int, object] = {}
-    setups = []
-    for member in members:
-        seed = effective_seeds(member).data
-        if seed not in by_data_seed:
-            by_data_seed[seed] = run_setup(member)
-        setups.append(by_data_seed[seed])
-    return setups
-
-
 def _finish_member(client, runs, i, k, repeat, member, setup, module, stopper, logger):
     """Log the outputs of the population's member k (the group's `repeat`) and close its run
     (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
     FAILED)."""
-    from nnlab.tracking.store.preflight import store_failure
-    from nnlab.training.run import finish_member
-
     line = f"repeat {repeat + 1} (seed {int(member.seed)})"
     name = logger.run_name
     if k in module.failures:

@@ -19,10 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab.config.check import MAX_RUN_NAME
 from nnlab.config.memory import parameter_count
@@ -80,7 +78,7 @@ from nnlab.tracking.store.runs import (
 from nnlab.training.checkpoints import ARTIFACT_DIR, LAST
 from nnlab.training.early_stopping import StopWhenStalled
 from nnlab.training.engine import TrainingDiverged
-from nnlab.training.population import fit_and_test, member_network, population_module
+from nnlab.training.fit import fit_and_test, member_network, population_module
 from nnlab.training.resume import ResumePoint
 from nnlab.training.trial_pruning import TrialPruning
 
@@ -336,26 +334,6 @@ def parent_link(client, parent_id: str | None) -> tuple[str, str] | None:
         return None
     parent = client.get_run(parent_id)
     return parent.info.run_name, run_link(parent.info.experiment_id, parent_id)
-
-
-def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
-    """The Trainer every nnlab run uses (benchmarks build theirs here too)."""
-    return pl.Trainer(
-        max_epochs=cfg.trainer.max_epochs,
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        precision=f"{cfg.trainer.precision}-true",
-        logger=logger if logger is not None else False,
-        callbacks=callbacks,
-        enable_progress_bar=False,  # nnlab.training.progress reports per epoch instead
-        # True only with nnlab's own Checkpoint callback: otherwise Lightning would add a
-        # ModelCheckpoint writing to disk every epoch.
-        enable_checkpointing=any(isinstance(c, Checkpoint) for c in callbacks),
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        deterministic=True,
-        default_root_dir=root_dir,
-    )
 
 
 PARAMETERS_METRIC = "model/parameters"
