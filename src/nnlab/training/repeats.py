@@ -13,14 +13,23 @@ result is the mean over the members that finished, and it says how many did.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from mlflow.entities import Metric
 from omegaconf import DictConfig
 
 from nnlab.config.seeds import effective_seeds, group_id, member_config, varied_sources
+from nnlab.data.splits import make_splits
+from nnlab.nn.tasks import TRAIN_LOSS, VAL_LOSS
+from nnlab.plots.group_figures import group_curves_figure
 from nnlab.report.stats import summarize
+from nnlab.tracking.describe import group_description, run_name
 from nnlab.tracking.store.names import (
     DESCRIPTION_TAG,
     GROUP_TAG,
@@ -34,6 +43,11 @@ from nnlab.tracking.store.names import (
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
 )
+from nnlab.tracking.store.preflight import store_failure
+from nnlab.tracking.store.queries import metric_history
+from nnlab.tracking.store.runs import close_run, experiment_id, get_client, set_tags, tracking_uri
+from nnlab.training.population import train_population, wanted
+from nnlab.training.run import layer_sizes, run_training
 
 
 @dataclass
@@ -73,7 +87,6 @@ def run_group(
     """Train the `cfg.repeats` members of `cfg`'s group, each into its own run: together as a
     population (nnlab.training.population) when `trainer.population` allows, else one after another.
     `resume` (nnlab.training.resume.PopulationResume): continue an interrupted population."""
-    from nnlab.training.population import train_population, wanted
 
     together = resume is not None or wanted(cfg)  # trainer.population=true may be refused
     result = GroupResult(group_id(cfg), str(cfg.objective))
@@ -114,7 +127,6 @@ def run_group(
 
 
 def _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result) -> None:
-    from nnlab.training.run import run_training
 
     n = int(cfg.repeats)
     for k in range(n):
@@ -145,13 +157,11 @@ def _with_seed(tags: dict[str, str], seed: int) -> str:
 
 
 def _is_store_failure(err: Exception) -> bool:
-    from nnlab.tracking.store.preflight import store_failure
 
     return store_failure(err) is not None
 
 
 def _open_group_parent(cfg: DictConfig, group: str, n: int, varied: str) -> str:
-    from nnlab.tracking.store.runs import experiment_id, get_client, tracking_uri
 
     uri = tracking_uri(cfg.tracking.uri)
     client = get_client(uri)
@@ -175,7 +185,6 @@ def _open_group_parent(cfg: DictConfig, group: str, n: int, varied: str) -> str:
 
 def _reopen_group_parent(cfg: DictConfig, run_id: str) -> str:
     """The group's parent, RUNNING again in this process while its population resumes."""
-    from nnlab.tracking.store.runs import get_client, set_tags, tracking_uri
 
     client = get_client(tracking_uri(cfg.tracking.uri))
     client.update_run(run_id, status="RUNNING")
@@ -185,17 +194,12 @@ def _reopen_group_parent(cfg: DictConfig, run_id: str) -> str:
 
 def process_tags() -> dict[str, str]:
     """Which process holds a run: `nnlab-report --stale` lists it if that process died."""
-    import os
-    import socket
 
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
 def _base_name(cfg: DictConfig) -> str:
     """The group's name: what its members are called, without the seed."""
-    from nnlab.data.splits import make_splits
-    from nnlab.tracking.describe import run_name
-    from nnlab.training.run import layer_sizes
 
     splits = make_splits(cfg.data, effective_seeds(cfg).data)
     return run_name(cfg, layer_sizes(cfg, splits))
@@ -205,10 +209,6 @@ def _close_group_parent(
     cfg: DictConfig, result: GroupResult, error: str | None, status: str = "FAILED"
 ) -> None:
     """Close the group's parent FINISHED (some member finished, no error) or `status`."""
-    from mlflow.entities import Metric
-
-    from nnlab.tracking.describe import group_description
-    from nnlab.tracking.store.runs import close_run, get_client, tracking_uri
 
     client = get_client(tracking_uri(cfg.tracking.uri))
     run_id = result.parent_run_id
@@ -239,12 +239,6 @@ def _close_group_parent(
 def _log_group_curves(client, run_id: str, cfg: DictConfig, result: GroupResult) -> None:
     """`plots/group_curves.png` on the group's parent: the members' mean curves with a band
     from the lowest to the highest seed, so the group reads as one result at a glance."""
-    import tempfile
-    from pathlib import Path
-
-    from nnlab.nn.tasks import TRAIN_LOSS, VAL_LOSS
-    from nnlab.plots.group_figures import group_curves_figure
-    from nnlab.tracking.store.queries import metric_history
 
     task = result.members[0].task
     keys = [TRAIN_LOSS, VAL_LOSS] + ([f"val/{task.headline}"] if task is not None else [])
