@@ -43,7 +43,7 @@ def fit_seconds(cfg, members, epochs: int) -> float:
     """`members` trained as one population by the engine (nnlab.training.engine), fit and test."""
     from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
     from nnlab.training.fit import fit_and_test, member_setups, population_module
-    from nnlab.training.run import run_setup
+    from nnlab.training.setup import run_setup
 
     cfg = cfg.copy()
     cfg.trainer.max_epochs = epochs
@@ -72,7 +72,7 @@ def one_by_one_seconds(cfg, epochs: int) -> float:
 
 
 def throughput_section(repeats: int) -> list[str]:
-    from nnlab.training.run import quiet_lightning
+    from nnlab.training.setup import quiet_lightning
 
     quiet_lightning()
     lines = [

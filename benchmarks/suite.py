@@ -43,11 +43,7 @@ from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.training.engine import OneItem
 from nnlab.training.fit import build_trainer, fit_and_test, member_network, population_module
-from nnlab.training.run import (
-    layer_sizes,
-    quiet_lightning,
-    run_setup,
-)
+from nnlab.training.setup import layer_sizes, quiet_lightning, run_setup
 
 BIN = Path(sys.executable).parent
 
@@ -279,7 +275,8 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
     from nnlab.tracking.describe import experiment_params
     from nnlab.tracking.store.runs import get_client, log_params
-    from nnlab.training.run import log_outputs, run_setup
+    from nnlab.training.outputs import log_outputs
+    from nnlab.training.setup import run_setup
 
     cfg = config("trainer.max_epochs=5")
     splits = make_splits(cfg.data, cfg.seed)

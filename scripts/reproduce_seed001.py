@@ -32,7 +32,7 @@ from nnlab.data.splits import make_splits
 from nnlab.nn.scratch import init_params
 from nnlab.plots.run_figures import overlaid_curves_figure
 from nnlab.seed_scripts.harness import Reproduction, parse_args
-from nnlab.training.run import run_figures
+from nnlab.training.outputs import run_figures
 
 PRESET = "experiment=seed001_nonlinear3d"
 TOLERANCE = 1e-6

@@ -26,7 +26,7 @@ from nnlab.plots.run_figures import (
     weights_figure,
 )
 from nnlab.seed_scripts.harness import Reproduction, parse_args
-from nnlab.training.run import probabilities
+from nnlab.training.outputs import probabilities
 
 MOONS, CIRCLES = "experiment=seed003_moons", "experiment=seed003_circles"
 

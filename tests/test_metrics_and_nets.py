@@ -12,7 +12,7 @@ from nnlab.nn.metrics import evaluate
 from nnlab.nn.nets import ScratchTorchMLP, TorchMLP
 from nnlab.nn.scratch import ACTIVATIONS, LOSSES, init_params
 from nnlab.nn.tasks import TASKS
-from nnlab.training.run import layer_sizes
+from nnlab.training.setup import layer_sizes
 from tests.conftest import compose_config
 
 

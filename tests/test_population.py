@@ -17,7 +17,7 @@ from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG
 from nnlab.training.fit import fit_and_test, member_setups, population_module
 from nnlab.training.population import wanted, why_not_population
 from nnlab.training.repeats import run_group
-from nnlab.training.run import run_setup
+from nnlab.training.setup import run_setup
 from tests.cli import BIN, run_cli, wait_for
 from tests.conftest import backend_params, compose_config
 

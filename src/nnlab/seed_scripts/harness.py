@@ -140,7 +140,8 @@ class Reproduction:
         from nnlab.tracking.describe import experiment_params
         from nnlab.tracking.store.names import DESCRIPTION_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
         from nnlab.tracking.store.runs import get_client, log_params, open_run, tracking_uri
-        from nnlab.training.run import RunResult, run_figures
+        from nnlab.training.outputs import run_figures
+        from nnlab.training.setup import RunResult
 
         task = TASKS[splits.task]
         loss = task.resolve_loss(cfg.model.loss)

@@ -32,21 +32,19 @@ from nnlab.tracking.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATI
 from nnlab.tracking.store.preflight import check_store, store_failure
 from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
 from nnlab.training.fit import fit_and_test, member_setups, population_module
+from nnlab.training.outputs import finish_member, log_timings
 from nnlab.training.run import (
     PARAMETERS_METRIC,
     describer,
     early_stopper,
-    finish_member,
     finished_twin,
     log_run_inputs,
-    log_timings,
     parent_link,
-    quiet_lightning,
     run_name_of,
-    run_setup,
     run_tags,
     skipped_result,
 )
+from nnlab.training.setup import quiet_lightning, run_setup
 
 # Optimizers whose step acts on each element of a parameter alone (with scalars shared by
 # every element: lr, betas, the step count), so that on stacked members they are N

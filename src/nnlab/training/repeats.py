@@ -47,7 +47,8 @@ from nnlab.tracking.store.preflight import store_failure
 from nnlab.tracking.store.queries import metric_history
 from nnlab.tracking.store.runs import close_run, experiment_id, get_client, set_tags, tracking_uri
 from nnlab.training.population import train_population, wanted
-from nnlab.training.run import layer_sizes, run_training
+from nnlab.training.run import run_training
+from nnlab.training.setup import layer_sizes
 
 
 @dataclass

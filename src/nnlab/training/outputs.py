@@ -1,0 +1,171 @@
+"""What a trained member leaves in its run: its best epoch, figures, weights
+(`checkpoints/model.ckpt`), MLflow Model and timings. Written by one piece of code for every
+member, whichever population it trained in (a plain run is member 0 of one)."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from nnlab.data.datasets import MULTICLASS, REGRESSION
+from nnlab.data.splits import (
+    Splits,
+    dataset_label,
+)
+from nnlab.nn.export import as_torch_mlp, exportable_model, log_model
+from nnlab.nn.population_nets import TrainedMember
+from nnlab.nn.tasks import Task
+from nnlab.plots import run_figures as plots
+from nnlab.tracking.describe import (
+    optimizer_name,
+)
+from nnlab.tracking.store.names import (
+    BEST_EPOCH_TAG,
+    FIT_SECONDS_TAG,
+    OBJECTIVE_TAG,
+    OVERHEAD_SECONDS_TAG,
+    STOPPED_EARLY_TAG,
+)
+from nnlab.tracking.store.runs import (
+    set_tags,
+)
+from nnlab.training.checkpoints import ARTIFACT_DIR, LAST
+from nnlab.training.early_stopping import StopWhenStalled
+from nnlab.training.fit import member_network
+from nnlab.training.setup import DTYPES, RunResult, RunSetup
+
+
+def finish_member(client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name):
+    """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
+    population it trained in (a plain run is member 0 of one). Returns its RunResult."""
+    net = member_network(cfg, module, k, setup.dtype)
+    metrics = {key: points[-1][1] for key, points in logger.history.items()}
+    objective = metrics.get(str(cfg.objective), math.nan)
+    if stopper is not None and stopper.best_epoch[k] is not None:
+        metrics.update(record_best_epoch(client, run_id, stopper, k))
+        objective = stopper.best_value[k]  # what the run reports: its best epoch's
+    log_outputs(client, run_id, cfg, net, setup, logger.history)
+    trained = TrainedMember(net, setup.task, setup.loss_name)
+    return RunResult(
+        run_id,
+        name,
+        objective,
+        metrics,
+        client.tracking_uri,
+        trained,
+        splits=setup.splits,
+        task=setup.task,
+    )
+
+
+def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhead: float):
+    # Timings are tags, not metrics: they describe the machine, not the model, and must not
+    # enter metric comparisons (reproductions compare metrics exactly).
+    set_tags(
+        client,
+        run_id,
+        {
+            OBJECTIVE_TAG: cfg.objective,
+            FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
+            OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
+        },
+    )
+
+
+def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> dict[str, float]:
+    """Member k's best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying
+    which epoch was kept and why training stopped."""
+    from mlflow.entities import Metric
+
+    best = {f"best/{key}": v for key, v in stopper.best_metrics[k].items()}
+    now = int(time.time() * 1000)
+    epoch = stopper.best_epoch[k]
+    client.log_batch(run_id, metrics=[Metric(key, v, now, epoch) for key, v in best.items()])
+    set_tags(client, run_id, {BEST_EPOCH_TAG: str(epoch), STOPPED_EARLY_TAG: stopper.summary(k)})
+    return best
+
+
+def _predict_numpy(net: torch.nn.Module, dtype: torch.dtype):
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.as_tensor(x, dtype=dtype)).double().numpy()
+
+    return predict
+
+
+def probabilities(task: Task, outputs: np.ndarray) -> np.ndarray:
+    if task.name == MULTICLASS:
+        e = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return 1.0 / (1.0 + np.exp(-outputs.ravel()))
+
+
+def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
+    """Figures for one run's trained network, keyed by their file name under plots/."""
+    net.eval()
+    predict = _predict_numpy(net, DTYPES[cfg.trainer.precision])
+    figures = {"curves.png": plots.curves_figure(history, task.headline, module_title(cfg))}
+    if task.name == REGRESSION:
+        figures["predictions.png"] = plots.regression_figure(
+            splits.x_test,
+            splits.y_test,
+            predict(splits.x_test),
+            predict,
+            title=f"{dataset_label(cfg.data)}: test set",
+        )
+    elif splits.n_features == 2:
+        figures["decision_boundary.png"] = plots.decision_boundary_figure(
+            lambda x: probabilities(task, predict(x)),
+            splits.x_test,
+            splits.y_test,
+            max(splits.n_outputs, 2),
+            title=f"{module_title(cfg)}: test points",
+        )
+    return figures
+
+
+def module_title(cfg) -> str:
+    """What tells two runs of a sweep apart: data, layers, activation, optimizer and lr."""
+    return (
+        f"{dataset_label(cfg.data)} {list(cfg.model.hidden)} {cfg.model.activation} · "
+        f"{optimizer_name(cfg)} lr={cfg.optimizer.lr:g}"
+    )
+
+
+def log_outputs(client, run_id, cfg, net, setup: RunSetup, history) -> None:
+    """The trained network's figures, its weights as `checkpoints/model.ckpt` (nn.Linear
+    layers' state_dict) and its MLflow Model."""
+    with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
+        out = Path(tmp)
+        if cfg.tracking.log_plots:
+            (out / "plots").mkdir()
+            for file_name, fig in run_figures(cfg, net, setup.splits, setup.task, history).items():
+                fig.savefig(out / "plots" / file_name, dpi=90)
+        if cfg.tracking.log_model:
+            (out / "checkpoints").mkdir()
+            plain = as_torch_mlp(net, cfg.model.activation, setup.dtype)
+            torch.save({"state_dict": plain.state_dict()}, out / "checkpoints" / "model.ckpt")
+        client.log_artifacts(run_id, str(out))
+    if cfg.tracking.log_model:
+        splits = setup.splits
+        model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
+        raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
+        log_model(run_id, client.tracking_uri, model, raw_test)
+    drop_resume_checkpoint(client, run_id)
+
+
+def drop_resume_checkpoint(client, run_id: str) -> None:
+    """A finished run needs no resume point: its periodic checkpoints/last.ckpt would only sit
+    beside the final model as a stale copy."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    if any(f.path == f"{ARTIFACT_DIR}/{LAST}" for f in repo.list_artifacts(ARTIFACT_DIR)):
+        repo.delete_artifacts(f"{ARTIFACT_DIR}/{LAST}")
