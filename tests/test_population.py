@@ -359,3 +359,79 @@ def test_in_float32_a_member_equals_its_plain_run_bit_for_bit(backend, optimizer
     members, curves, _ = population_curves(cfg, 15)
     for member, got in zip(members, curves, strict=True):
         assert got == plain_curves(member)
+
+
+def test_early_stopping_stops_each_member_alone_as_its_plain_run(store):
+    """Members stop at their own epochs (here they differ) and keep their best weights; each
+    member's run equals its plain run: curve, best epoch, stop tag and objective."""
+    from nnlab.training.run import run_training
+
+    stopping = [
+        "data=moons",
+        "optimizer=sgd",
+        "optimizer.lr=0.5",
+        "trainer.max_epochs=150",
+        "trainer.early_stopping.patience=4",
+        "trainer.early_stopping.min_delta=0.002",
+        "trainer.precision=64",
+        "data.n_samples=300",
+        *FAST,
+    ]
+    group = run_group(compose_config(*stopping, "repeats=3", shrink=False), [], {})
+    assert len(group.members) == 3 and not group.failures
+    client = MlflowClient(store)
+    stops = set()
+    for member in group.members:
+        seed = int(client.get_run(member.run_id).data.params["seed"])
+        alone = run_training(compose_config(*stopping, f"seed={seed}", shrink=False))
+        mine, theirs = client.get_run(member.run_id), client.get_run(alone.run_id)
+        for key in ("nnlab.best_epoch", "nnlab.stopped_early"):
+            assert mine.data.tags[key] == theirs.data.tags[key], key
+        curve = [m.value for m in client.get_metric_history(member.run_id, "val/loss")]
+        expected = [m.value for m in client.get_metric_history(alone.run_id, "val/loss")]
+        np.testing.assert_allclose(curve, expected, rtol=1e-9)
+        assert member.objective == pytest.approx(alone.objective, rel=1e-9)
+        assert mine.data.metrics["test/loss"] == pytest.approx(
+            theirs.data.metrics["test/loss"], rel=1e-9
+        )  # tested with the best epoch's weights, as the plain run is
+        stops.add(len(curve))
+    assert len(stops) > 1  # the members did stop at different epochs
+
+
+def test_skip_finished_is_decided_per_member(store):
+    """With two members already FINISHED as plain runs, repeats=3 skips them and trains only
+    the third; the group still reports all three."""
+    from nnlab.training.run import run_training
+
+    base = ["data.n_samples=150", "trainer.max_epochs=3", "tracking.skip_finished=true", *FAST]
+    cfg = compose_config(*base, "repeats=3", shrink=False)
+    done = [run_training(member_config(cfg, k)) for k in (0, 2)]
+    group = run_group(cfg, [], {})
+    assert {m.run_id for m in group.members if m.skipped} == {d.run_id for d in done}
+    (trained,) = [m for m in group.members if not m.skipped]
+    run = MlflowClient(store).get_run(trained.run_id)
+    assert run.data.params["seed"] == str(int(cfg.seed) + 1) and run.info.status == "FINISHED"
+
+
+def test_an_optimizer_outside_the_elementwise_list_trains_one_optimizer_per_member(store):
+    """Adafactor factors each weight's second moment over its rows and columns: not in the
+    elementwise list, so the members train one by one, each with its own optimizer, and each
+    equals its plain run."""
+    from nnlab.training.run import run_training
+
+    base = [
+        "optimizer._target_=torch.optim.Adafactor",
+        "data.n_samples=150",
+        "trainer.max_epochs=5",
+        "trainer.precision=64",
+        *FAST,
+    ]
+    cfg = compose_config(*base, "repeats=2", shrink=False)
+    assert "not an elementwise optimizer" in why_not_population(cfg)
+    group = run_group(cfg, [], {})
+    client = MlflowClient(store)
+    assert len(group.members) == 2
+    for member in group.members:
+        seed = int(client.get_run(member.run_id).data.params["seed"])
+        alone = run_training(compose_config(*base, f"seed={seed}", shrink=False))
+        assert member.metrics["val/loss"] == pytest.approx(alone.metrics["val/loss"], rel=1e-12)

@@ -22,7 +22,9 @@ from nnlab.nn.tasks import ALL_METRIC_KEYS, TASKS
 
 PRECISIONS = (32, 64)
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
-OPTIMIZERS = {  # the optimizer group's _target_ values
+# Every optimizer nnlab trains with: `optimizer._target_` -> its short name. The first seven
+# have a file in conf/optimizer/; the others are set with optimizer._target_=torch.optim.<Name>.
+OPTIMIZERS = {
     "torch.optim.SGD": "sgd",
     "torch.optim.Adam": "adam",
     "torch.optim.AdamW": "adamw",
@@ -30,7 +32,16 @@ OPTIMIZERS = {  # the optimizer group's _target_ values
     "torch.optim.Adagrad": "adagrad",
     "torch.optim.Adadelta": "adadelta",
     "torch.optim.ASGD": "asgd",
+    "torch.optim.Adamax": "adamax",
+    "torch.optim.NAdam": "nadam",
+    "torch.optim.RAdam": "radam",
+    "torch.optim.Adafactor": "adafactor",
 }
+# Those whose step acts on each element of a parameter alone (with scalars shared by every
+# element: lr, betas, the step count), so that on stacked members (nnlab.training.engine) they
+# are N independent optimizers; each is tested against plain runs (tests/test_population.py).
+# Any other trains a group's members one by one, each with its own optimizer.
+ELEMENTWISE_OPTIMIZERS = tuple(list(OPTIMIZERS)[:7])
 
 
 FIXED_TABLES = ("iris", CSV)  # datasets with a fixed number of rows (n_samples: null = all)

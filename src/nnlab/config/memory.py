@@ -29,6 +29,10 @@ OPTIMIZER_STATE = {
     "adagrad": 1,
     "adadelta": 2,
     "asgd": 1,
+    "adamax": 2,
+    "nadam": 2,
+    "radam": 2,
+    "adafactor": 0,  # factored: a row and a column per matrix, not a copy of it
 }
 # A training step keeps, per layer and sample, the pre-activation and the activation for the
 # backward pass, and builds a gradient of the same size during it.

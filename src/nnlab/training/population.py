@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from omegaconf import DictConfig
 
+from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, ConfigError
 from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import member_config
 from nnlab.sweeps.study import job_is_a_trial
@@ -46,19 +47,6 @@ from nnlab.training.run import (
 )
 from nnlab.training.setup import quiet_lightning, run_setup
 
-# Optimizers whose step acts on each element of a parameter alone (with scalars shared by
-# every element: lr, betas, the step count), so that on stacked members they are N
-# independent optimizers. Each is tested against plain runs (tests/test_population.py).
-ELEMENTWISE_OPTIMIZERS = (
-    "torch.optim.SGD",
-    "torch.optim.Adam",
-    "torch.optim.AdamW",
-    "torch.optim.RMSprop",
-    "torch.optim.Adagrad",
-    "torch.optim.Adadelta",
-    "torch.optim.ASGD",
-)
-
 
 def why_not_population(cfg: DictConfig) -> str | None:
     """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
@@ -79,7 +67,6 @@ def why_not_population(cfg: DictConfig) -> str | None:
 def wanted(cfg: DictConfig) -> bool:
     """Whether to train `cfg`'s repeats as a population; raises ConfigError when
     `trainer.population=true` asks for one the config does not allow."""
-    from nnlab.config.check import ConfigError
 
     mode = cfg.trainer.get("population", "auto")
     if mode is False or int(cfg.repeats) < 2:
