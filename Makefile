@@ -52,7 +52,7 @@ test: setup backends browser postgres
 FUZZ_EXAMPLES ?= 2000
 fuzz: setup
 	NNLAB_HYPOTHESIS_PROFILE=fuzz NNLAB_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest \
-		tests/test_bad_input_property.py -k any_override --hypothesis-show-statistics -p no:cacheprovider
+		tests/config/test_bad_input_property.py -k any_override --hypothesis-show-statistics -p no:cacheprovider
 
 lint: setup
 	$(BIN)/ruff check src tests scripts benchmarks

@@ -31,7 +31,7 @@ from mlflow.tracking.context import registry as mlflow_context_registry
 from omegaconf import DictConfig
 
 from nnlab.paths import CONF_DIR
-from tests.cli import BIN
+from tests.commands import BIN
 
 # Property tests: "ci" (the default, what `make test` runs) draws the same examples every time;
 # "fuzz" (`make fuzz`, NNLAB_HYPOTHESIS_PROFILE=fuzz) searches at random, much longer.

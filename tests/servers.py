@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from nnlab.env import environ_snapshot
-from tests.cli import BIN
+from tests.commands import BIN
 
 UVICORN_READY = re.compile(r"Uvicorn running on (http://[\d.]+:\d+)")
 START_TIMEOUT_S = 120

@@ -72,7 +72,7 @@ def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example:
         serialization_format="pt2",
         pip_requirements=PIP_REQUIREMENTS,
         # MLflow would load the saved model back and predict the example once more (0.14 s a
-        # run); tests/test_logged_model.py loads and checks it instead.
+        # run); tests/nn/test_logged_model.py loads and checks it instead.
         validate_serving_input=False,
     )
     return info.model_uri
@@ -85,7 +85,7 @@ def _skip_the_installed_packages_scan() -> None:
     short run's model export. The requirements nnlab names are mlflow (added by MLflow) and
     torch, both imported by now, so the map needs those two entries; MLflow keeps its own
     map if it has built one. (`_MODULES_TO_PACKAGES` is private: mlflow is pinned in
-    constraints.txt, and tests/test_logged_model.py checks the logged requirements.)"""
+    constraints.txt, and tests/nn/test_logged_model.py checks the logged requirements.)"""
     from mlflow.utils import requirements_utils
 
     if getattr(requirements_utils, "_MODULES_TO_PACKAGES", None) is None:

@@ -7,7 +7,7 @@ engine every run trains with (nnlab.training.engine; a plain run is a population
 then cost about what one costs.
 
 Each member keeps its own data split, initial weights and batch order, and its curves equal
-its plain run's (tests/test_population.py holds them to 1e-9 in float64). Each member is its
+its plain run's (tests/training/test_population.py holds them to 1e-9 in float64). Each member is its
 own MLflow run, as the one-by-one path makes it (nnlab.training.repeats): params, dataset, config,
 curves, test metrics, figures, checkpoint and model. A member that diverges or stops early
 does so alone.

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.data.csv_table import read_csv_table
 from nnlab.data.datasets import DataError
-from tests.cli import run_cli, spawn_cli
+from tests.commands import run_cli, spawn_cli
 
 TINY = ["trainer.max_epochs=3", "trainer.progress=none", "tracking.log_model=false"]
 
@@ -46,7 +46,7 @@ def only_run(uri):
     return run
 
 
-# -- end to end through nnlab-train, in process (tests/cli.py) ------------------------------
+# -- end to end through nnlab-train, in process (tests/commands.py) ------------------------------
 @pytest.mark.parametrize(
     "name, task, metric, n_features",
     [

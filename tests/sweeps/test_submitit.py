@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from nnlab.paths import CONF_DIR
-from tests.cli import spawn_cli
+from tests.commands import spawn_cli
 
 
 def launcher_config(name: str):

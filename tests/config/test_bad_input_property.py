@@ -15,7 +15,7 @@ from nnlab.config.check import CSV_RULES, RULES, ConfigError, check_config
 from nnlab.data.datasets import DataError
 from nnlab.training.engine import TrainingDiverged
 from nnlab.training.run import run_training
-from tests.cli import run_cli
+from tests.commands import run_cli
 from tests.conftest import compose_config
 
 KEYS = sorted(

@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import CONF_DIR
-from tests.cli import BIN, run_cli, spawn_cli, wait_for
+from tests.commands import BIN, run_cli, spawn_cli, wait_for
 from tests.servers import mlflow_server
 
 TINY = [

@@ -1,5 +1,6 @@
 """`nnlab-train` as a user runs it, writing to a temporary store read back with MlflowClient:
-in this process (tests/cli.py), and once as the real executable for its exit code and stderr."""
+in this process (tests/commands.py), and once as the real executable for its exit code and
+stderr."""
 
 import json
 
@@ -7,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.tracking.store.names import CHART_VIEW_TAG
-from tests.cli import run_cli, spawn_cli
+from tests.commands import run_cli, spawn_cli
 
 TINY = ["trainer.max_epochs=3", "data.n_samples=200"]
 

@@ -18,7 +18,7 @@ from nnlab.training.fit import fit_and_test, member_setups, population_module
 from nnlab.training.population import wanted, why_not_population
 from nnlab.training.repeats import run_group
 from nnlab.training.setup import run_setup
-from tests.cli import BIN, run_cli, wait_for
+from tests.commands import BIN, run_cli, wait_for
 from tests.conftest import backend_params, compose_config
 
 POPULATION_BACKENDS = ["torch", "torch_scratch", "numpy", "jax", "tensorflow"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.cli import spawn_cli
+from tests.commands import spawn_cli
 
 pytestmark = pytest.mark.slow
 JOB = ["trainer.max_epochs=100", "data.n_samples=200", "trainer.progress=none"]

@@ -13,7 +13,7 @@ from nnlab import backends
 from nnlab.nn.nets import EngineMLP
 from nnlab.nn.scratch import ACTIVATIONS, LOSSES, MLP
 from nnlab.paths import CONF_DIR
-from tests.cli import spawn_cli
+from tests.commands import spawn_cli
 from tests.conftest import backend_params, compose_config
 
 NAMES = backends.names()

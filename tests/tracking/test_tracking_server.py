@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.env import environ_snapshot
 from nnlab.paths import PROJECT_ROOT
-from tests.cli import run_cli, spawn_cli, wait_for
+from tests.commands import run_cli, spawn_cli, wait_for
 from tests.servers import distinct_free_ports, read_lines_until
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from nnlab.tracking.store.names import GROUP_TAG, MEMBER_TAG, PARENT_TAG, REPEAT
 from nnlab.tracking.store.queries import metric_history
 from nnlab.training.repeats import run_group
 from nnlab.training.run import run_training
-from tests.cli import run_cli, spawn_cli
+from tests.commands import run_cli, spawn_cli
 from tests.conftest import compose_config
 
 CURVES = ("train/loss", "val/loss", "val/acc")
@@ -23,7 +23,7 @@ def curves(client, run_id):
 
 def test_a_group_of_three_equals_three_plain_runs(store):
     """One by one, in float32: value for value. (A population is held to its plain runs in
-    float64 by tests/test_population.py; in float32 its batched matmuls round differently.)"""
+    float64 and, where it holds, bit for bit in float32 by tests/training/test_population.py.)"""
     cfg = compose_config("repeats=3", "seed=7", "trainer.population=false")
     group = run_group(cfg, ["repeats=3", "seed=7"], {})
     client = MlflowClient(store)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.cli import run_cli, spawn_cli
+from tests.commands import run_cli, spawn_cli
 
 TINY = [
     "trainer.max_epochs=3",

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from nnlab.sweeps import study as nnlab_study
-from tests.cli import BIN, spawn_cli, wait_for
+from tests.commands import BIN, spawn_cli, wait_for
 
 TINY = [
     "trainer.max_epochs=3",

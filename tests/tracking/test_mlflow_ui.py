@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
 from nnlab.tracking.describe import run_link
-from tests.cli import run_cli, spawn_cli
+from tests.commands import run_cli, spawn_cli
 from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow

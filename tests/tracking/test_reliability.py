@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.tracking.store import preflight
-from tests.cli import BIN, run_cli, spawn_cli, wait_for
+from tests.commands import BIN, run_cli, spawn_cli, wait_for
 from tests.servers import START_TIMEOUT_S, UVICORN_READY, listening_addresses, read_lines_until
 
 TINY = [
@@ -188,7 +188,7 @@ def test_four_processes_write_40_runs_to_one_store(store, tmp_path):
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(w)],
-            cwd=Path(__file__).parents[1],
+            cwd=Path(__file__).parents[2],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -364,7 +364,7 @@ def test_resume_of_a_finished_or_unknown_run_is_one_line(store):
 
 @pytest.mark.slow
 def test_ui_launcher_binds_to_localhost_only(store):
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     ui = subprocess.Popen(  # port 0: the UI picks a free port and prints it
         ["bash", str(root / "scripts" / "mlflow_ui.sh"), "0"],
         stdout=subprocess.DEVNULL,

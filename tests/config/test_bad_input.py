@@ -15,7 +15,7 @@ from nnlab.data.datasets import DATASETS, DataError
 from nnlab.data.splits import Splits, check_split_classes
 from nnlab.paths import CONF_DIR
 from nnlab.training.run import run_training
-from tests.cli import run_cli
+from tests.commands import run_cli
 from tests.conftest import backend_params, compose_config
 
 
