@@ -435,3 +435,45 @@ def test_an_optimizer_outside_the_elementwise_list_trains_one_optimizer_per_memb
         seed = int(client.get_run(member.run_id).data.params["seed"])
         alone = run_training(compose_config(*base, f"seed={seed}", shrink=False))
         assert member.metrics["val/loss"] == pytest.approx(alone.metrics["val/loss"], rel=1e-12)
+
+
+def test_early_stopping_state_survives_a_resume(tmp_path):
+    """A population stopped at epoch 12 and resumed from its checkpoint ends as the same
+    population trained straight through: each member's curve, best epoch and stop."""
+    from nnlab.training.run import early_stopper
+
+    def config(epochs):
+        return compose_config(
+            "repeats=3",
+            "optimizer=sgd",
+            "optimizer.lr=0.5",
+            "trainer.early_stopping.patience=3",
+            "trainer.early_stopping.min_delta=0.002",
+            "trainer.precision=64",
+            f"trainer.max_epochs={epochs}",
+            "data.n_samples=300",
+            *FAST,
+            shrink=False,
+        )
+
+    def train(cfg, checkpoint=None, histories=None):
+        members = [member_config(cfg, k) for k in range(3)]
+        module = population_module(cfg, members, member_setups(members, run_setup))
+        loggers = [BufferedMlflowLogger(None, None, history=h) for h in histories or [None] * 3]
+        stopper = early_stopper(cfg)
+        fit_and_test(cfg, module, PopulationLogger(loggers), "t", (stopper,), checkpoint)
+        return module, stopper, [dict(lg.history) for lg in loggers]
+
+    straight_module, straight, straight_curves = train(config(150))
+    first, _, first_curves = train(config(12))
+    checkpoint = tmp_path / "last.ckpt"
+    first.trainer.save_checkpoint(checkpoint)
+    _, resumed, resumed_curves = train(config(150), checkpoint, first_curves)
+    assert resumed.best_epoch == straight.best_epoch and resumed.stopped_at == straight.stopped_at
+    assert len(set(straight.stopped_at)) > 1  # the members stop at different epochs
+    for got, expected in zip(resumed_curves, straight_curves, strict=True):
+        for key in ("train/loss", "val/loss"):
+            assert [e for e, _ in got[key]] == [e for e, _ in expected[key]], key
+            np.testing.assert_allclose(
+                [v for _, v in got[key]], [v for _, v in expected[key]], rtol=1e-9
+            )
