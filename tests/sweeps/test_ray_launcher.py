@@ -42,11 +42,15 @@ def kill_first_running_job(store, stop: threading.Event, killed: list):
 
 
 def started_before(pid: str, when: float) -> bool:
-    """Whether process `pid` exists and started before `when` (seconds since the epoch)."""
+    """Whether process `pid` is running and started before `when` (seconds since the epoch)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return False  # ended
+    if fields[0] in ("Z", "X"):
+        # Exited, not yet reaped: its cmdline reads empty (seen once in CI, a Ray worker
+        # ending while the test looked).
+        return False
     ticks = int(fields[19])  # starttime, field 22: clock ticks after boot
     booted = next(
         int(line.split()[1])
