@@ -151,7 +151,8 @@ def run_description(
 
 
 # MLflow 3.17's UI opens an experiment in its GenAI mode (traces, no runs table) unless the
-# URL asks for the model-training mode; checked in headless Chromium (tests/tracking/test_mlflow_ui.py).
+# URL asks for the model-training mode; checked in headless Chromium
+# (tests/tracking/test_mlflow_ui.py).
 RUNS_MODE = "?workflowType=machine_learning"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` and the printed `mlflow ui` command serve
 

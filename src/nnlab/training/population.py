@@ -3,14 +3,14 @@
 A small network leaves the CPU idle: a 2-10-5-1 step at batch 32 is almost all dispatch
 overhead. Members that differ only in their seeds share their architecture, backend and
 optimizer, so their weights can be stacked (nnlab.nn.population_nets) and trained by the one
-engine every run trains with (nnlab.training.engine; a plain run is a population of one): N members
-then cost about what one costs.
+engine every run trains with (nnlab.training.engine; a plain run is a population of one): N
+members then cost about what one costs.
 
 Each member keeps its own data split, initial weights and batch order, and its curves equal
-its plain run's (tests/training/test_population.py holds them to 1e-9 in float64). Each member is its
-own MLflow run, as the one-by-one path makes it (nnlab.training.repeats): params, dataset, config,
-curves, test metrics, figures, checkpoint and model. A member that diverges or stops early
-does so alone.
+its plain run's (tests/training/test_population.py holds them to 1e-9 in float64). Each member
+is its own MLflow run, as the one-by-one path makes it (nnlab.training.repeats): params,
+dataset, config, curves, test metrics, figures, checkpoint and model. A member that diverges
+or stops early does so alone.
 
 `trainer.population`: auto (a population when the config allows one, else one by one with a
 line saying why), true (a population, or one line saying why not and exit 2), false.
