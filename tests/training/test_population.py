@@ -27,6 +27,13 @@ FAST = ["tracking.log_plots=false", "tracking.log_model=false", "trainer.progres
 MEMBERS = 3
 
 
+def member_runs(client, experiment="nnlab") -> list:
+    """The runs of experiment `experiment` that are members of a group (none yet: [])."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id]) if exp else []
+    return [r for r in runs if MEMBER_TAG in r.data.tags]
+
+
 def fit(cfg, members, module=None):
     """`members` trained as one population by the engine; each member's logger."""
     loggers = [BufferedMlflowLogger(None, None) for _ in members]
@@ -229,12 +236,8 @@ def test_an_interrupted_population_closes_every_run_killed(store):
     client = MlflowClient(store)
 
     def members_with_a_curve():
-        exp = client.get_experiment_by_name("nnlab")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
         return [
-            r
-            for r in runs
-            if MEMBER_TAG in r.data.tags and client.get_metric_history(r.info.run_id, "val/loss")
+            r for r in member_runs(client) if client.get_metric_history(r.info.run_id, "val/loss")
         ]
 
     members = wait_for(members_with_a_curve, proc, "a member logged a curve")
@@ -279,9 +282,7 @@ def test_a_sigkilled_population_is_listed_stale_and_resumed_by_any_member(store)
     client = MlflowClient(store)
 
     def members_with_a_checkpoint():
-        exp = client.get_experiment_by_name("nnlab")
-        runs = client.search_runs([exp.experiment_id]) if exp else []
-        members = [r for r in runs if MEMBER_TAG in r.data.tags]
+        members = member_runs(client)
         ready = len(members) == 3 and all(
             client.list_artifacts(r.info.run_id, "checkpoints") for r in members
         )
@@ -312,11 +313,8 @@ def test_a_sigkilled_population_is_listed_stale_and_resumed_by_any_member(store)
         "tracking.experiment=straight",
         check=True,
     )
-    exp = client.get_experiment_by_name("straight")
     straight = {
-        int(r.data.tags[MEMBER_TAG]): r.info.run_id
-        for r in client.search_runs([exp.experiment_id])
-        if MEMBER_TAG in r.data.tags
+        int(r.data.tags[MEMBER_TAG]): r.info.run_id for r in member_runs(client, "straight")
     }
     for k, run_id in by_member.items():
         assert client.get_run(run_id).info.status == "FINISHED"

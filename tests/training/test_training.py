@@ -101,10 +101,11 @@ def test_l1_penalty_shrinks_weights(store):
 
 
 def test_data_are_float64_tensors_at_precision_64():
-    from nnlab.data.splits import data_module, make_splits
+    from nnlab.data.splits import make_splits
+    from nnlab.training.engine import population_data
 
     splits = make_splits(compose_config("data=moons").data, seed=0)
-    dm = data_module(splits, 32, 0, torch.float64)
-    (epoch,) = list(dm.train_dataloader())
-    x, y = next(iter(epoch))
-    assert x.dtype == torch.float64 and y.dtype == torch.float64 and y.shape == (32, 1)
+    data = population_data([splits], [0], torch.float64)
+    x, y = data.epoch(0, shuffle=True)
+    assert x.dtype == torch.float64 and y.dtype == torch.float64
+    assert y.shape == (1, len(splits.y_train), 1)  # members, rows, one target column

@@ -261,20 +261,6 @@ def epoch_order(n: int, seed: int, epoch: int):
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-class OneStepPerEpoch:
-    """A loader of one item, the epoch's mini-batches, so that Lightning runs one training
-    step per epoch. (Not a list: Lightning would read a list as several loaders.)"""
-
-    def __init__(self, batches: TensorBatches):
-        self.batches = batches
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[TensorBatches]:
-        yield self.batches
-
-
 def as_tensors(task: str, x: np.ndarray, y: np.ndarray, dtype):
     """A split as the tensors a network trains on: features in `dtype`; targets as class
     indices (multiclass) or as a column of `dtype` values."""
@@ -283,33 +269,3 @@ def as_tensors(task: str, x: np.ndarray, y: np.ndarray, dtype):
     if task == MULTICLASS:
         return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=torch.long)
     return torch.as_tensor(x, dtype=dtype), torch.as_tensor(y, dtype=dtype).reshape(-1, 1)
-
-
-def data_module(splits: Splits, batch_size: int | None, seed: int, dtype):
-    """A LightningDataModule over `splits`, all as tensors of `dtype` already in memory.
-
-    Its training "loader" yields one item per epoch: the epoch's shuffled mini-batches, which
-    nnlab's engine steps through itself (see nnlab.training.engine for why). Validation tensors
-    are read directly by the module at the end of each epoch; test goes through Lightning's
-    test loop in large chunks.
-    """
-    import pytorch_lightning as pl
-
-    def tensors(x, y):
-        return as_tensors(splits.task, x, y, dtype)
-
-    class InMemoryDataModule(pl.LightningDataModule):
-        def __init__(self):
-            super().__init__()
-            self.train = tensors(splits.x_train, splits.y_train)
-            self.val = tensors(splits.x_val, splits.y_val)
-            self.test = tensors(splits.x_test, splits.y_test)
-            self.train_batches = TensorBatches(*self.train, batch_size, True, seed)
-
-        def train_dataloader(self):
-            return OneStepPerEpoch(self.train_batches)
-
-        def test_dataloader(self):
-            return TensorBatches(*self.test, EVAL_CHUNK, False, seed)
-
-    return InMemoryDataModule()

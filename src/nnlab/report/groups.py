@@ -24,7 +24,7 @@ from nnlab.report.stats import (
     summarize,
 )
 from nnlab.report.tables import RunRow, _fmt
-from nnlab.tracking.store.names import GROUP_TAG
+from nnlab.tracking.store.names import GROUP_TAG, SEED_SUFFIX
 
 SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 OK = ("FINISHED", "SKIPPED")
@@ -58,7 +58,7 @@ def group_label(row: RunRow, keys: Sequence[str]) -> str:
     shown = [k for k in keys if k not in SEED_KEYS]
     if shown:
         return " ".join(f"{k.rsplit('.', 1)[-1]}={_value(row, k)}" for k in shown)
-    return row.name.rsplit(" · seed ", 1)[0]
+    return row.name.rsplit(SEED_SUFFIX, 1)[0]
 
 
 def group_rows(rows: Sequence[RunRow], keys: Sequence[str] = ()) -> list[Group]:

@@ -108,7 +108,8 @@ class PopulationLogger(Logger):
 
     @property
     def client(self) -> MlflowClient | None:
-        return self.members[0].client
+        # Not necessarily member 0's: nnlab-reproduce logs only the member it reproduces.
+        return next((m.client for m in self.members if m.client is not None), None)
 
     @property
     def run_ids(self) -> list[str]:

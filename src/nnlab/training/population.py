@@ -29,7 +29,12 @@ from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import member_config
 from nnlab.sweeps.study import job_is_a_trial
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-from nnlab.tracking.store.names import PARENT_TAG, POPULATION_RUNS_TAG, POPULATION_TAG
+from nnlab.tracking.store.names import (
+    PARENT_TAG,
+    POPULATION_RUNS_TAG,
+    POPULATION_TAG,
+    SEED_SUFFIX,
+)
 from nnlab.tracking.store.preflight import check_store, store_failure
 from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
 from nnlab.training.fit import fit_and_test, member_setups, population_module
@@ -113,7 +118,7 @@ def train_population(
     members = [member_config(cfg, k) for k in group]  # the population: position i is group[i]
     setups = member_setups(members, run_setup)
     names = [
-        run_name_of(m, s, swept_keys, f" · seed {m.seed}")
+        run_name_of(m, s, swept_keys, f"{SEED_SUFFIX}{m.seed}")
         for m, s in zip(members, setups, strict=True)
     ]
     n = len(members)
@@ -158,7 +163,7 @@ def train_population(
             loggers[k].client, loggers[k].run_id = client, runs.ids[i]
             loggers[k].run_name = names[k]
             loggers[k].log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, 0)
-        label = f"{names[0].rsplit(' · ', 1)[0]} · {n} seeds"
+        label = f"{run_name_of(members[0], setups[0], swept_keys)} · {n} seeds"
         stopper = early_stopper(cfg)
         fit_started = time.perf_counter()
         module = population_module(cfg, members, setups)

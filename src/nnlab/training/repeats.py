@@ -40,6 +40,7 @@ from nnlab.tracking.store.names import (
     PARENT_TAG,
     PID_TAG,
     REPEATS_TAG,
+    SEED_SUFFIX,
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
 )
@@ -140,7 +141,7 @@ def _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result) -
                     [*overrides, f"seed={member.seed}"],
                     member_tags(k, member.seed),
                     swept_keys=swept_keys,
-                    name_suffix=f" · seed {member.seed}",
+                    name_suffix=f"{SEED_SUFFIX}{member.seed}",
                 )
             )
             print(f"  {done.run_name}: {cfg.objective} {done.objective:.5g}", flush=True)

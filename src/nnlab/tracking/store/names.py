@@ -55,6 +55,8 @@ JOB_NUM_TAG = HIDDEN_PREFIX + "job_num"  # a sweep job's number
 SCHEDULER_JOB_TAG = (
     HIDDEN_PREFIX + "scheduler_job"
 )  # SLURM/submitit job id (nnlab.sweeps.scheduler)
+# A repeat's run name is its configuration's name, then this and its seed.
+SEED_SUFFIX = " · seed "
 MEMBER_TAG = HIDDEN_PREFIX + "member"  # a repeat's index in its group: 0 .. repeats-1
 # On each member of a population: every member's run id, in the population's order, so that
 # resume=<any member's run id> continues the whole population.
