@@ -157,16 +157,22 @@ def test_every_shipped_experiment_preset_fits_in_memory():
         check_config(compose_config(f"experiment={preset.stem}", shrink=False))
 
 
-def test_an_lr_that_overflows_the_optimizer_step_is_a_diverged_run(store):
-    """Found by the property test: Adam's step lr / (1 - beta1) overflows float32 for lr >= 3.4e37
-    and torch raises a bare RuntimeError; it is a divergence, recorded FAILED with its reason."""
+@pytest.mark.parametrize(
+    "kernel, reason",
+    [("foreach", "optimizer step overflowed"), ("fused", "train/loss is nan at epoch 0")],
+)
+def test_an_lr_that_overflows_the_optimizer_step_is_a_diverged_run(store, kernel, reason):
+    """Found by the property test: Adam's step lr / (1 - beta1) overflows float32 for lr >= 3.4e37.
+    The foreach step raises a bare RuntimeError, the fused step writes NaN weights; either way
+    it is a divergence, recorded FAILED with its reason."""
     from nnlab.training.engine import TrainingDiverged
     from nnlab.training.run import run_training
     from tests.conftest import compose_config
 
-    with pytest.raises(TrainingDiverged, match="optimizer step overflowed"):
-        run_training(compose_config("optimizer.lr=1e38", "tracking.log_plots=false"))
+    overrides = ["optimizer.lr=1e38", f"trainer.optimizer_kernel={kernel}"]
+    with pytest.raises(TrainingDiverged, match=reason):
+        run_training(compose_config(*overrides, "tracking.log_plots=false"))
     (run,) = MlflowClient(store).search_runs(
         [MlflowClient(store).get_experiment_by_name("nnlab").experiment_id]
     )
-    assert run.info.status == "FAILED" and "overflowed" in run.data.tags["nnlab.error"]
+    assert run.info.status == "FAILED" and reason in run.data.tags["nnlab.error"]

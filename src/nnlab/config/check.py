@@ -22,6 +22,7 @@ from nnlab.nn.tasks import ALL_METRIC_KEYS, TASKS
 
 PRECISIONS = (32, 64)
 PROGRESS_MODES = ("auto", "bar", "lines", "none")
+OPTIMIZER_KERNELS = ("fused", "foreach")
 # Every optimizer nnlab trains with: `optimizer._target_` -> its short name. The first seven
 # have a file in conf/optimizer/; the others are set with optimizer._target_=torch.optim.<Name>.
 OPTIMIZERS = {
@@ -43,6 +44,8 @@ OPTIMIZERS = {
 # (tests/training/test_population.py). Any other trains a group's members one by one, each
 # with its own optimizer.
 ELEMENTWISE_OPTIMIZERS = tuple(list(OPTIMIZERS)[:7])
+# Those torch gives a fused step (one kernel for every tensor; trainer.optimizer_kernel).
+FUSED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.Adagrad")
 
 
 FIXED_TABLES = ("iris", CSV)  # datasets with a fixed number of rows (n_samples: null = all)
@@ -165,6 +168,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.max_epochs": int_at_least(1),
     "trainer.precision": one_of(PRECISIONS),
     "trainer.progress": one_of(PROGRESS_MODES),
+    "trainer.optimizer_kernel": one_of(OPTIMIZER_KERNELS),
     "trainer.checkpoint_every_s": positive_number(),
     "trainer.population": (
         lambda v: v is True or v is False or v == "auto",

@@ -59,6 +59,11 @@ class BufferedMlflowLogger(Logger):
         # Lightning adds the epoch to epoch-level metrics; MLflow's step is the epoch, so that
         # curves line up whatever the batch size.
         epoch = int(metrics.pop("epoch", step or 0))
+        self.append(epoch, metrics)
+
+    def append(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Keep `metrics` as epoch `epoch`'s; written at the next flush. The engine calls this
+        once per member and epoch, so it stays lean (no rank check, no dict copies)."""
         now_ms = int(time.time() * 1000)
         for key, value in metrics.items():
             value = float(value)
@@ -116,7 +121,7 @@ class PopulationLogger(Logger):
         return [m.run_id for m in self.members if m.run_id is not None]
 
     def record(self, k: int, epoch: int, metrics: dict[str, float]) -> None:
-        self.members[k].log_metrics({**metrics, "epoch": epoch})
+        self.members[k].append(epoch, metrics)
 
     @rank_zero_only
     def log_hyperparams(self, params, *args, **kwargs) -> None:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import backends
+from nnlab.config.check import FUSED_OPTIMIZERS
 from nnlab.config.seeds import effective_seeds
 from nnlab.nn.population_nets import MemberNet, member_params
 from nnlab.nn.scratch import init_params
@@ -53,10 +54,8 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
     data = population_data(
         [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
     )
-    # foreach: one call per step for all tensors, not a Python loop: 10% of a step for 8
-    # members, but 7% slower for one (measured). The same elementwise arithmetic either way.
-    foreach = len(members) > 1
-    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, foreach=foreach)  # noqa: E731
+    kernel = optimizer_kernel(cfg)
+    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, **kernel)  # noqa: E731
     return PopulationModule(
         net,
         setup.task,
@@ -67,6 +66,19 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         l1=cfg.model.l1,
         record=record,
     )
+
+
+def optimizer_kernel(cfg: DictConfig) -> dict:
+    """How torch computes the optimizer's step, the same for every N so that a plain run and a
+    population member share it. `fused`: one kernel for every tensor, 2-3x cheaper than the
+    others on a small net (BENCHMARKS.md section 10), but its vectorised body and its scalar
+    tail round differently, and where a member's elements fall between them depends on N: in
+    float32 the last bits part. `foreach` computes each element the same whatever N, and
+    equals the plain for-loop bit for bit. A run recorded before the key existed ran foreach."""
+    kernel = cfg.trainer.get("optimizer_kernel", "foreach")
+    if kernel == "fused" and cfg.optimizer._target_ in FUSED_OPTIMIZERS:
+        return {"fused": True}
+    return {"foreach": True}
 
 
 def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
