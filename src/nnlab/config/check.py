@@ -45,7 +45,12 @@ OPTIMIZERS = {
 # with its own optimizer.
 ELEMENTWISE_OPTIMIZERS = tuple(list(OPTIMIZERS)[:7])
 # Those torch gives a fused step (one kernel for every tensor; trainer.optimizer_kernel).
-FUSED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.Adagrad")
+FUSED_OPTIMIZERS = (
+    "torch.optim.SGD",
+    "torch.optim.Adam",
+    "torch.optim.AdamW",
+    "torch.optim.Adagrad",
+)
 
 
 FIXED_TABLES = ("iris", CSV)  # datasets with a fixed number of rows (n_samples: null = all)
