@@ -121,12 +121,15 @@ class EngineMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.array(self.engine.forward(*self._arrays(), x.detach().numpy())))
 
-    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str, l1: float):
+    def compute_gradients(self, x: torch.Tensor, y: torch.Tensor, loss: str, l1):
         """Set every Parameter's .grad from the engine; return the batch's data loss (a float;
-        for a population, an array of one loss per member)."""
+        for a population, an array of one loss per member). `l1`: a number, or one per member
+        (a tensor of shape (members,))."""
         weights, biases = self._arrays()
         value, d_w, d_b = self.engine.loss_and_grads(weights, biases, x.numpy(), y.numpy(), loss)
-        if l1:  # the L1 penalty's subgradient, the same for every engine
+        if isinstance(l1, torch.Tensor):  # per member: broadcast over each member's matrix
+            l1 = l1.numpy().reshape(-1, 1, 1)
+        if np.any(l1):  # the L1 penalty's subgradient, the same for every engine
             d_w = [np.asarray(g) + l1 * np.sign(w) for g, w in zip(d_w, weights, strict=True)]
         for param, grad in zip([*self.weights, *self.biases], [*d_w, *d_b], strict=True):
             param.grad = torch.from_numpy(np.array(grad, dtype=weights[0].dtype))

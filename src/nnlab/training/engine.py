@@ -126,13 +126,15 @@ class PopulationModule(pl.LightningModule):
         make_optimizer: Callable,
         data: PopulationData,
         batch_size: int | None,
-        l1: float = 0.0,
+        l1: float | torch.Tensor = 0.0,
         record: Callable[[int, int, dict], None] | None = None,
     ):
         super().__init__()
         self.automatic_optimization = False
         self.net = net
+        # l1: one weight, or one per member (members,) when a sweep's jobs differ in it
         self.task, self.loss_name, self.l1 = task, loss_name, l1
+        self.has_l1 = bool(torch.any(l1 != 0)) if isinstance(l1, torch.Tensor) else bool(l1)
         self.make_optimizer = make_optimizer
         self.data = data
         self.batch_size = batch_size or data.rows
@@ -225,11 +227,17 @@ class PopulationModule(pl.LightningModule):
             # others' step (its own weights are what it kept, nnlab.training.early_stopping).
             every = len(self.alive) == self.members
             total = (losses if every else losses[self.alive]).sum()
-            if self.l1:  # only a run with an L1 term pays for building it, every step
-                total = total + self.l1 * sum(w.abs().sum() for w in self.net.weight_matrices())
+            if self.has_l1:  # only a run with an L1 term pays for building it, every step
+                total = total + self.l1_penalty()
             total.backward()
         optimizer.step()
         return losses.detach()
+
+    def l1_penalty(self) -> torch.Tensor:
+        weights = self.net.weight_matrices()
+        if isinstance(self.l1, torch.Tensor):  # member k's weights times member k's l1
+            return sum((self.l1.view(-1, 1, 1) * w.abs()).sum() for w in weights)
+        return self.l1 * sum(w.abs().sum() for w in weights)
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()

@@ -14,11 +14,13 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import backends
 from nnlab.config.check import FUSED_OPTIMIZERS
+from nnlab.config.member_keys import members_differ_in_optimizer
 from nnlab.config.seeds import effective_seeds
 from nnlab.nn.population_nets import MemberNet, member_params
 from nnlab.nn.scratch import init_params
 from nnlab.training.checkpoints import PeriodicCheckpoint
 from nnlab.training.engine import OneItem, PopulationModule, population_data
+from nnlab.training.member_optimizer import member_l1, per_member_optimizer
 from nnlab.training.progress import EpochProgress
 
 
@@ -39,13 +41,15 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
     members' data, ready to fit. `record(k, epoch, metrics)` receives member k's metrics."""
     # Lightning's RNGs seeded as for member 0's plain run; the weights come from init_params.
     pl.seed_everything(effective_seeds(members[0]).init, workers=False, verbose=False)
-    setup = setups[0]  # the members differ in their seeds only: same sizes, task and loss
+    # The members share sizes, task and loss; they may differ in the keys of
+    # nnlab.config.member_keys (seeds, optimizer settings, l1, init).
+    setup = setups[0]
     options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
     net = (
         backends.get(cfg.backend.name)
         .module()
         .population_network(
-            [init_params(setup.sizes, cfg.model.init, effective_seeds(m).init) for m in members],
+            [init_params(setup.sizes, m.model.init, effective_seeds(m).init) for m in members],
             cfg.model.activation,
             setup.dtype,
             **options,
@@ -55,7 +59,10 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
     )
     kernel = optimizer_kernel(cfg)
-    make_optimizer = lambda params: instantiate(cfg.optimizer)(params, **kernel)  # noqa: E731
+    if members_differ_in_optimizer(members):  # one parameter group per member
+        make_optimizer = per_member_optimizer(members, kernel)
+    else:
+        make_optimizer = lambda params: instantiate(cfg.optimizer)(params, **kernel)  # noqa: E731
     return PopulationModule(
         net,
         setup.task,
@@ -63,7 +70,7 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         make_optimizer,
         data,
         cfg.data.batch_size,
-        l1=cfg.model.l1,
+        l1=member_l1(members, setup.dtype),
         record=record,
     )
 

@@ -1,0 +1,80 @@
+"""Members with their own hyperparameters (nnlab.training.member_optimizer): a sweep's jobs that
+differ in lr, weight decay, momentum, betas, L1 or init train as one population, and member k
+equals job k trained alone, to 1e-9 relative in float64, on every backend that trains
+populations."""
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from nnlab.config.member_keys import is_member_key, members_differ_in_optimizer
+from tests.conftest import backend_params, compose_config
+from tests.training.test_population import FAST, POPULATION_BACKENDS, fit, plain_curves
+
+# Three jobs of one sweep: each differs from the others in several member keys at once.
+SGD_JOBS = [
+    {"optimizer.lr": 0.05, "optimizer.momentum": 0.0, "model.l1": 0.0, "model.init": "default"},
+    {"optimizer.lr": 0.2, "optimizer.momentum": 0.9, "model.l1": 0.01, "model.init": "he"},
+    {"optimizer.lr": 0.1, "optimizer.weight_decay": 0.01, "model.init": "xavier", "seed": 7},
+]
+ADAM_JOBS = [
+    {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 0.999]},
+    {"optimizer.lr": 0.03, "optimizer.betas": [0.8, 0.99], "optimizer.weight_decay": 0.001},
+]
+
+
+def job_configs(optimizer: str, jobs: list[dict], *overrides: str) -> list:
+    base = compose_config(
+        f"optimizer={optimizer}",
+        "trainer.precision=64",
+        "trainer.max_epochs=8",
+        "data.n_samples=150",
+        *overrides,
+        *FAST,
+        shrink=False,
+    )
+    configs = []
+    for job in jobs:
+        cfg = base.copy()
+        for key, value in job.items():
+            OmegaConf.update(cfg, key, value, force_add=True)
+        configs.append(cfg)
+    return configs
+
+
+def assert_each_member_equals_its_job(configs: list) -> None:
+    _, curves = fit(configs[0], configs)
+    for cfg, history in zip(configs, curves, strict=True):
+        got = {k: v for k, v in history.items() if not k.startswith("test/")}
+        expected = plain_curves(cfg)
+        assert sorted(got) == sorted(expected)
+        for key, points in expected.items():
+            np.testing.assert_allclose(
+                [v for _, v in got[key]], [v for _, v in points], rtol=1e-9, err_msg=key
+            )
+    finals = {c["val/loss"][-1][1] for c in curves}
+    assert len(finals) == len(configs)  # the jobs did train differently
+
+
+@pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
+def test_members_with_their_own_sgd_settings_equal_their_jobs(backend):
+    assert_each_member_equals_its_job(job_configs("sgd", SGD_JOBS, f"backend={backend}"))
+
+
+@pytest.mark.parametrize("kernel", ["fused", "foreach"])
+def test_members_with_their_own_adam_settings_equal_their_jobs(kernel):
+    configs = job_configs("adam", ADAM_JOBS, f"trainer.optimizer_kernel={kernel}")
+    assert members_differ_in_optimizer(configs)
+    assert_each_member_equals_its_job(configs)
+
+
+def test_full_batch_with_per_member_lr():
+    assert_each_member_equals_its_job(job_configs("sgd", SGD_JOBS[:2], "data.batch_size=null"))
+
+
+def test_which_keys_may_differ_between_members():
+    assert all(map(is_member_key, ["seed", "optimizer.lr", "optimizer.betas", "model.l1"]))
+    assert all(map(is_member_key, ["model.init", "seeds.init", "+optimizer.momentum"]))
+    # What changes the network's shape, the data, the class of optimizer or the backend does not.
+    for key in ["optimizer._target_", "optimizer", "model.hidden", "data.batch_size", "backend"]:
+        assert not is_member_key(key), key
