@@ -25,6 +25,7 @@ from nnlab.config.check import ConfigError, check_config
 from nnlab.data.datasets import DataError
 from nnlab.paths import CONF_DIR
 from nnlab.sweeps.callback import abort_active_sweep
+from nnlab.sweeps.population_jobs import MEMBERS_KEY, decode
 from nnlab.sweeps.scheduler import scheduler_job_id, scheduler_tags
 from nnlab.tracking.store import sweep_protocol
 from nnlab.tracking.store.redact import redact
@@ -56,7 +57,12 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
 def train(cfg: DictConfig) -> float:
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    where = f"job {hydra_cfg.job.num}: " if in_sweep else ""
+    job_num = hydra_cfg.job.num if in_sweep else None
+    members = decode(cfg.sweep_members) if cfg.get("sweep_members") else None
+    if members is not None and len(members) == 1 and not members[0][1]:
+        job_num, members = members[0][0], None  # one job, numbered as the sweep numbered it
+        cfg.sweep_members = None
+    where = f"job {job_num}: " if in_sweep else ""
 
     def give_up(message: str, exit_code: int) -> float:
         print(f"nnlab-train: {where}{message}", file=sys.stderr, flush=True)
@@ -77,12 +83,14 @@ def train(cfg: DictConfig) -> float:
     from nnlab.training.run import run_training
     from nnlab.training.trial_pruning import TrialPruned
 
-    overrides = list(hydra_cfg.overrides.task)
+    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith(f"{MEMBERS_KEY}=")]
     tags = {
-        **sweep_protocol.job_tags(overrides, hydra_cfg.job.num if in_sweep else None),
+        **sweep_protocol.job_tags(overrides, job_num if in_sweep else None),
         **scheduler_tags(),
     }
     swept = sweep_protocol.swept_keys_of_this_sweep() if in_sweep else None
+    if members is not None:
+        return train_jobs(cfg, overrides, members, swept, give_up)
     if cfg.repeats > 1:
         return train_group(cfg, overrides, tags, swept, give_up)
     with tempfile.TemporaryDirectory(prefix="nnlab-resume-") as workdir:
@@ -162,6 +170,49 @@ def train_group(
     if group.parent_run_id:
         print_group_where(group, cfg.tracking.experiment)
     return group.objective
+
+
+def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -> float:
+    """A sweep's jobs trained as one population (nnlab.sweeps.population_jobs), each its own
+    run under the sweep's parent. A job whose config is bad fails alone, before training;
+    returns the mean objective of the jobs that finished."""
+    from nnlab.sweeps.population_jobs import job_config
+    from nnlab.tracking.store.preflight import store_failure
+    from nnlab.tracking.store.runs import tracking_uri
+    from nnlab.training.population import Member, train_population
+
+    jobs = []
+    for num, member_overrides in members:
+        config = job_config(cfg, member_overrides)
+        try:
+            check_config(config)
+        except ConfigError as err:
+            print(f"nnlab-train: job {num}: bad config: {err}", file=sys.stderr, flush=True)
+            continue
+        job_overrides = [*overrides, *member_overrides]
+        tags = {**sweep_protocol.job_tags(job_overrides, num), **scheduler_tags()}
+        jobs.append(Member(config, job_overrides, tags, "", f"job {num}"))
+    if not jobs:
+        return give_up("every job of this population has a bad config", 2)
+    nums = ", ".join(m.line.split()[-1] for m in jobs)
+    print(f"nnlab: jobs {nums} trained as one population", flush=True)
+    try:
+        results, failures = train_population(jobs[0].config, overrides, None, swept, jobs=jobs)
+    except KeyboardInterrupt as err:
+        print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:
+        broken_store = store_failure(err)
+        if broken_store is None:
+            raise
+        uri = redact(tracking_uri(cfg.tracking.uri))
+        return give_up(f"tracking store {uri}: {broken_store}", 3)
+    for result in results:
+        print_summary(result, cfg.tracking.experiment, in_sweep=True)
+    objectives = [r.objective for r in results if math.isfinite(r.objective)]
+    if not objectives:
+        return give_up(f"every one of the {len(jobs)} jobs failed", 1)
+    return sum(objectives) / len(objectives)
 
 
 def print_group_where(group, experiment: str) -> None:

@@ -33,6 +33,7 @@ NOT_PART_OF_RESULT = ("population",)
 def what_it_computes(cfg: DictConfig) -> dict:
     """The resolved config without the trainer settings of NOT_PART_OF_RESULT."""
     plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("sweep_members", None)  # which jobs trained together, not what each computed
     for key in NOT_PART_OF_RESULT:
         (plain.get("trainer") or {}).pop(key, None)
     return plain

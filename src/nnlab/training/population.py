@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
@@ -85,22 +86,57 @@ def wanted(cfg: DictConfig) -> bool:
     return False
 
 
+@dataclass
+class Member:
+    """One member of a population as its run records it."""
+
+    config: DictConfig  # the plain run it equals
+    overrides: list[str]  # logged as the run's overrides
+    tags: dict
+    name_suffix: str  # after the run's name: " · seed N" for a repeat
+    line: str  # how messages name it: "repeat 2 (seed 43)", "job 3"
+
+
+def repeat_members(cfg, overrides, member_tags) -> Callable[[int], Member]:
+    """Member k of `cfg`'s group of repeats: seed + k."""
+
+    def member(k: int) -> Member:
+        config = member_config(cfg, k)
+        seed = int(config.seed)
+        return Member(
+            config,
+            [*overrides, f"seed={seed}"],
+            member_tags(k, seed),
+            f"{SEED_SUFFIX}{seed}",
+            f"repeat {k + 1} (seed {seed})",
+        )
+
+    return member
+
+
 def train_population(
     cfg: DictConfig,
     overrides: list[str],
-    member_tags: Callable[[int, int], dict],
+    member_tags: Callable[[int, int], dict] | None,
     swept_keys: list[str] | None,
     logged: list[int] | None = None,
     resume=None,
+    jobs: list[Member] | None = None,
 ) -> tuple[list, list[str]]:
     """Train the members of `cfg`'s group together. Returns (RunResult of each member that
     finished, one line per member that failed). `member_tags(k, seed)`: member k's tags.
     `logged`: the members that get a run (default all; nnlab-reproduce re-trains a whole
     population to reproduce one member of it). `resume` (nnlab.training.resume.PopulationResume):
-    continue an interrupted population in its own runs, from its checkpoint."""
+    continue an interrupted population in its own runs, from its checkpoint. `jobs`: a sweep's
+    jobs as the members, instead of `cfg`'s repeats (nnlab.sweeps.population_jobs)."""
     started = time.perf_counter()
     quiet_lightning()
-    group = list(range(int(cfg.repeats))) if resume is None else list(resume.group)
+    if jobs is not None:
+        group, spec = list(range(len(jobs))), jobs.__getitem__
+    else:
+        group = list(range(int(cfg.repeats))) if resume is None else list(resume.group)
+        spec = repeat_members(cfg, overrides, member_tags)
+    specs = {k: spec(k) for k in group}
     logged = group if logged is None else logged  # member k of the group has seed + k
     uri = tracking_uri(cfg.tracking.uri)
     check_store(uri)
@@ -108,18 +144,19 @@ def train_population(
     skipped = []
     if cfg.tracking.skip_finished and resume is None:  # per member: each has its config hash
         for k in list(logged):
-            twin = finished_twin(client, member_config(cfg, k))
+            twin = finished_twin(client, specs[k].config)
             if twin is not None:
                 skipped.append(skipped_result(twin, cfg, uri))
                 group.remove(k)
         logged = [k for k in logged if k in group]
         if not logged:
             return skipped, []
-    members = [member_config(cfg, k) for k in group]  # the population: position i is group[i]
+    specs = [specs[k] for k in group]  # the population: position i is group[i]
+    members = [m.config for m in specs]
     setups = member_setups(members, run_setup)
     names = [
-        run_name_of(m, s, swept_keys, f"{SEED_SUFFIX}{m.seed}")
-        for m, s in zip(members, setups, strict=True)
+        run_name_of(m.config, s, swept_keys, m.name_suffix)
+        for m, s in zip(specs, setups, strict=True)
     ]
     n = len(members)
     logged = [group.index(k) for k in logged]  # positions from here on
@@ -127,10 +164,7 @@ def train_population(
         run_tags(
             members[i],
             setups[i],
-            {
-                **member_tags(group[i], int(members[i].seed)),
-                POPULATION_TAG: f"{n} members trained together",
-            },
+            {**specs[i].tags, POPULATION_TAG: f"{n} members trained together"},
         )
         for i in logged
     ]
@@ -158,12 +192,12 @@ def train_population(
         for i, k in enumerate(logged):
             member, setup = members[k], setups[k]
             if resume is None:
-                overrides_k = [*overrides, f"seed={member.seed}"]
-                log_run_inputs(client, runs.ids[i], member, overrides_k, setup)
+                log_run_inputs(client, runs.ids[i], member, specs[k].overrides, setup)
             loggers[k].client, loggers[k].run_id = client, runs.ids[i]
             loggers[k].run_name = names[k]
             loggers[k].log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, 0)
-        label = f"{run_name_of(members[0], setups[0], swept_keys)} · {n} seeds"
+        what = "jobs" if jobs is not None else "seeds"
+        label = f"{run_name_of(members[0], setups[0], swept_keys)} · {n} {what}"
         stopper = early_stopper(cfg)
         fit_started = time.perf_counter()
         module = population_module(cfg, members, setups)
@@ -172,7 +206,16 @@ def train_population(
         fit_seconds = time.perf_counter() - fit_started
         for i, k in enumerate(logged):
             result = _finish_member(
-                client, runs, i, k, group[k], members[k], setups[k], module, stopper, loggers[k]
+                client,
+                runs,
+                i,
+                k,
+                specs[k].line,
+                members[k],
+                setups[k],
+                module,
+                stopper,
+                loggers[k],
             )
             if isinstance(result, str):
                 failures.append(result)
@@ -186,11 +229,10 @@ def train_population(
     return [*skipped, *results], failures
 
 
-def _finish_member(client, runs, i, k, repeat, member, setup, module, stopper, logger):
-    """Log the outputs of the population's member k (the group's `repeat`) and close its run
+def _finish_member(client, runs, i, k, line, member, setup, module, stopper, logger):
+    """Log the outputs of the population's member k (named `line` in messages) and close its run
     (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
     FAILED)."""
-    line = f"repeat {repeat + 1} (seed {int(member.seed)})"
     name = logger.run_name
     if k in module.failures:
         error = f"TrainingDiverged: {module.failures[k]}"

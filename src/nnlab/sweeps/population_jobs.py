@@ -1,0 +1,85 @@
+"""A sweep's jobs trained as populations: which jobs share one, and how a job carries them.
+
+The nnlab_population sweeper (hydra_plugins.nnlab_sweepers.population_sweeper) expands the
+sweep as Hydra's basic sweeper does, then groups the jobs whose overrides differ only in member
+keys (nnlab.config.member_keys: seeds, optimizer settings, l1, init) and whose configs allow a
+population. Each group becomes one job of whatever launcher runs the sweep (basic, joblib,
+Ray, SLURM): the group's shared overrides plus `sweep_members=[...]`, one entry per original
+job, '<job num>|<override>|<override>...'. That job trains the members together, and each
+member is still its own run under the sweep's parent, with its own job number and overrides,
+exactly as if it had run alone (tests/sweeps/test_population_sweeper.py).
+
+No torch here: the sweeper runs in the launching process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from nnlab.config.member_keys import is_member_key
+
+MEMBERS_KEY = "sweep_members"
+SEPARATOR = "|"
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def group_jobs(
+    batch: Sequence[Sequence[str]],
+    first_job: int,
+    can_share: Callable[[Sequence[str]], bool],
+    max_members: int,
+) -> list[list[str]]:
+    """`batch`: each job's overrides, numbered from `first_job`. Returns the jobs to launch, in
+    the order of their first member; each carries MEMBERS_KEY, so that its runs keep their
+    original job numbers: ['<num>'] for a job that runs alone, one entry per member for a
+    group. `can_share(overrides)`: whether that job's config allows a population."""
+    # (the overrides to launch with, [(job num, its member overrides, all its overrides)])
+    launched: list[tuple[list[str], list[tuple[int, list[str], list[str]]]]] = []
+    open_groups: dict[tuple[str, ...], list[tuple[int, list[str], list[str]]]] = {}
+    for num, overrides in enumerate(batch, start=first_job):
+        overrides = list(overrides)
+        members = [o for o in overrides if is_member_key(_key(o))]
+        shared = tuple(o for o in overrides if not is_member_key(_key(o)))
+        quoted = any(c in o for o in members for c in "'\"" + SEPARATOR)
+        if quoted or not can_share(overrides):
+            launched.append((overrides, [(num, [], overrides)]))
+            continue
+        group = open_groups.get(shared)
+        if group is None or len(group) >= max_members:
+            group = open_groups[shared] = []
+            launched.append((list(shared), group))
+        group.append((num, members, overrides))
+    jobs = []
+    for shared, group in launched:
+        if len(group) == 1:  # a job alone: launched as it was
+            num, _, shared = group[0]
+            group = [(num, [], shared)]
+        entries = ",".join(f"'{SEPARATOR.join([str(n), *m])}'" for n, m, _ in group)
+        jobs.append([*shared, f"{MEMBERS_KEY}=[{entries}]"])
+    return jobs
+
+
+def decode(entries: Sequence[str]) -> list[tuple[int, list[str]]]:
+    """MEMBERS_KEY's value -> [(job num, the job's member overrides)]."""
+    decoded = []
+    for entry in entries:
+        num, *overrides = str(entry).split(SEPARATOR)
+        decoded.append((int(num), overrides))
+    return decoded
+
+
+def job_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """The group job's config with one member's overrides applied: that job's own config."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    member = OmegaConf.to_container(cfg, resolve=True)
+    member.pop(MEMBERS_KEY, None)
+    member = OmegaConf.create(member)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        OmegaConf.update(member, override.key_or_group, override.value(), force_add=True)
+    return member

@@ -1,0 +1,106 @@
+"""The nnlab_population sweeper: a sweep's jobs that differ only in member keys train as one
+population (nnlab.sweeps.population_jobs), and every job is still its own run, equal to the
+same job trained alone."""
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.sweeps.population_jobs import decode, group_jobs
+from nnlab.tracking.store.names import JOB_NUM_TAG, OVERRIDES_TAG, POPULATION_TAG
+from tests.commands import spawn_cli
+from tests.sweeps.test_sweeps import sweep_runs
+
+ANY_JOB = lambda overrides: True  # noqa: E731
+
+
+def members_of(job: list[str]) -> list[tuple[int, list[str]]]:
+    (spec,) = [o for o in job if o.startswith("sweep_members=")]
+    entries = spec.split("=", 1)[1].strip("[]").split(",")
+    return decode([e.strip("'") for e in entries])
+
+
+def test_jobs_that_differ_in_member_keys_share_one_job_each_shape_its_own():
+    batch = [
+        ["optimizer.lr=0.1", "model.hidden=[4]"],
+        ["optimizer.lr=0.2", "model.hidden=[4]"],
+        ["optimizer.lr=0.1", "model.hidden=[8]"],
+        ["optimizer.lr=0.3", "model.hidden=[4]", "seed=3"],
+    ]
+    jobs = group_jobs(batch, 10, ANY_JOB, max_members=64)
+    assert len(jobs) == 2
+    assert jobs[0][0] == "model.hidden=[4]"
+    assert members_of(jobs[0]) == [
+        (10, ["optimizer.lr=0.1"]),
+        (11, ["optimizer.lr=0.2"]),
+        (13, ["optimizer.lr=0.3", "seed=3"]),
+    ]
+    # A group of one is launched as it was, with its own job number.
+    assert jobs[1][:2] == ["optimizer.lr=0.1", "model.hidden=[8]"]
+    assert members_of(jobs[1]) == [(12, [])]
+
+
+def test_jobs_that_cannot_share_run_alone_and_large_groups_split():
+    batch = [[f"optimizer.lr={lr}"] for lr in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    jobs = group_jobs(batch, 0, lambda o: o != ["optimizer.lr=0.3"], max_members=2)
+    assert [members_of(j) for j in jobs] == [
+        [(0, ["optimizer.lr=0.1"]), (1, ["optimizer.lr=0.2"])],
+        [(2, [])],
+        [(3, ["optimizer.lr=0.4"]), (4, ["optimizer.lr=0.5"])],
+    ]
+    assert jobs[1][0] == "optimizer.lr=0.3"  # the job alone keeps its own override
+
+
+@pytest.mark.slow
+def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
+    """3 learning rates x 2 widths: two populations of three. Every job is its own run under
+    the sweep's parent, with its job number and overrides, and its curve equals the same job
+    trained alone (nnlab-train without -m) to 1e-9 in float64. A job with a bad value fails
+    alone, before anything trains, and leaves no run."""
+    common = [
+        "trainer.max_epochs=6",
+        "data.n_samples=150",
+        "trainer.precision=64",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "tracking.log_plots=false",
+    ]
+    proc = spawn_cli(
+        "nnlab-train",
+        "-m",
+        "hydra/sweeper=nnlab_population",
+        "optimizer.lr=0.003,0.03,-1",
+        "model.hidden=[4],[6]",
+        *common,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("trained as one population") == 2
+    assert proc.stderr.count("bad config: optimizer.lr=-1") == 2
+    client, (parent,), children = sweep_runs(store)
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.data.tags[POPULATION_TAG] == "2 members trained together" for c in children)
+    # The jobs keep the numbers Hydra's grid gave them (lr outer, width inner; 4 and 5 bad).
+    numbered = {
+        int(c.data.tags[JOB_NUM_TAG]): set(c.data.tags[OVERRIDES_TAG].splitlines())
+        for c in children
+    }
+    assert sorted(numbered) == [0, 1, 2, 3]
+    assert {"optimizer.lr=0.03", "model.hidden=[4]"} <= numbered[2]
+    summary = client.download_artifacts(parent.info.run_id, "sweep_summary.csv")
+    assert len(open(summary).read().splitlines()) == 1 + 4
+
+    alone = MlflowClient(store)
+    for child in children:
+        overrides = [o for o in child.data.tags[OVERRIDES_TAG].splitlines()]
+        spawn_cli("nnlab-train", *overrides, "tracking.experiment=alone", check=True)
+    (exp,) = [e for e in alone.search_experiments() if e.name == "alone"]
+    plain = {
+        r.data.params["optimizer.lr"] + r.data.params["model.hidden"]: r
+        for r in alone.search_runs([exp.experiment_id])
+    }
+    for child in children:
+        twin = plain[child.data.params["optimizer.lr"] + child.data.params["model.hidden"]]
+        got = [m.value for m in alone.get_metric_history(child.info.run_id, "val/loss")]
+        want = [m.value for m in alone.get_metric_history(twin.info.run_id, "val/loss")]
+        assert len(got) == 6
+        np.testing.assert_allclose(got, want, rtol=1e-9)
