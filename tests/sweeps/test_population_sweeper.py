@@ -2,6 +2,8 @@
 population (nnlab.sweeps.population_jobs), and every job is still its own run, equal to the
 same job trained alone."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -87,7 +89,7 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
     assert sorted(numbered) == [0, 1, 2, 3]
     assert {"optimizer.lr=0.03", "model.hidden=[4]"} <= numbered[2]
     summary = client.download_artifacts(parent.info.run_id, "sweep_summary.csv")
-    assert len(open(summary).read().splitlines()) == 1 + 4
+    assert len(Path(summary).read_text().splitlines()) == 1 + 4
 
     alone = MlflowClient(store)
     for child in children:
