@@ -60,3 +60,29 @@ def test_logged_model_predicts_what_the_trained_module_does(store, backend, data
     # The final checkpoint stays (for resume= and inspection); no stale periodic one beside it.
     files = {a.path for a in MlflowClient(store).list_artifacts(result.run_id, "checkpoints")}
     assert files == {"checkpoints/model.ckpt"}
+
+
+def test_each_member_of_a_population_logs_a_model_of_its_own_weights(store):
+    """The members' models are traced once (nnlab.nn.export.one_export_per_shape) and saved
+    with each member's own weights and standardisation: member k's model predicts what member
+    k computes, and the members' predictions differ."""
+    from nnlab.training.repeats import run_group
+
+    cfg = compose_config(
+        "repeats=3", "tracking.log_model=true", "tracking.log_plots=false", shrink=False
+    )
+    group = run_group(cfg, [], {})
+    mlflow.set_tracking_uri(store)
+    predictions = []
+    for member in group.members:
+        (output,) = MlflowClient(store).get_run(member.run_id).outputs.model_outputs
+        model = mlflow.pyfunc.load_model(f"models:/{output.model_id}")
+        splits = member.splits
+        raw = (splits.x_test * splits.scale + splits.mean).astype(np.float32)
+        with torch.no_grad():
+            x = torch.as_tensor(splits.x_test, dtype=torch.float32)
+            expected = member.module(x).double().numpy()
+        predicted = np.asarray(model.predict(raw), dtype=np.float64)
+        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-5)
+        predictions.append(predicted)
+    assert not np.allclose(predictions[0], predictions[1])

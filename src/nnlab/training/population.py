@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, ConfigError
 from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import member_config
+from nnlab.nn.export import one_export_per_shape
 from nnlab.sweeps.study import job_is_a_trial
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.tracking.store.names import (
@@ -204,25 +205,18 @@ def train_population(
         checkpoint = resume.checkpoint if resume is not None else None
         module = fit_and_test(cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint)
         fit_seconds = time.perf_counter() - fit_started
-        for i, k in enumerate(logged):
-            result = _finish_member(
-                client,
-                runs,
-                i,
-                k,
-                specs[k].line,
-                members[k],
-                setups[k],
-                module,
-                stopper,
-                loggers[k],
-            )
-            if isinstance(result, str):
-                failures.append(result)
-                print(f"nnlab-train: {result}; its run is marked FAILED", file=sys.stderr)
-                continue
-            results.append(result)
-            print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
+        with one_export_per_shape():  # the members share a graph: traced once
+            for i, k in enumerate(logged):
+                result = _finish_member(
+                    client, runs, i, k, specs[k].line, members[k], setups[k], module, stopper,
+                    loggers[k],
+                )  # fmt: skip
+                if isinstance(result, str):
+                    failures.append(result)
+                    print(f"nnlab-train: {result}; its run is marked FAILED", file=sys.stderr)
+                    continue
+                results.append(result)
+                print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
         for result in results:  # each member's share of the fit and of the fixed cost
             log_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
