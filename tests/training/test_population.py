@@ -204,7 +204,11 @@ def test_diverging_members_fail_alone_from_the_command_line(store):
     diverging = sorted(line.split("(seed ", 1)[1].split(")")[0] for line in alone.failures)
     assert 0 < len(diverging) < 6, f"lr 1.2 no longer splits seeds 42..47: {diverging} diverge"
 
-    proc = run_cli("nnlab-train", *case, "trainer.progress=lines", "tracking.experiment=together")
+    # Figures drawn in process: a figure worker is a process, and this test is not about them.
+    drawing = "tracking.figure_workers=0"
+    proc = run_cli(
+        "nnlab-train", *case, drawing, "trainer.progress=lines", "tracking.experiment=together"
+    )
     client = MlflowClient(store)
     exp = client.get_experiment_by_name("together")
     runs = client.search_runs([exp.experiment_id], f"tags.`{MEMBER_TAG}` != ''")

@@ -186,6 +186,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tracking.run_name": optional(text(MAX_RUN_NAME)),
     "tracking.log_model": boolean(),
     "tracking.log_plots": boolean(),
+    "tracking.figure_workers": (
+        lambda v: v == "auto" or (_is_int(v) and 0 <= v <= 64),
+        "allowed: auto, or a number of worker processes from 0 to 64",
+    ),
     "tracking.skip_finished": boolean(),
     "resume": optional((lambda v: isinstance(v, str) and v.isalnum(), "a run id")),
     "objective": one_of(ALL_METRIC_KEYS),

@@ -23,6 +23,7 @@ from nnlab.nn.export import as_torch_mlp, exportable_model, log_model
 from nnlab.nn.population_nets import TrainedMember
 from nnlab.nn.tasks import Task
 from nnlab.plots import run_figures as plots
+from nnlab.plots.background import write_figures
 from nnlab.tracking.describe import (
     optimizer_name,
 )
@@ -42,16 +43,19 @@ from nnlab.training.fit import member_network
 from nnlab.training.setup import DTYPES, RunResult, RunSetup
 
 
-def finish_member(client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name):
+def finish_member(
+    client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name, drawn=None
+):
     """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
-    population it trained in (a plain run is member 0 of one). Returns its RunResult."""
+    population it trained in (a plain run is member 0 of one). Returns its RunResult.
+    `drawn`: its figures, already being drawn in a worker (log_outputs)."""
     net = member_network(cfg, module, k, setup.dtype)
     metrics = {key: points[-1][1] for key, points in logger.history.items()}
     objective = metrics.get(str(cfg.objective), math.nan)
     if stopper is not None and stopper.best_epoch[k] is not None:
         metrics.update(record_best_epoch(client, run_id, stopper, k))
         objective = stopper.best_value[k]  # what the run reports: its best epoch's
-    log_outputs(client, run_id, cfg, net, setup, logger.history)
+    log_outputs(client, run_id, cfg, net, setup, logger.history, drawn)
     trained = TrainedMember(net, setup.task, setup.loss_name)
     return RunResult(
         run_id,
@@ -107,28 +111,51 @@ def probabilities(task: Task, outputs: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-outputs.ravel()))
 
 
-def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
-    """Figures for one run's trained network, keyed by their file name under plots/."""
+def figure_recipes(cfg, net, splits: Splits, task: Task, history) -> dict[str, tuple[str, dict]]:
+    """What to draw for one run's trained network, keyed by file name under plots/: each a
+    (plots function, its arguments) with the network's outputs computed here, so that the
+    figure can be drawn in another process (nnlab.plots.background)."""
     net.eval()
     predict = _predict_numpy(net, DTYPES[cfg.trainer.precision])
-    figures = {"curves.png": plots.curves_figure(history, task.headline, module_title(cfg))}
+    recipes = {
+        "curves.png": (
+            "curves_figure",
+            {"history": dict(history), "metric": task.headline, "title": module_title(cfg)},
+        )
+    }
     if task.name == REGRESSION:
-        figures["predictions.png"] = plots.regression_figure(
-            splits.x_test,
-            splits.y_test,
-            predict(splits.x_test),
-            predict,
-            title=f"{dataset_label(cfg.data)}: test set",
+        line = plots.regression_line(splits.x_test) if splits.n_features == 1 else None
+        recipes["predictions.png"] = (
+            "regression_figure",
+            {
+                "x": splits.x_test,
+                "y_true": splits.y_test,
+                "y_pred": predict(splits.x_test),
+                # The model as a line over a single input's range; otherwise points only.
+                "predict": plots.Tabulated(line, predict(line)) if line is not None else None,
+                "title": f"{dataset_label(cfg.data)}: test set",
+            },
         )
     elif splits.n_features == 2:
-        figures["decision_boundary.png"] = plots.decision_boundary_figure(
-            lambda x: probabilities(task, predict(x)),
-            splits.x_test,
-            splits.y_test,
-            max(splits.n_outputs, 2),
-            title=f"{module_title(cfg)}: test points",
+        _, _, grid = plots.boundary_grid(splits.x_test)
+        recipes["decision_boundary.png"] = (
+            "decision_boundary_figure",
+            {
+                "predict": plots.Tabulated(grid, probabilities(task, predict(grid))),
+                "x": splits.x_test,
+                "y": splits.y_test,
+                "n_classes": max(splits.n_outputs, 2),
+                "title": f"{module_title(cfg)}: test points",
+            },
         )
-    return figures
+    return recipes
+
+
+def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
+    """Figures for one run's trained network, keyed by their file name under plots/."""
+    return {
+        name: plots.draw(r) for name, r in figure_recipes(cfg, net, splits, task, history).items()
+    }
 
 
 def module_title(cfg) -> str:
@@ -139,15 +166,16 @@ def module_title(cfg) -> str:
     )
 
 
-def log_outputs(client, run_id, cfg, net, setup: RunSetup, history) -> None:
+def log_outputs(client, run_id, cfg, net, setup: RunSetup, history, drawn=None) -> None:
     """The trained network's figures, its weights as `checkpoints/model.ckpt` (nn.Linear
-    layers' state_dict) and its MLflow Model."""
+    layers' state_dict) and its MLflow Model. `drawn`: the figures already being drawn
+    elsewhere (a Future of their folder, nnlab.plots.background), else they are drawn here."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
-        if cfg.tracking.log_plots:
+        if cfg.tracking.log_plots and drawn is None:
             (out / "plots").mkdir()
-            for file_name, fig in run_figures(cfg, net, setup.splits, setup.task, history).items():
-                fig.savefig(out / "plots" / file_name, dpi=90)
+            recipes = figure_recipes(cfg, net, setup.splits, setup.task, history)
+            write_figures(recipes, out / "plots")
         if cfg.tracking.log_model:
             (out / "checkpoints").mkdir()
             plain = as_torch_mlp(net, cfg.model.activation, setup.dtype)
@@ -158,6 +186,8 @@ def log_outputs(client, run_id, cfg, net, setup: RunSetup, history) -> None:
         model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
         log_model(run_id, client.tracking_uri, model, raw_test)
+    if cfg.tracking.log_plots and drawn is not None:
+        client.log_artifacts(run_id, drawn.result(), "plots")  # raises what drawing raised
     drop_resume_checkpoint(client, run_id)
 
 

@@ -19,9 +19,11 @@ line saying why), true (a population, or one line saying why not and exit 2), fa
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -29,6 +31,7 @@ from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, ConfigError
 from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import member_config
 from nnlab.nn.export import one_export_per_shape
+from nnlab.plots.background import FigureWriter, figure_workers
 from nnlab.sweeps.study import job_is_a_trial
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.tracking.store.names import (
@@ -39,8 +42,8 @@ from nnlab.tracking.store.names import (
 )
 from nnlab.tracking.store.preflight import check_store, store_failure
 from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
-from nnlab.training.fit import fit_and_test, member_setups, population_module
-from nnlab.training.outputs import finish_member, log_timings
+from nnlab.training.fit import fit_and_test, member_network, member_setups, population_module
+from nnlab.training.outputs import figure_recipes, finish_member, log_timings
 from nnlab.training.run import (
     PARAMETERS_METRIC,
     describer,
@@ -200,16 +203,25 @@ def train_population(
         what = "jobs" if jobs is not None else "seeds"
         label = f"{run_name_of(members[0], setups[0], swept_keys)} · {n} {what}"
         stopper = early_stopper(cfg)
-        fit_started = time.perf_counter()
-        module = population_module(cfg, members, setups)
-        checkpoint = resume.checkpoint if resume is not None else None
-        module = fit_and_test(cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint)
-        fit_seconds = time.perf_counter() - fit_started
-        with one_export_per_shape():  # the members share a graph: traced once
+        workers = figure_workers(cfg.tracking.get("figure_workers", "auto"), len(logged))
+        with (
+            # Started now, the figure worker's start-up overlaps the training.
+            FigureWriter(workers if cfg.tracking.log_plots else 0) as figures,
+            tempfile.TemporaryDirectory(prefix="nnlab-figures-") as folder,
+            one_export_per_shape(),  # the members share a graph: traced once
+        ):
+            fit_started = time.perf_counter()
+            module = population_module(cfg, members, setups)
+            checkpoint = resume.checkpoint if resume is not None else None
+            module = fit_and_test(
+                cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint
+            )
+            fit_seconds = time.perf_counter() - fit_started
+            drawn = _draw_figures(figures, Path(folder), logged, members, setups, module, loggers)
             for i, k in enumerate(logged):
                 result = _finish_member(
                     client, runs, i, k, specs[k].line, members[k], setups[k], module, stopper,
-                    loggers[k],
+                    loggers[k], drawn.get(k),
                 )  # fmt: skip
                 if isinstance(result, str):
                     failures.append(result)
@@ -223,7 +235,24 @@ def train_population(
     return [*skipped, *results], failures
 
 
-def _finish_member(client, runs, i, k, line, member, setup, module, stopper, logger):
+def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> dict:
+    """Every trained member's figures handed to the figure worker at once, so that it draws
+    while the members' other outputs are written: member -> Future of its figures' folder
+    (none when figures are drawn in this process)."""
+    drawn = {}
+    if not figures.active:
+        return drawn  # each member draws its own, in log_outputs
+    for k in logged:
+        if k in module.failures:
+            continue
+        cfg, setup = members[k], setups[k]
+        net = member_network(cfg, module, k, setup.dtype)
+        recipes = figure_recipes(cfg, net, setup.splits, setup.task, loggers[k].history)
+        drawn[k] = figures.submit(recipes, folder / str(k))
+    return drawn
+
+
+def _finish_member(client, runs, i, k, line, member, setup, module, stopper, logger, drawn):
     """Log the outputs of the population's member k (named `line` in messages) and close its run
     (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
     FAILED)."""
@@ -233,7 +262,9 @@ def _finish_member(client, runs, i, k, line, member, setup, module, stopper, log
         runs.close(i, "FAILED", error)
         return f"{line}: {error}"
     try:
-        return finish_member(client, runs.ids[i], member, setup, module, k, stopper, logger, name)
+        return finish_member(
+            client, runs.ids[i], member, setup, module, k, stopper, logger, name, drawn
+        )
     except Exception as err:
         if store_failure(err) is not None:
             raise

@@ -1,0 +1,55 @@
+"""A population's figures drawn in a worker process (nnlab.plots.background): every member's
+figures are in its run, pixel for pixel those drawn in the training process."""
+
+import matplotlib.image
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from nnlab.plots.run_figures import Tabulated
+from tests.conftest import compose_config
+
+FIGURES = {"plots/curves.png", "plots/decision_boundary.png"}
+
+
+def member_figures(store, tmp_path, workers: int, experiment: str) -> list[dict]:
+    from nnlab.training.repeats import run_group
+
+    cfg = compose_config(
+        "repeats=4",
+        f"tracking.figure_workers={workers}",
+        f"tracking.experiment={experiment}",
+        "tracking.log_plots=true",
+    )
+    group = run_group(cfg, [], {})
+    client = MlflowClient(store)
+    figures = []
+    for member in group.members:
+        listed = {a.path for a in client.list_artifacts(member.run_id, "plots")}
+        assert listed == FIGURES
+        folder = tmp_path / experiment / member.run_id
+        folder.mkdir(parents=True)
+        local = {path: client.download_artifacts(member.run_id, path, folder) for path in FIGURES}
+        figures.append({path: matplotlib.image.imread(file) for path, file in local.items()})
+    return figures
+
+
+@pytest.mark.slow  # the worker is a process
+def test_figures_drawn_by_the_worker_equal_those_drawn_in_process(store, tmp_path):
+    in_worker = member_figures(store, tmp_path, 1, "worker")
+    in_process = member_figures(store, tmp_path, 0, "inline")
+    for a, b in zip(in_worker, in_process, strict=True):
+        for path in FIGURES:
+            assert np.array_equal(a[path], b[path]), path
+    # Each member's own figure, not one member's four times.
+    assert not np.array_equal(
+        in_worker[0]["plots/decision_boundary.png"], in_worker[1]["plots/decision_boundary.png"]
+    )
+
+
+def test_tabulated_outputs_answer_only_their_own_inputs():
+    grid = np.linspace(0, 1, 6).reshape(3, 2)
+    table = Tabulated(grid, np.array([1.0, 2.0, 3.0]))
+    assert table(grid.copy()).tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="not computed on"):
+        table(grid + 1e-9)
