@@ -9,7 +9,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.sweeps.population_jobs import decode, group_jobs
-from nnlab.tracking.store.names import JOB_NUM_TAG, OVERRIDES_TAG, POPULATION_TAG
+from nnlab.tracking.store.names import (
+    GROUP_TAG,
+    JOB_NUM_TAG,
+    MEMBER_TAG,
+    OVERRIDES_TAG,
+    POPULATION_TAG,
+)
 from tests.commands import spawn_cli
 from tests.sweeps.test_sweeps import sweep_runs
 
@@ -105,4 +111,54 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
         got = [m.value for m in alone.get_metric_history(child.info.run_id, "val/loss")]
         want = [m.value for m in alone.get_metric_history(twin.info.run_id, "val/loss")]
         assert len(got) == 6
+        np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_jobs_with_repeats_train_as_one_population_equal_to_the_basic_sweep(store):
+    """`-m optimizer.lr=a,b repeats=2`: the basic sweeper trains each job's repeats as a
+    population of its own, one after the other; the population sweeper trains all four as
+    one. Every run (job, seed) is the same: its tags as a repeat of its job, its curve to 1e-9
+    in float64."""
+    common = [
+        "optimizer.lr=0.003,0.03",
+        "repeats=2",
+        "trainer.max_epochs=5",
+        "data.n_samples=150",
+        "trainer.precision=64",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "tracking.log_plots=false",
+    ]
+    runs = {}
+    for sweeper in ("basic", "nnlab_population"):
+        proc = spawn_cli(
+            "nnlab-train",
+            "-m",
+            f"hydra/sweeper={sweeper}",
+            *common,
+            f"tracking.experiment={sweeper}",
+            check=True,
+        )
+        client = MlflowClient(store)
+        exp = client.get_experiment_by_name(sweeper)
+        children = [r for r in client.search_runs([exp.experiment_id]) if MEMBER_TAG in r.data.tags]
+        assert len(children) == 4
+        runs[sweeper] = {
+            (r.data.params["optimizer.lr"], r.data.params["seed"]): r for r in children
+        }
+        together = proc.stdout.count("trained as one population of 4")
+        assert together == (1 if sweeper == "nnlab_population" else 0)
+    assert runs["basic"].keys() == runs["nnlab_population"].keys()
+    for key, basic in runs["basic"].items():
+        grouped = runs["nnlab_population"][key]
+        for tag in (MEMBER_TAG, JOB_NUM_TAG, GROUP_TAG):
+            assert grouped.data.tags[tag] == basic.data.tags[tag], (key, tag)
+        # The same overrides (the shared ones first), but for the experiment each went to.
+        overrides = [set(r.data.tags[OVERRIDES_TAG].splitlines()) for r in (grouped, basic)]
+        assert overrides[0] - {"tracking.experiment=nnlab_population"} == overrides[1] - {
+            "tracking.experiment=basic"
+        }
+        got = [m.value for m in client.get_metric_history(grouped.info.run_id, "val/loss")]
+        want = [m.value for m in client.get_metric_history(basic.info.run_id, "val/loss")]
         np.testing.assert_allclose(got, want, rtol=1e-9)

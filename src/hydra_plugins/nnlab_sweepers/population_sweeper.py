@@ -27,13 +27,13 @@ class NnlabPopulationSweeper(BasicSweeper):
         return group_jobs(batch, first, self._can_share, self.max_members)
 
     def _can_share(self, overrides: Sequence[str]) -> bool:
-        """Whether that job's config lets it train as a member (a plain run, an elementwise
-        optimizer on the cpu, populations not turned off)."""
+        """Whether that job's config lets it train as members (an elementwise optimizer on the
+        cpu, populations not turned off, not a resumed run)."""
         from nnlab.training.population import why_not_population
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        if int(cfg.repeats) != 1 or cfg.resume is not None:
-            return False  # a group of repeats is a population of its own
+        if cfg.resume is not None:
+            return False
         if cfg.trainer.get("population", "auto") is False:
             return False
         return why_not_population(cfg) is None

@@ -176,12 +176,15 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
     """A sweep's jobs trained as one population (nnlab.sweeps.population_jobs), each its own
     run under the sweep's parent. A job whose config is bad fails alone, before training;
     returns the mean objective of the jobs that finished."""
+    from dataclasses import replace
+
     from nnlab.sweeps.population_jobs import job_config
     from nnlab.tracking.store.preflight import store_failure
     from nnlab.tracking.store.runs import tracking_uri
-    from nnlab.training.population import Member, train_population
+    from nnlab.training.population import Member, repeat_members, train_population
+    from nnlab.training.repeats import repeat_tags
 
-    jobs = []
+    jobs, nums = [], []
     for num, member_overrides in members:
         config = job_config(cfg, member_overrides)
         try:
@@ -191,11 +194,18 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
             continue
         job_overrides = [*overrides, *member_overrides]
         tags = {**sweep_protocol.job_tags(job_overrides, num), **scheduler_tags()}
-        jobs.append(Member(config, job_overrides, tags, "", f"job {num}"))
+        nums.append(str(num))
+        if int(config.repeats) == 1:
+            jobs.append(Member(config, job_overrides, tags, "", f"job {num}"))
+            continue
+        # A job's repeats are members too, tagged as its group's (nnlab.training.repeats).
+        repeat = repeat_members(config, job_overrides, lambda k, s, t=tags: repeat_tags(t, k, s))
+        jobs += [
+            replace(m, line=f"job {num}, {m.line}") for m in map(repeat, range(config.repeats))
+        ]
     if not jobs:
         return give_up("every job of this population has a bad config", 2)
-    nums = ", ".join(m.line.split()[-1] for m in jobs)
-    print(f"nnlab: jobs {nums} trained as one population", flush=True)
+    print(f"nnlab: jobs {', '.join(nums)} trained as one population of {len(jobs)}", flush=True)
     try:
         results, failures = train_population(jobs[0].config, overrides, None, swept, jobs=jobs)
     except KeyboardInterrupt as err:

@@ -103,7 +103,7 @@ def run_group(
         tags = {**tags, PARENT_TAG: result.parent_run_id}
 
     def member_tags(k: int, seed: int) -> dict[str, str]:
-        return {**tags, MEMBER_TAG: str(k), OVERRIDES_TAG: _with_seed(tags, seed)}
+        return repeat_tags(tags, k, seed)
 
     try:
         if together:
@@ -151,6 +151,12 @@ def _train_one_by_one(cfg, overrides, member_tags, swept_keys, varied, result) -
             line = f"repeat {k + 1} (seed {member.seed}): {type(err).__name__}: {err}"
             result.failures.append(line)
             print(f"nnlab-train: {line}; its run is marked FAILED", file=sys.stderr)
+
+
+def repeat_tags(tags: dict[str, str], k: int, seed: int) -> dict[str, str]:
+    """Member k's tags in a group whose runs carry `tags`: its index, and its overrides with
+    its seed."""
+    return {**tags, MEMBER_TAG: str(k), OVERRIDES_TAG: _with_seed(tags, seed)}
 
 
 def _with_seed(tags: dict[str, str], seed: int) -> str:
