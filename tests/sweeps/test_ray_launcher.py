@@ -71,6 +71,9 @@ def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_hea
             "nnlab-train",
             "-m",
             "hydra/launcher=nnlab_ray",
+            # One Ray job per sweep job, so that killing one loses one: the population sweeper
+            # would hand Ray all six as one population.
+            "hydra/sweeper=basic",
             f"hydra.launcher.ray.init.address={address}",
             "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3",
             *JOB,

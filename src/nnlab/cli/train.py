@@ -219,10 +219,29 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
         return give_up(f"tracking store {uri}: {broken_store}", 3)
     for result in results:
         print_summary(result, cfg.tracking.experiment, in_sweep=True)
+    print_group_lines(jobs, results, failures)
     objectives = [r.objective for r in results if math.isfinite(r.objective)]
     if not objectives:
         return give_up(f"every one of the {len(jobs)} jobs failed", 1)
     return sum(objectives) / len(objectives)
+
+
+def print_group_lines(jobs, results, failures: list[str]) -> None:
+    """One summary line per job with repeats, as `repeats=N` prints for its group."""
+    from nnlab.config.seeds import group_id
+    from nnlab.training.repeats import GroupResult
+
+    by_run = {r.run_id: r for r in results}
+    groups: dict[str, list] = {}
+    for member in jobs:
+        if ", repeat " in member.line:
+            groups.setdefault(member.line.split(",")[0], []).append(member)
+    for job, members in groups.items():
+        config = members[0].config
+        group = GroupResult(group_id(config), str(config.objective))
+        group.members = [by_run[m.run_id] for m in members if m.run_id in by_run]
+        group.failures = [f for f in failures if f.startswith(f"{job}, ")]
+        print(f"nnlab: {group.summary_line()}", flush=True)
 
 
 def print_group_where(group, experiment: str) -> None:

@@ -35,6 +35,8 @@ from nnlab.plots.background import FigureWriter, figure_workers
 from nnlab.sweeps.study import job_is_a_trial
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.tracking.store.names import (
+    JOB_NUM_TAG,
+    MEMBER_TAG,
     PARENT_TAG,
     POPULATION_RUNS_TAG,
     POPULATION_TAG,
@@ -42,6 +44,7 @@ from nnlab.tracking.store.names import (
 )
 from nnlab.tracking.store.preflight import check_store, store_failure
 from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
+from nnlab.tracking.store.sweep_protocol import note_skipped_job
 from nnlab.training.fit import fit_and_test, member_network, member_setups, population_module
 from nnlab.training.outputs import figure_recipes, finish_member, log_timings
 from nnlab.training.run import (
@@ -99,6 +102,7 @@ class Member:
     tags: dict
     name_suffix: str  # after the run's name: " · seed N" for a repeat
     line: str  # how messages name it: "repeat 2 (seed 43)", "job 3"
+    run_id: str | None = None  # its run, once train_population has opened it
 
 
 def repeat_members(cfg, overrides, member_tags) -> Callable[[int], Member]:
@@ -152,6 +156,7 @@ def train_population(
             if twin is not None:
                 skipped.append(skipped_result(twin, cfg, uri))
                 group.remove(k)
+                _note_skipped_job(client, specs[k].tags, twin)
         logged = [k for k in logged if k in group]
         if not logged:
             return skipped, []
@@ -198,6 +203,7 @@ def train_population(
             if resume is None:
                 log_run_inputs(client, runs.ids[i], member, specs[k].overrides, setup)
             loggers[k].client, loggers[k].run_id = client, runs.ids[i]
+            specs[k].run_id = runs.ids[i]
             loggers[k].run_name = names[k]
             loggers[k].log_metrics({PARAMETERS_METRIC: float(parameter_count(setup.sizes))}, 0)
         what = "jobs" if jobs is not None else "seeds"
@@ -235,6 +241,13 @@ def train_population(
     return [*skipped, *results], failures
 
 
+def _note_skipped_job(client, tags: dict, twin) -> None:
+    """A sweep's job that is skipped tells the sweep's parent which run stands in for it, as a
+    job trained alone does (nnlab.tracking.store.sweep_protocol)."""
+    if JOB_NUM_TAG in tags and PARENT_TAG in tags and MEMBER_TAG not in tags:
+        note_skipped_job(client, tags[PARENT_TAG], int(tags[JOB_NUM_TAG]), twin.info.run_id)
+
+
 def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> dict:
     """Every trained member's figures handed to the figure worker at once, so that it draws
     while the members' other outputs are written: member -> Future of its figures' folder
@@ -260,7 +273,7 @@ def _finish_member(client, runs, i, k, line, member, setup, module, stopper, log
     if k in module.failures:
         error = f"TrainingDiverged: {module.failures[k]}"
         runs.close(i, "FAILED", error)
-        return f"{line}: {error}"
+        return f"{line}: training diverged ({module.failures[k]})"
     try:
         return finish_member(
             client, runs.ids[i], member, setup, module, k, stopper, logger, name, drawn
