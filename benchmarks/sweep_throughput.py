@@ -42,6 +42,9 @@ def sweep(jobs: int, epochs: int, workers: int, ray_address: str | None = None) 
                 str(BIN / "nnlab-train"),
                 "-m",
                 *launcher,
+                # One launcher job per sweep job: this measures the launchers (the population
+                # sweeper would train the 24 as one population; benchmarks/sweep_populations.py).
+                "hydra/sweeper=basic",
                 f"optimizer.lr={lrs}",
                 f"trainer.max_epochs={epochs}",
                 "trainer.progress=none",

@@ -1,0 +1,156 @@
+"""A sweep's jobs trained as populations (issue 24; nnlab.sweeps.population_jobs).
+
+    .venv/bin/python benchmarks/sweep_populations.py [--sections 1,2] [--epochs 500]
+
+1. end to end: `-m optimizer.lr=0.001,0.01,0.1,1.0 repeats=5` (4 configurations x 5 seeds)
+   three ways, each one `nnlab-train -m` process on a fresh sqlite store:
+   - one by one: `hydra/sweeper=basic trainer.population=false` (20 runs one after another);
+   - per configuration: `hydra/sweeper=basic` (4 populations of 5, one after another: what a
+     sweep did before the population sweeper);
+   - the population sweeper (the default): one population of 20.
+   Also each member's cost outside training (the runs' `overhead_seconds` tag, median).
+2. member-epochs per second of one population at N = 1, 8, 20, 64 (moons 2-10-5-1, Adam,
+   batch 32 and full batch, the difference of two run lengths), against the compute floor:
+   the network's FLOPs per member-epoch over this machine's measured float32 GEMM rate.
+
+Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+SWEEP = ["optimizer.lr=0.001,0.01,0.1,1.0", "repeats=5", "trainer.progress=none"]
+WAYS = {
+    "one by one (`hydra/sweeper=basic trainer.population=false`)": [
+        "hydra/sweeper=basic",
+        "trainer.population=false",
+    ],
+    "per configuration (`hydra/sweeper=basic`: 4 populations of 5)": ["hydra/sweeper=basic"],
+    "the population sweeper (one population of 20)": [],
+}
+
+
+def overheads(uri: str) -> list[float]:
+    from nnlab.tracking.store.names import OVERHEAD_SECONDS_TAG
+    from nnlab.tracking.store.runs import get_client
+
+    client = get_client(uri)
+    exp = client.get_experiment_by_name("nnlab")
+    runs = client.search_runs([exp.experiment_id])
+    return [
+        float(r.data.tags[OVERHEAD_SECONDS_TAG])
+        for r in runs
+        if OVERHEAD_SECONDS_TAG in r.data.tags
+    ]
+
+
+def end_to_end_section(epochs: int) -> list[str]:
+    lines = [
+        f"## A 4-lr x 5-seed sweep, {epochs} epochs, start-up included",
+        "",
+        "| way | wall, s | vs one by one | output cost per member, s (median) |",
+        "|---|---|---|---|",
+    ]
+    walls = {}
+    for way, extra in WAYS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            uri = f"sqlite:///{tmp}/mlflow.db"
+            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "NNLAB_HYDRA_DIR": f"{tmp}/hydra"}
+            args = [str(BIN / "nnlab-train"), "-m", *SWEEP, f"trainer.max_epochs={epochs}", *extra]
+            start = time.perf_counter()
+            subprocess.run(args, env=env, check=True, capture_output=True)
+            walls[way] = time.perf_counter() - start
+            cost = statistics.median(overheads(uri))
+        first = next(iter(walls.values()))
+        lines.append(f"| {way} | {walls[way]:.1f} | {walls[way] / first:.2f} | {cost:.3f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    per_config, together = list(walls.values())[1:]
+    lines += [
+        "",
+        f"The population sweeper is {per_config / together:.2f}x faster than per configuration.",
+    ]
+    return lines
+
+
+def gemm_flops_per_second() -> float:
+    import torch
+
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    for _ in range(5):
+        a @ b
+    start, reps = time.perf_counter(), 50
+    for _ in range(reps):
+        a @ b
+    return 2 * 512**3 * reps / (time.perf_counter() - start)
+
+
+def flops_per_member_epoch(sizes: list[int], train_rows: int, val_rows: int) -> float:
+    """Multiply-adds x 2 of the forward pass; training is forward + backward (~3x forward)."""
+    forward = 2 * sum(a * b for a, b in zip(sizes, sizes[1:], strict=False))
+    return train_rows * 3 * forward + val_rows * forward
+
+
+def throughput_section() -> list[str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from population import compose_cfg, fit_seconds
+
+    from nnlab.config.seeds import member_config
+    from nnlab.training.setup import quiet_lightning, run_setup
+
+    quiet_lightning()
+    rate = gemm_flops_per_second()
+    lines = [
+        "## Member-epochs per second against the compute floor",
+        "",
+        f"float32 GEMM (512x512) on this machine: {rate / 1e9:.1f} GFLOP/s.",
+        "",
+        "| batch | N | member-epochs/s | floor, member-epochs/s | share of the floor |",
+        "|---|---|---|---|---|",
+    ]
+    for batch in ("32", "null"):
+        cfg = compose_cfg(f"data.batch_size={batch}")
+        setup = run_setup(cfg)
+        flops = flops_per_member_epoch(
+            setup.sizes, len(setup.splits.x_train), len(setup.splits.x_val)
+        )
+        floor = rate / flops
+        short, long = (10, 40) if batch == "32" else (50, 250)
+        for n in (1, 8, 20, 64):
+            members = [member_config(cfg, k) for k in range(n)]
+            per_epoch = (fit_seconds(cfg, members, long) - fit_seconds(cfg, members, short)) / (
+                long - short
+            )
+            shown = "full" if batch == "null" else batch
+            achieved = n / per_epoch
+            lines.append(
+                f"| {shown} | {n} | {achieved:,.0f} | {floor:,.0f} | {achieved / floor:.2%} |"
+            )
+            print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sections", default="1,2")
+    parser.add_argument("--epochs", type=int, default=500)
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    out: list[str] = []
+    if "1" in sections:
+        out += end_to_end_section(args.epochs) + [""]
+    if "2" in sections:
+        out += throughput_section() + [""]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
