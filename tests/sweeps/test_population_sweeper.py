@@ -16,7 +16,7 @@ from nnlab.tracking.store.names import (
     OVERRIDES_TAG,
     POPULATION_TAG,
 )
-from tests.commands import spawn_cli
+from tests.commands import run_cli, spawn_cli
 from tests.sweeps.test_sweeps import sweep_runs
 
 ANY_JOB = lambda overrides: True  # noqa: E731
@@ -63,8 +63,8 @@ def test_jobs_that_cannot_share_run_alone_and_large_groups_split():
 def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
     """3 learning rates x 2 widths: two populations of three. Every job is its own run under
     the sweep's parent, with its job number and overrides, and its curve equals the same job
-    trained alone (nnlab-train without -m) to 1e-9 in float64. A job with a bad value fails
-    alone, before anything trains, and leaves no run."""
+    trained alone (nnlab-train without -m, in this process) to 1e-9 in float64. A job with a
+    bad value fails alone, before anything trains, and leaves no run."""
     common = [
         "trainer.max_epochs=6",
         "data.n_samples=150",
@@ -100,7 +100,7 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
     alone = MlflowClient(store)
     for child in children:
         overrides = [o for o in child.data.tags[OVERRIDES_TAG].splitlines()]
-        spawn_cli("nnlab-train", *overrides, "tracking.experiment=alone", check=True)
+        run_cli("nnlab-train", *overrides, "tracking.experiment=alone", check=True)
     (exp,) = [e for e in alone.search_experiments() if e.name == "alone"]
     plain = {
         r.data.params["optimizer.lr"] + r.data.params["model.hidden"]: r

@@ -42,8 +42,8 @@ def job_configs(optimizer: str, jobs: list[dict], *overrides: str) -> list:
     return configs
 
 
-def assert_each_member_equals_its_job(configs: list) -> None:
-    _, curves = fit(configs[0], configs)
+def assert_each_member_equals_its_job(configs: list):
+    module, curves = fit(configs[0], configs)
     for cfg, history in zip(configs, curves, strict=True):
         got = {k: v for k, v in history.items() if not k.startswith("test/")}
         expected = plain_curves(cfg)
@@ -54,6 +54,7 @@ def assert_each_member_equals_its_job(configs: list) -> None:
             )
     finals = {c["val/loss"][-1][1] for c in curves}
     assert len(finals) == len(configs)  # the jobs did train differently
+    return module
 
 
 @pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
@@ -78,3 +79,12 @@ def test_which_keys_may_differ_between_members():
     # What changes the network's shape, the data, the class of optimizer or the backend does not.
     for key in ["optimizer._target_", "optimizer", "model.hidden", "data.batch_size", "backend"]:
         assert not is_member_key(key), key
+
+
+def test_consecutive_members_with_the_same_settings_share_one_parameter_group():
+    """A job's repeats have the same optimizer settings: they step as one group over their
+    slice of the stacked tensors (3 members, 2 groups), each still equal to its plain run."""
+    jobs = [{"optimizer.lr": 0.05, "seed": 1}, {"optimizer.lr": 0.05, "seed": 2}, SGD_JOBS[1]]
+    module = assert_each_member_equals_its_job(job_configs("sgd", jobs))
+    (optimizer,) = module.trainer.optimizers
+    assert [len(g["params"][0]) for g in optimizer.param_groups] == [2, 1]

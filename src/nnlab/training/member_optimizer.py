@@ -3,14 +3,15 @@
 The stacked network keeps one leaf tensor per layer (members, ...), which one backward fills
 with every member's gradient. `torch.optim` takes one lr (one momentum, one betas) per
 parameter group, so each member gets its own group over its own *views* of the stacked
-tensors: a Parameter made from `stacked.data[k]` shares its memory, so the optimizer stepping
-member k's group updates member k's slice in place. Before each step a hook hands every view
+tensors: a Parameter made from `stacked.data[a:b]` shares its memory, so the optimizer stepping
+that group updates those members' slices in place. Before each step a hook hands every view
 its slice of the stacked gradient. Member k's step is then the very step its plain run
 takes (same optimizer, same hyperparameters, same elementwise arithmetic), and every optimizer
 nnlab offers works.
 
-The cost: one optimizer call per member and step, as when training one by one; the forward
-and backward stay one batched call (BENCHMARKS.md section 11).
+The cost: one optimizer call per group and step (consecutive members with the same settings,
+a job's repeats, share a group); the forward and backward stay one batched call
+(BENCHMARKS.md section 11).
 """
 
 from __future__ import annotations
@@ -23,22 +24,31 @@ from nnlab.config.member_keys import optimizer_settings
 
 
 def per_member_optimizer(members: list[DictConfig], kernel: dict):
-    """make_optimizer(stacked parameters) for members whose optimizer settings differ."""
+    """make_optimizer(stacked parameters) for members whose optimizer settings differ: one
+    parameter group per run of consecutive members with the same settings (a sweep's job and
+    its repeats are consecutive), so 4 learning rates x 5 seeds step as 4 groups, not 20."""
+    settings = [optimizer_settings(m) for m in members]
+    segments = []  # (first member, one past the last, their settings)
+    for k, these in enumerate(settings):
+        if segments and segments[-1][2] == these:
+            segments[-1][1] = k + 1
+        else:
+            segments.append([k, k + 1, these])
 
     def make_optimizer(params) -> torch.optim.Optimizer:
         stacked = list(params)
-        views = [[torch.nn.Parameter(p.data[k]) for p in stacked] for k in range(len(members))]
+        views = [[torch.nn.Parameter(p.data[a:b]) for p in stacked] for a, b, _ in segments]
         groups = [
-            {"params": member_views, **optimizer_settings(m)}
-            for m, member_views in zip(members, views, strict=True)
+            {"params": segment_views, **these}
+            for (_, _, these), segment_views in zip(segments, views, strict=True)
         ]
         optimizer = instantiate(members[0].optimizer)(groups, **kernel)
 
         def share_gradients(_optimizer, _args, _kwargs) -> None:
             for i, p in enumerate(stacked):
                 grad, p.grad = p.grad, None  # the views hold it now; the next backward starts anew
-                for k, member_views in enumerate(views):
-                    member_views[i].grad = None if grad is None else grad[k]
+                for (a, b, _), segment_views in zip(segments, views, strict=True):
+                    segment_views[i].grad = None if grad is None else grad[a:b]
 
         optimizer.register_step_pre_hook(share_gradients)
         return optimizer
