@@ -12,6 +12,9 @@
 2. member-epochs per second of one population at N = 1, 8, 20, 64 (moons 2-10-5-1, Adam,
    batch 32 and full batch, the difference of two run lengths), against the compute floor:
    the network's FLOPs per member-epoch over this machine's measured float32 GEMM rate.
+3. the cost of per-member hyperparameters: 8 members with 8 learning rates (8 parameter
+   groups, nnlab.training.member_optimizer) against 8 with one lr (one group) and against the
+   same 8 trained one by one, member-epochs per second, batch 32 and full batch.
 
 Prints Markdown tables.
 """
@@ -138,9 +141,56 @@ def throughput_section() -> list[str]:
     return lines
 
 
+def member_epochs_per_second(cfg, members, short: int, long: int, alone=False) -> float:
+    """Per-epoch cost as the difference of two run lengths (imports and set-up cancel)."""
+    from population import fit_seconds
+
+    def seconds(epochs: int) -> float:
+        if alone:
+            return sum(fit_seconds(m, [m], epochs) for m in members)
+        return fit_seconds(cfg, members, epochs)
+
+    return len(members) * (long - short) / (seconds(long) - seconds(short))
+
+
+def hyperparameter_section() -> list[str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from omegaconf import OmegaConf
+    from population import compose_cfg
+
+    from nnlab.config.seeds import member_config
+    from nnlab.training.setup import quiet_lightning
+
+    quiet_lightning()
+    lines = [
+        "## Per-member learning rates: one parameter group per member",
+        "",
+        "| batch | 8 lrs, 8 groups | 1 lr, 1 group | 8 lrs one by one | groups / one by one |",
+        "|---|---|---|---|---|",
+    ]
+    for batch in ("32", "null"):
+        cfg = compose_cfg(f"data.batch_size={batch}")
+        same = [member_config(cfg, k) for k in range(8)]
+        varied = []
+        for k, member in enumerate(same):
+            member = member.copy()
+            OmegaConf.update(member, "optimizer.lr", 0.001 * 2**k)
+            varied.append(member)
+        short, long = (10, 40) if batch == "32" else (50, 250)
+        groups = member_epochs_per_second(cfg, varied, short, long)
+        one = member_epochs_per_second(cfg, same, short, long)
+        by_one = member_epochs_per_second(cfg, varied, short, long, alone=True)
+        shown = "full" if batch == "null" else batch
+        lines.append(
+            f"| {shown} | {groups:,.0f} | {one:,.0f} | {by_one:,.0f} | {groups / by_one:.2f} |"
+        )
+        print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sections", default="1,2")
+    parser.add_argument("--sections", default="1,2,3")
     parser.add_argument("--epochs", type=int, default=500)
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -149,6 +199,8 @@ def main() -> None:
         out += end_to_end_section(args.epochs) + [""]
     if "2" in sections:
         out += throughput_section() + [""]
+    if "3" in sections:
+        out += hyperparameter_section() + [""]
     print("\n".join(out))
 
 
