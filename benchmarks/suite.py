@@ -292,9 +292,10 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
         return time.perf_counter() - start
 
     def train_once():
-        module = population_module(cfg, [cfg], [run_setup(cfg, splits)])
+        setup = run_setup(cfg, splits)
+        module = population_module(cfg, [cfg], [setup])
         fit_and_test(cfg, module, PopulationLogger([BufferedMlflowLogger(None, None)]), "bench")
-        state.update(net=member_network(cfg, module, 0, torch.float32))
+        state.update(net=member_network(cfg, module, 0, setup))
 
     train_once()
 

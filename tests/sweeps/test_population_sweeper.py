@@ -23,29 +23,33 @@ ANY_JOB = lambda overrides: True  # noqa: E731
 
 
 def members_of(job: list[str]) -> list[tuple[int, list[str]]]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     (spec,) = [o for o in job if o.startswith("sweep_members=")]
-    entries = spec.split("=", 1)[1].strip("[]").split(",")
-    return decode([e.strip("'") for e in entries])
+    return decode(OverridesParser.create().parse_override(spec).value())  # as Hydra reads it
 
 
-def test_jobs_that_differ_in_member_keys_share_one_job_each_shape_its_own():
+def test_jobs_that_differ_in_member_keys_or_widths_share_one_job_each_depth_its_own():
     batch = [
         ["optimizer.lr=0.1", "model.hidden=[4]"],
         ["optimizer.lr=0.2", "model.hidden=[4]"],
-        ["optimizer.lr=0.1", "model.hidden=[8]"],
-        ["optimizer.lr=0.3", "model.hidden=[4]", "seed=3"],
+        ["optimizer.lr=0.1", "model.hidden=[4,2]"],
+        ["optimizer.lr=0.3", "model.hidden=[8]", "seed=3"],
+        ["optimizer.lr=0.1", "model.activation=tanh", "model.hidden=[4]"],
     ]
     jobs = group_jobs(batch, 10, ANY_JOB, max_members=64)
-    assert len(jobs) == 2
-    assert jobs[0][0] == "model.hidden=[4]"
+    assert len(jobs) == 3
+    # One hidden layer of 4 or 8 units: one population, widths padded.
     assert members_of(jobs[0]) == [
-        (10, ["optimizer.lr=0.1"]),
-        (11, ["optimizer.lr=0.2"]),
-        (13, ["optimizer.lr=0.3", "seed=3"]),
+        (10, ["optimizer.lr=0.1", "model.hidden=[4]"]),
+        (11, ["optimizer.lr=0.2", "model.hidden=[4]"]),
+        (13, ["optimizer.lr=0.3", "model.hidden=[8]", "seed=3"]),
     ]
-    # A group of one is launched as it was, with its own job number.
-    assert jobs[1][:2] == ["optimizer.lr=0.1", "model.hidden=[8]"]
+    # Another depth, or another activation, is a population of its own: launched as it was,
+    # with its own job number.
+    assert jobs[1][:2] == ["optimizer.lr=0.1", "model.hidden=[4,2]"]
     assert members_of(jobs[1]) == [(12, [])]
+    assert jobs[2][1] == "model.activation=tanh" and members_of(jobs[2]) == [(14, [])]
 
 
 def test_jobs_that_cannot_share_run_alone_and_large_groups_split():
@@ -61,10 +65,10 @@ def test_jobs_that_cannot_share_run_alone_and_large_groups_split():
 
 @pytest.mark.slow
 def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
-    """3 learning rates x 2 widths: two populations of three. Every job is its own run under
-    the sweep's parent, with its job number and overrides, and its curve equals the same job
-    trained alone (nnlab-train without -m, in this process) to 1e-9 in float64. A job with a
-    bad value fails alone, before anything trains, and leaves no run."""
+    """3 learning rates x 2 widths: one population (the widths padded). Every job is its own
+    run under the sweep's parent, with its job number and overrides, and its curve equals the
+    same job trained alone (nnlab-train without -m, in this process) to 1e-9 in float64. A job
+    with a bad value fails alone, before anything trains, and leaves no run."""
     common = [
         "trainer.max_epochs=6",
         "data.n_samples=150",
@@ -82,11 +86,11 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
         *common,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("trained as one population") == 2
+    assert proc.stdout.count("trained as one population") == 1
     assert proc.stderr.count("bad config: optimizer.lr=-1") == 2
     client, (parent,), children = sweep_runs(store)
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
-    assert all(c.data.tags[POPULATION_TAG] == "2 members trained together" for c in children)
+    assert all(c.data.tags[POPULATION_TAG] == "4 members trained together" for c in children)
     # The jobs keep the numbers Hydra's grid gave them (lr outer, width inner; 4 and 5 bad).
     numbered = {
         int(c.data.tags[JOB_NUM_TAG]): set(c.data.tags[OVERRIDES_TAG].splitlines())

@@ -88,3 +88,22 @@ def test_consecutive_members_with_the_same_settings_share_one_parameter_group():
     module = assert_each_member_equals_its_job(job_configs("sgd", jobs))
     (optimizer,) = module.trainer.optimizers
     assert [len(g["params"][0]) for g in optimizer.param_groups] == [2, 1]
+
+
+WIDTH_JOBS = [
+    {"model.hidden": [4, 3], "optimizer.lr": 0.02},
+    {"model.hidden": [7, 2], "optimizer.lr": 0.01, "model.l1": 0.001},
+    {"model.hidden": [5, 5], "optimizer.weight_decay": 0.01},
+]
+
+
+@pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
+def test_members_of_different_widths_padded_equal_their_jobs(backend):
+    """Widths padded to the widest member (nnlab.nn.padding), with sigmoid, whose act(0) = 0.5
+    would leak into the next layer if padded weights ever left zero, and Adam with weight
+    decay and L1, which must keep them zero."""
+    configs = job_configs("adam", WIDTH_JOBS, f"backend={backend}", "model.activation=sigmoid")
+    module = assert_each_member_equals_its_job(configs)
+    # Padding stayed padding: member 0's second layer has 4 x 3 real weights of the 7 x 5.
+    second = module.net.weights[1].detach()[0]
+    assert second.shape == (7, 5) and second[4:].abs().sum() == 0 and second[:, 3:].abs().sum() == 0

@@ -5,7 +5,8 @@ shape, backend, data pipeline and optimizer class. What may differ, member by me
 - the seeds (a group's repeats);
 - the optimizer's hyperparameters (lr, weight decay, momentum, betas, ...): each member gets
   its own parameter group (nnlab.training.member_optimizer);
-- `model.l1` (a penalty weighted per member) and `model.init` (weights drawn per member).
+- `model.l1` (a penalty weighted per member) and `model.init` (weights drawn per member);
+- the widths of the hidden layers, when the depth is the same (nnlab.nn.padding).
 
 A sweep's jobs that differ only in these train as one population (hydra_plugins'
 nnlab_population sweeper). No torch here: the sweeper and the config check read it.
@@ -19,6 +20,8 @@ SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 MODEL_MEMBER_KEYS = ("model.l1", "model.init")
 # optimizer.<anything> but these, which choose the optimizer rather than set it
 OPTIMIZER_CHOICE_KEYS = ("optimizer._target_", "optimizer._partial_")
+# Widths may differ too, between members of one depth: each layer is padded to the widest.
+WIDTH_KEY = "model.hidden"
 
 
 def is_member_key(key: str) -> bool:

@@ -1,12 +1,13 @@
 """A sweep's jobs trained as populations: which jobs share one, and how a job carries them.
 
 The nnlab_population sweeper (hydra_plugins.nnlab_sweepers.population_sweeper) expands the
-sweep as Hydra's basic sweeper does, then groups the jobs whose overrides differ only in member
-keys (nnlab.config.member_keys: seeds, optimizer settings, l1, init) and whose configs allow a
-population. Each group becomes one job of whatever launcher runs the sweep (basic, joblib,
-Ray, SLURM): the group's shared overrides plus `sweep_members=[...]`, one entry per original
-job, '<job num>|<override>|<override>...'. That job trains the members together, and each
-member is still its own run under the sweep's parent, with its own job number and overrides,
+sweep as Hydra's basic sweeper does, then groups the jobs whose overrides differ only in
+member keys (nnlab.config.member_keys: seeds, optimizer settings, l1, init) or in the widths
+of as many hidden layers (padded, nnlab.nn.padding), and whose configs allow a population.
+Each group becomes one job of whatever launcher runs the sweep (basic, joblib, Ray, SLURM):
+the group's shared overrides plus `sweep_members=[...]`, one entry per original job,
+'<job num>|<override>|<override>...'. That job trains the members together, and each member
+is still its own run under the sweep's parent, with its own job number and overrides,
 exactly as if it had run alone (tests/sweeps/test_population_sweeper.py).
 
 No torch here: the sweeper runs in the launching process.
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config.member_keys import is_member_key
+from nnlab.config.member_keys import WIDTH_KEY, is_member_key
 
 MEMBERS_KEY = "sweep_members"
 SEPARATOR = "|"
@@ -43,15 +44,17 @@ def group_jobs(
     open_groups: dict[tuple[str, ...], list[tuple[int, list[str], list[str]]]] = {}
     for num, overrides in enumerate(batch, start=first_job):
         overrides = list(overrides)
-        members = [o for o in overrides if is_member_key(_key(o))]
-        shared = tuple(o for o in overrides if not is_member_key(_key(o)))
+        members = [o for o in overrides if _varies_per_member(o)]
+        shared = tuple(o for o in overrides if not _varies_per_member(o))
+        # Widths are padded within a population (nnlab.nn.padding); depths are not.
+        together = (*shared, *(f"depth {_depth(o)}" for o in members if _key(o) == WIDTH_KEY))
         quoted = any(c in o for o in members for c in "'\"" + SEPARATOR)
         if quoted or not can_share(overrides):
             launched.append((overrides, [(num, [], overrides)]))
             continue
-        group = open_groups.get(shared)
+        group = open_groups.get(together)
         if group is None or len(group) >= max_members:
-            group = open_groups[shared] = []
+            group = open_groups[together] = []
             launched.append((list(shared), group))
         group.append((num, members, overrides))
     jobs = []
@@ -62,6 +65,22 @@ def group_jobs(
         entries = ",".join(f"'{SEPARATOR.join([str(n), *m])}'" for n, m, _ in group)
         jobs.append([*shared, f"{MEMBERS_KEY}=[{entries}]"])
     return jobs
+
+
+def _varies_per_member(override: str) -> bool:
+    key = _key(override)
+    return is_member_key(key) or (key == WIDTH_KEY and _depth(override) is not None)
+
+
+def _depth(override: str) -> int | None:
+    """How many hidden layers `model.hidden=[...]` asks for (None: not a plain list)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_override(override).value()
+    except Exception:  # Hydra's own error comes when the job composes
+        return None
+    return len(value) if isinstance(value, list) else None
 
 
 def decode(entries: Sequence[str]) -> list[tuple[int, list[str]]]:

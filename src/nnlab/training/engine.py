@@ -128,6 +128,7 @@ class PopulationModule(pl.LightningModule):
         batch_size: int | None,
         l1: float | torch.Tensor = 0.0,
         record: Callable[[int, int, dict], None] | None = None,
+        gradient_masks=None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -135,6 +136,15 @@ class PopulationModule(pl.LightningModule):
         # l1: one weight, or one per member (members,) when a sweep's jobs differ in it
         self.task, self.loss_name, self.l1 = task, loss_name, l1
         self.has_l1 = bool(torch.any(l1 != 0)) if isinstance(l1, torch.Tensor) else bool(l1)
+        # Members of different widths: 0 where a stacked parameter is padding (nnlab.nn.padding)
+        self.gradient_masks = (
+            None
+            if gradient_masks is None
+            else [
+                torch.as_tensor(m, dtype=p.dtype)
+                for m, p in zip(gradient_masks, net.parameters(), strict=True)
+            ]
+        )
         self.make_optimizer = make_optimizer
         self.data = data
         self.batch_size = batch_size or data.rows
@@ -219,8 +229,6 @@ class PopulationModule(pl.LightningModule):
         optimizer.zero_grad(set_to_none=True)
         if self.engine:
             losses = torch.from_numpy(self.net.compute_gradients(xb, yb, self.loss_name, self.l1))
-            optimizer.step()
-            return losses
         else:
             losses = MEMBER_LOSSES[self.loss_name](self.net(xb), yb)
             # The members still training, summed: a stopped member's NaN stays out of the
@@ -230,8 +238,13 @@ class PopulationModule(pl.LightningModule):
             if self.has_l1:  # only a run with an L1 term pays for building it, every step
                 total = total + self.l1_penalty()
             total.backward()
+            losses = losses.detach()
+        if self.gradient_masks is not None:  # padded entries get no step: they stay zero
+            for p, mask in zip(self.net.parameters(), self.gradient_masks, strict=True):
+                if p.grad is not None:
+                    p.grad.mul_(mask)
         optimizer.step()
-        return losses.detach()
+        return losses
 
     def l1_penalty(self) -> torch.Tensor:
         weights = self.net.weight_matrices()

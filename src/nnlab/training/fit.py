@@ -6,6 +6,7 @@ both train through here.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
@@ -16,23 +17,28 @@ from nnlab import backends
 from nnlab.config.check import FUSED_OPTIMIZERS
 from nnlab.config.member_keys import members_differ_in_optimizer
 from nnlab.config.seeds import effective_seeds
+from nnlab.nn.padding import crop_params, gradient_masks, pad_params, padded_sizes
 from nnlab.nn.population_nets import MemberNet, member_params
 from nnlab.nn.scratch import init_params
 from nnlab.training.checkpoints import PeriodicCheckpoint
 from nnlab.training.engine import OneItem, PopulationModule, population_data
 from nnlab.training.member_optimizer import member_l1, per_member_optimizer
 from nnlab.training.progress import EpochProgress
+from nnlab.training.setup import layer_sizes
 
 
 def member_setups(members, run_setup) -> list:
-    """Each member's RunSetup; members with the same data seed share one (and its arrays)."""
+    """Each member's RunSetup; members with the same data seed share one (and its arrays), or
+    its splits when their widths differ."""
     by_data_seed: dict[int, object] = {}
     setups = []
     for member in members:
         seed = effective_seeds(member).data
         if seed not in by_data_seed:
             by_data_seed[seed] = run_setup(member)
-        setups.append(by_data_seed[seed])
+        setup = by_data_seed[seed]
+        sizes = layer_sizes(member, setup.splits)
+        setups.append(setup if sizes == setup.sizes else replace(setup, sizes=sizes))
     return setups
 
 
@@ -41,19 +47,24 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
     members' data, ready to fit. `record(k, epoch, metrics)` receives member k's metrics."""
     # Lightning's RNGs seeded as for member 0's plain run; the weights come from init_params.
     pl.seed_everything(effective_seeds(members[0]).init, workers=False, verbose=False)
-    # The members share sizes, task and loss; they may differ in the keys of
-    # nnlab.config.member_keys (seeds, optimizer settings, l1, init).
+    # The members share depth, task and loss; they may differ in the keys of
+    # nnlab.config.member_keys (seeds, optimizer settings, l1, init) and in their widths,
+    # padded to the widest (nnlab.nn.padding).
     setup = setups[0]
+    member_sizes = [s.sizes for s in setups]
+    sizes = padded_sizes(member_sizes)
+    params = [
+        init_params(s.sizes, m.model.init, effective_seeds(m).init)
+        for m, s in zip(members, setups, strict=True)
+    ]
+    padded = any(own != sizes for own in member_sizes)
+    if padded:
+        params = [pad_params(p, sizes) for p in params]
     options = {k: v for k, v in cfg.backend.items() if k != "name"}  # e.g. jit
     net = (
         backends.get(cfg.backend.name)
         .module()
-        .population_network(
-            [init_params(setup.sizes, m.model.init, effective_seeds(m).init) for m in members],
-            cfg.model.activation,
-            setup.dtype,
-            **options,
-        )
+        .population_network(params, cfg.model.activation, setup.dtype, **options)
     )
     data = population_data(
         [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
@@ -72,6 +83,7 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         cfg.data.batch_size,
         l1=member_l1(members, setup.dtype),
         record=record,
+        gradient_masks=gradient_masks(member_sizes, sizes) if padded else None,
     )
 
 
@@ -131,13 +143,15 @@ def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
     return module
 
 
-def member_network(cfg: DictConfig, module, k: int, dtype):
-    """Member k of a trained population on its own (nnlab.nn.population_nets.MemberNet)."""
+def member_network(cfg: DictConfig, module, k: int, setup):
+    """Member k of a trained population on its own, at its own widths
+    (nnlab.nn.population_nets.MemberNet)."""
 
     options = {key: v for key, v in cfg.backend.items() if key != "name"}
+    own = crop_params(member_params(module.net, k), setup.sizes)
     one = (
         backends.get(cfg.backend.name)
         .module()
-        .population_network([member_params(module.net, k)], cfg.model.activation, dtype, **options)
+        .population_network([own], cfg.model.activation, setup.dtype, **options)
     )
     return MemberNet(one)

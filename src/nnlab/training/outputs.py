@@ -49,7 +49,7 @@ def finish_member(
     """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
     population it trained in (a plain run is member 0 of one). Returns its RunResult.
     `drawn`: its figures, already being drawn in a worker (log_outputs)."""
-    net = member_network(cfg, module, k, setup.dtype)
+    net = member_network(cfg, module, k, setup)
     metrics = {key: points[-1][1] for key, points in logger.history.items()}
     objective = metrics.get(str(cfg.objective), math.nan)
     if stopper is not None and stopper.best_epoch[k] is not None:

@@ -259,7 +259,7 @@ def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> 
         if k in module.failures:
             continue
         cfg, setup = members[k], setups[k]
-        net = member_network(cfg, module, k, setup.dtype)
+        net = member_network(cfg, module, k, setup)
         recipes = figure_recipes(cfg, net, setup.splits, setup.task, loggers[k].history)
         drawn[k] = figures.submit(recipes, folder / str(k))
     return drawn
