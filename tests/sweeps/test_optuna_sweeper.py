@@ -259,3 +259,34 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     assert space["batch"] == IntDistribution(8, 256, log=True)
     assert space["depth"] == CategoricalDistribution([1, 2, 3])
     assert space["model.activation"] == CategoricalDistribution(["relu", "tanh"])
+
+
+def test_a_trial_killed_before_it_learnt_its_run_id_gets_that_run_closed(store, tmp_path):
+    """The driver died between the job creating its run and the trial recording the run's id
+    (seen once in CI, under load). The next driver finds the run by its job number (the
+    trial's number) under the search's parent and closes it FAILED, instead of leaving it
+    RUNNING beside a stand-in."""
+    from types import SimpleNamespace
+
+    from hydra_plugins.nnlab_sweepers.optuna_sweeper import settle_orphans
+    from nnlab.tracking.store.names import JOB_NUM_TAG, PARENT_TAG
+
+    client = MlflowClient(store)
+    experiment = client.create_experiment("search")
+    parent = client.create_run(experiment, tags={"nnlab.sweep": "true"})
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/optuna.db", study_name="s")
+    study.set_user_attr(nnlab_study.PARENT_ATTR, parent.info.run_id)
+    study.tell(study.ask(), 1.0)  # trial 0, done
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(0.001, 0.1)})
+    trial.set_user_attr(nnlab_study.DRIVER_ATTR, None)  # no driver: gone
+    orphan = client.create_run(
+        experiment, tags={PARENT_TAG: parent.info.run_id, JOB_NUM_TAG: str(trial.number)}
+    )
+    settle_orphans(study, SimpleNamespace(objectives=["val/loss"]))
+
+    assert client.get_run(orphan.info.run_id).info.status == "FAILED"
+    settled = study.trials[trial.number]
+    assert settled.state == TrialState.FAIL
+    assert settled.user_attrs[nnlab_study.RUN_ATTR] == orphan.info.run_id
+    children = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    assert [c.info.run_id for c in children] == [orphan.info.run_id]  # no stand-in beside it

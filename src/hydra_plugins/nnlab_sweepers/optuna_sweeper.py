@@ -247,7 +247,9 @@ def settle_orphans(study, search) -> None:
         if not nnlab_study.driver_is_gone(trial.user_attrs.get(nnlab_study.DRIVER_ATTR)):
             continue  # another live driver's trial (or on another host: left alone)
         run_id = trial.user_attrs.get(nnlab_study.RUN_ATTR)
-        run = client.get_run(run_id) if run_id else None
+        # Without the attribute the job may still have created its run: killed between the
+        # two writes (seen under load). Its run is then found by its job number.
+        run = client.get_run(run_id) if run_id else _run_of_trial(client, study, trial)
         if run is not None and run.info.status == "FINISHED":
             values = objective_values(search, trial.user_attrs, _objective_of(run, search))
             if values is not None:
@@ -273,6 +275,26 @@ def settle_orphans(study, search) -> None:
             "queued to run again",
             flush=True,
         )
+
+
+def _run_of_trial(client, study, trial):
+    """The run the trial's job created, found by its job number (the trial's number) under the
+    search's parent; the trial is told its id. None when the job created none."""
+    from nnlab.tracking.store.names import JOB_NUM_TAG, PARENT_TAG
+
+    parent_id = study.user_attrs.get(nnlab_study.PARENT_ATTR)
+    if not parent_id:
+        return None
+    experiment = client.get_run(parent_id).info.experiment_id
+    found = client.search_runs(
+        [experiment],
+        f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{JOB_NUM_TAG}` = '{trial.number}'",
+        max_results=1,
+    )
+    if not found:
+        return None
+    study._storage.set_trial_user_attr(trial._trial_id, nnlab_study.RUN_ATTR, found[0].info.run_id)
+    return found[0]
 
 
 def _objective_of(run, search) -> float:
