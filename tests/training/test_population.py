@@ -10,12 +10,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.config.check import ConfigError
+from nnlab.config.member_keys import why_not_population
 from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
 from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG
 from nnlab.training.fit import fit_and_test, member_setups, population_module
-from nnlab.training.population import wanted, why_not_population
+from nnlab.training.population import wanted
 from nnlab.training.repeats import run_group
 from nnlab.training.setup import run_setup
 from tests.commands import BIN, run_cli, wait_for
@@ -144,12 +145,14 @@ def test_a_diverged_member_stops_alone():
 
 
 def test_refusals_name_the_reason(monkeypatch):
-    from nnlab.sweeps.study import TRIAL_ENV
+    from nnlab.sweeps.study import TRIAL_ENV, job_is_a_trial
 
     assert why_not_population(compose_config("repeats=2")) is None
     with monkeypatch.context() as env:
         env.setenv(TRIAL_ENV, "3")  # what nnlab's Optuna sweeper gives each trial's job
-        assert "Optuna trial" in why_not_population(compose_config("repeats=2"))
+        assert job_is_a_trial()
+        assert "Optuna trial" in why_not_population(compose_config("repeats=2"), job_is_a_trial())
+        assert not wanted(compose_config("repeats=2"))
     for override, words in [
         ("optimizer._target_=torch.optim.Adafactor", "not an elementwise optimizer"),
         ("trainer.accelerator=auto", "populations train on the cpu"),

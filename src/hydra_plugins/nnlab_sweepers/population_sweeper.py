@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
+from nnlab.config.member_keys import why_not_population
 from nnlab.sweeps.population_jobs import group_jobs
 
 
@@ -29,11 +30,9 @@ class NnlabPopulationSweeper(BasicSweeper):
     def _can_share(self, overrides: Sequence[str]) -> bool:
         """Whether that job's config lets it train as members (an elementwise optimizer on the
         cpu, populations not turned off, not a resumed run)."""
-        from nnlab.training.population import why_not_population
-
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
         if cfg.resume is not None:
             return False
         if cfg.trainer.get("population", "auto") is False:
             return False
-        return why_not_population(cfg) is None
+        return why_not_population(cfg, in_a_trial=False) is None  # trials have their sweeper

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnlab.config.check import ELEMENTWISE_OPTIMIZERS
+
 SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 MODEL_MEMBER_KEYS = ("model.l1", "model.init")
 # optimizer.<anything> but these, which choose the optimizer rather than set it
@@ -45,3 +47,20 @@ def optimizer_settings(cfg: DictConfig) -> dict:
 def members_differ_in_optimizer(members: list[DictConfig]) -> bool:
     first = optimizer_settings(members[0])
     return any(optimizer_settings(m) != first for m in members[1:])
+
+
+def why_not_population(cfg: DictConfig, in_a_trial: bool = False) -> str | None:
+    """Why `cfg`'s repeats cannot train as one population (one line), or None if they can.
+    `in_a_trial`: the job is an Optuna trial (nnlab.sweeps.study.job_is_a_trial)."""
+    target = cfg.optimizer.get("_target_")
+    if target not in ELEMENTWISE_OPTIMIZERS:
+        # Stacked members share each parameter tensor: an optimizer that looks across a
+        # tensor's elements (a factored or orthogonalised update) would mix them.
+        names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
+        return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
+    if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
+        return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
+    if in_a_trial:
+        # The trial follows one run: its pruning reports, its objectives, its recovery.
+        return "an Optuna trial follows one run (its pruner, objectives and recovery)"
+    return None

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, ConfigError
+from nnlab.config.check import ConfigError
+from nnlab.config.member_keys import why_not_population
 from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import member_config
 from nnlab.nn.export import one_export_per_shape
@@ -61,22 +62,6 @@ from nnlab.training.run import (
 from nnlab.training.setup import quiet_lightning, run_setup
 
 
-def why_not_population(cfg: DictConfig) -> str | None:
-    """Why `cfg`'s repeats cannot train as one population (one line), or None if they can."""
-    target = cfg.optimizer.get("_target_")
-    if target not in ELEMENTWISE_OPTIMIZERS:
-        # Stacked members share each parameter tensor: an optimizer that looks across a
-        # tensor's elements (a factored or orthogonalised update) would mix them.
-        names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
-        return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
-    if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
-        return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
-    if job_is_a_trial():
-        # The trial follows one run: its pruning reports, its objectives, its recovery.
-        return "an Optuna trial follows one run (its pruner, objectives and recovery)"
-    return None
-
-
 def wanted(cfg: DictConfig) -> bool:
     """Whether to train `cfg`'s repeats as a population; raises ConfigError when
     `trainer.population=true` asks for one the config does not allow."""
@@ -84,7 +69,7 @@ def wanted(cfg: DictConfig) -> bool:
     mode = cfg.trainer.get("population", "auto")
     if mode is False or int(cfg.repeats) < 2:
         return False
-    reason = why_not_population(cfg)
+    reason = why_not_population(cfg, job_is_a_trial())
     if reason is None:
         return True
     if mode is True:
