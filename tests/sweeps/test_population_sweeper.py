@@ -119,13 +119,12 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
 
 
 @pytest.mark.slow
-def test_jobs_with_repeats_train_as_one_population_equal_to_the_basic_sweep(store):
-    """`-m optimizer.lr=a,b repeats=2`: the basic sweeper trains each job's repeats as a
-    population of its own, one after the other; the population sweeper trains all four as
-    one. Every run (job, seed) is the same: its tags as a repeat of its job, its curve to 1e-9
+def test_jobs_with_repeats_train_as_one_population_equal_to_each_job_alone(store):
+    """`-m optimizer.lr=a,b repeats=2` trains the two jobs' four repeats as one population.
+    Every run (job, seed) is tagged as a repeat of its job, and its curve equals the job's
+    `repeats=2` run alone (each job a population of its own, trained in this process) to 1e-9
     in float64."""
     common = [
-        "optimizer.lr=0.003,0.03",
         "repeats=2",
         "trainer.max_epochs=5",
         "data.n_samples=150",
@@ -134,35 +133,27 @@ def test_jobs_with_repeats_train_as_one_population_equal_to_the_basic_sweep(stor
         "tracking.log_model=false",
         "tracking.log_plots=false",
     ]
+    proc = spawn_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *common, check=True)
+    assert proc.stdout.count("trained as one population of 4") == 1
+    assert proc.stdout.count("nnlab: group ") == 2  # one summary line per job, as repeats print
+    for lr in ("0.003", "0.03"):
+        run_cli("nnlab-train", f"optimizer.lr={lr}", *common, "tracking.experiment=alone")
+    client = MlflowClient(store)
     runs = {}
-    for sweeper in ("basic", "nnlab_population"):
-        proc = spawn_cli(
-            "nnlab-train",
-            "-m",
-            f"hydra/sweeper={sweeper}",
-            *common,
-            f"tracking.experiment={sweeper}",
-            check=True,
-        )
-        client = MlflowClient(store)
-        exp = client.get_experiment_by_name(sweeper)
-        children = [r for r in client.search_runs([exp.experiment_id]) if MEMBER_TAG in r.data.tags]
-        assert len(children) == 4
-        runs[sweeper] = {
-            (r.data.params["optimizer.lr"], r.data.params["seed"]): r for r in children
+    for experiment in ("nnlab", "alone"):
+        exp = client.get_experiment_by_name(experiment)
+        members = [r for r in client.search_runs([exp.experiment_id]) if MEMBER_TAG in r.data.tags]
+        runs[experiment] = {
+            (r.data.params["optimizer.lr"], r.data.params["seed"]): r for r in members
         }
-        together = proc.stdout.count("trained as one population of 4")
-        assert together == (1 if sweeper == "nnlab_population" else 0)
-    assert runs["basic"].keys() == runs["nnlab_population"].keys()
-    for key, basic in runs["basic"].items():
-        grouped = runs["nnlab_population"][key]
-        for tag in (MEMBER_TAG, JOB_NUM_TAG, GROUP_TAG):
-            assert grouped.data.tags[tag] == basic.data.tags[tag], (key, tag)
-        # The same overrides (the shared ones first), but for the experiment each went to.
-        overrides = [set(r.data.tags[OVERRIDES_TAG].splitlines()) for r in (grouped, basic)]
-        assert overrides[0] - {"tracking.experiment=nnlab_population"} == overrides[1] - {
-            "tracking.experiment=basic"
-        }
+    assert len(runs["nnlab"]) == 4 and runs["nnlab"].keys() == runs["alone"].keys()
+    for (lr, seed), grouped in runs["nnlab"].items():
+        alone = runs["alone"][(lr, seed)]
+        for tag in (MEMBER_TAG, GROUP_TAG):
+            assert grouped.data.tags[tag] == alone.data.tags[tag], (lr, seed, tag)
+        assert grouped.data.tags[JOB_NUM_TAG] == ("0" if lr == "0.003" else "1")
+        assert f"seed={seed}" in grouped.data.tags[OVERRIDES_TAG].splitlines()
         got = [m.value for m in client.get_metric_history(grouped.info.run_id, "val/loss")]
-        want = [m.value for m in client.get_metric_history(basic.info.run_id, "val/loss")]
+        want = [m.value for m in client.get_metric_history(alone.info.run_id, "val/loss")]
+        assert len(got) == 5
         np.testing.assert_allclose(got, want, rtol=1e-9)
