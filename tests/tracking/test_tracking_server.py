@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.env import environ_snapshot
 from nnlab.paths import PROJECT_ROOT
+from nnlab.tracking.store.names import PID_TAG, POPULATION_TAG
 from tests.commands import run_cli, spawn_cli, wait_for
 from tests.servers import distinct_free_ports, read_lines_until
 
@@ -86,6 +87,9 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
     (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 6 and {c.info.status for c in children} == {"FINISHED"}
+    # The six learning rates are one population (the population sweeper), one Ray job.
+    assert {c.data.tags[POPULATION_TAG] for c in children} == {"6 members trained together"}
+    assert len({c.data.tags[PID_TAG] for c in children}) == 1
     with tempfile.TemporaryDirectory() as tmp:
         for child in children:
             history = client.get_metric_history(child.info.run_id, "train/loss")
