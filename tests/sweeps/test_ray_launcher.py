@@ -75,7 +75,7 @@ def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_hea
             # would hand Ray all six as one population.
             "hydra/sweeper=basic",
             f"hydra.launcher.ray.init.address={address}",
-            "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3",
+            "optimizer.lr=0.001,0.01,0.1,0.3",
             *JOB,
             timeout=900,
         )
@@ -86,14 +86,14 @@ def test_a_sweep_runs_in_ray_workers_and_survives_a_killed_worker(store, ray_hea
     client, runs = runs_of(store)
     (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 6 and parent.info.status == "FINISHED"
-    # The killed job's run is closed, not left RUNNING; the other five finished.
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    # The killed job's run is closed, not left RUNNING; the other three finished.
     assert len(killed) == 1, "no job was seen RUNNING to kill"
     by_id = {c.info.run_id: c for c in children}
     assert by_id[killed[0]].info.status == "FAILED"
     assert "process ended without closing" in by_id[killed[0]].data.tags["nnlab.error"]
     finished = [c for c in children if c.info.status == "FINISHED"]
-    assert len(finished) == 5 and "lost in Ray" in proc.stdout
+    assert len(finished) == 3 and "lost in Ray" in proc.stdout
     # They ran in Ray workers: not in the driver's process.
     driver = parent.data.tags["mlflow.nnlab.pid"]
     assert all(c.data.tags["mlflow.nnlab.pid"] != driver for c in children)

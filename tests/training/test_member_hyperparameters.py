@@ -12,15 +12,20 @@ from tests.conftest import backend_params, compose_config
 from tests.training.test_population import FAST, POPULATION_BACKENDS, fit, plain_curves
 
 # Three jobs of one sweep: each differs from the others in several member keys at once.
+# Three jobs of one sweep: each differs from the others in several member keys at once, and
+# in its widths (padded to the widest, nnlab.nn.padding).
 SGD_JOBS = [
-    {"optimizer.lr": 0.05, "optimizer.momentum": 0.0, "model.l1": 0.0, "model.init": "default"},
+    {"optimizer.lr": 0.05, "optimizer.momentum": 0.0, "model.init": "default"},
     {"optimizer.lr": 0.2, "optimizer.momentum": 0.9, "model.l1": 0.01, "model.init": "he"},
     {"optimizer.lr": 0.1, "optimizer.weight_decay": 0.01, "model.init": "xavier", "seed": 7},
 ]
+for job, hidden in zip(SGD_JOBS, ([4, 3], [7, 2], [5, 5]), strict=True):
+    job["model.hidden"] = hidden
 ADAM_JOBS = [
-    {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 0.999]},
-    {"optimizer.lr": 0.03, "optimizer.betas": [0.8, 0.99], "optimizer.weight_decay": 0.001},
-]
+    {"optimizer.lr": 0.01, "optimizer.betas": [0.9, 0.999], "model.hidden": [6, 3]},
+    {"optimizer.lr": 0.03, "optimizer.betas": [0.8, 0.99], "optimizer.weight_decay": 0.001,
+     "model.l1": 0.001, "model.hidden": [4, 5]},
+]  # fmt: skip
 
 
 def job_configs(optimizer: str, jobs: list[dict], *overrides: str) -> list:
@@ -57,16 +62,30 @@ def assert_each_member_equals_its_job(configs: list):
     return module
 
 
+def assert_padding_stayed_zero(module) -> None:
+    """Member 0 ([4, 3] of the widest [7, 5]): its second layer's padded rows and columns."""
+    second = module.net.weights[1].detach()[0]
+    assert second.shape == (7, 5)
+    assert second[4:].abs().sum() == 0 and second[:, 3:].abs().sum() == 0
+
+
 @pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
-def test_members_with_their_own_sgd_settings_equal_their_jobs(backend):
-    assert_each_member_equals_its_job(job_configs("sgd", SGD_JOBS, f"backend={backend}"))
+def test_members_with_their_own_sgd_settings_and_widths_equal_their_jobs(backend):
+    """Sigmoid, whose act(0) = 0.5 would leak into the next layer if padded weights ever left
+    zero; momentum, weight decay and L1, which must keep them zero."""
+    configs = job_configs("sgd", SGD_JOBS, f"backend={backend}", "model.activation=sigmoid")
+    assert_padding_stayed_zero(assert_each_member_equals_its_job(configs))
 
 
 @pytest.mark.parametrize("kernel", ["fused", "foreach"])
 def test_members_with_their_own_adam_settings_equal_their_jobs(kernel):
-    configs = job_configs("adam", ADAM_JOBS, f"trainer.optimizer_kernel={kernel}")
+    configs = job_configs(
+        "adam", ADAM_JOBS, f"trainer.optimizer_kernel={kernel}", "model.activation=sigmoid"
+    )
     assert members_differ_in_optimizer(configs)
-    assert_each_member_equals_its_job(configs)
+    module = assert_each_member_equals_its_job(configs)
+    # Adam's moments of a padded entry stay 0: member 1 ([4, 5] of [6, 5]) keeps rows 4-5 zero.
+    assert module.net.weights[1].detach()[1][4:].abs().sum() == 0
 
 
 def test_full_batch_with_per_member_lr():
@@ -88,22 +107,3 @@ def test_consecutive_members_with_the_same_settings_share_one_parameter_group():
     module = assert_each_member_equals_its_job(job_configs("sgd", jobs))
     (optimizer,) = module.trainer.optimizers
     assert [len(g["params"][0]) for g in optimizer.param_groups] == [2, 1]
-
-
-WIDTH_JOBS = [
-    {"model.hidden": [4, 3], "optimizer.lr": 0.02},
-    {"model.hidden": [7, 2], "optimizer.lr": 0.01, "model.l1": 0.001},
-    {"model.hidden": [5, 5], "optimizer.weight_decay": 0.01},
-]
-
-
-@pytest.mark.parametrize("backend", backend_params(POPULATION_BACKENDS))
-def test_members_of_different_widths_padded_equal_their_jobs(backend):
-    """Widths padded to the widest member (nnlab.nn.padding), with sigmoid, whose act(0) = 0.5
-    would leak into the next layer if padded weights ever left zero, and Adam with weight
-    decay and L1, which must keep them zero."""
-    configs = job_configs("adam", WIDTH_JOBS, f"backend={backend}", "model.activation=sigmoid")
-    module = assert_each_member_equals_its_job(configs)
-    # Padding stayed padding: member 0's second layer has 4 x 3 real weights of the 7 x 5.
-    second = module.net.weights[1].detach()[0]
-    assert second.shape == (7, 5) and second[4:].abs().sum() == 0 and second[:, 3:].abs().sum() == 0
