@@ -1,6 +1,6 @@
 """A sweep's jobs trained as populations (issue 24; nnlab.sweeps.population_jobs).
 
-    .venv/bin/python benchmarks/sweep_populations.py [--sections 1,2] [--epochs 500]
+    .venv/bin/python benchmarks/sweep_populations.py [--sections 1,2,3,4] [--epochs 500]
 
 1. end to end: `-m optimizer.lr=0.001,0.01,0.1,1.0 repeats=5` (4 configurations x 5 seeds)
    three ways, each one `nnlab-train -m` process on a fresh sqlite store:
@@ -15,6 +15,9 @@
 3. the cost of per-member hyperparameters: 8 members with 8 learning rates (8 parameter
    groups, nnlab.training.member_optimizer) against 8 with one lr (one group) and against the
    same 8 trained one by one, member-epochs per second, batch 32 and full batch.
+4. seed 003's four exercise sweeps (`sweep=architectures|activations|learning_rates|l2`,
+   `repeats=5`), with the basic sweeper (each job's repeats a population of its own) and with
+   the population sweeper, end to end.
 
 Prints Markdown tables.
 """
@@ -188,9 +191,39 @@ def hyperparameter_section() -> list[str]:
     return lines
 
 
+def seed003_section(epochs: int) -> list[str]:
+    lines = [
+        f"## Seed 003's exercise sweeps, repeats=5, {epochs} epochs, start-up included",
+        "",
+        "| sweep | basic sweeper, s | population sweeper, s | ratio |",
+        "|---|---|---|---|",
+    ]
+    for preset in ("architectures", "activations", "learning_rates", "l2"):
+        walls = []
+        for sweeper in ("basic", "nnlab_population"):
+            with tempfile.TemporaryDirectory() as tmp:
+                uri = f"sqlite:///{tmp}/mlflow.db"
+                env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "NNLAB_HYDRA_DIR": f"{tmp}/h"}
+                args = [
+                    str(BIN / "nnlab-train"),
+                    "-m",
+                    f"sweep={preset}",
+                    f"hydra/sweeper={sweeper}",
+                    "repeats=5",
+                    f"trainer.max_epochs={epochs}",
+                    "trainer.progress=none",
+                ]
+                start = time.perf_counter()
+                subprocess.run(args, env=env, check=True, capture_output=True)
+                walls.append(time.perf_counter() - start)
+        lines.append(f"| {preset} | {walls[0]:.1f} | {walls[1]:.1f} | {walls[1] / walls[0]:.2f} |")
+        print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sections", default="1,2,3")
+    parser.add_argument("--sections", default="1,2,3,4")
     parser.add_argument("--epochs", type=int, default=500)
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -201,6 +234,8 @@ def main() -> None:
         out += throughput_section() + [""]
     if "3" in sections:
         out += hyperparameter_section() + [""]
+    if "4" in sections:
+        out += seed003_section(args.epochs) + [""]
     print("\n".join(out))
 
 
