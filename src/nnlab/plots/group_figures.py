@@ -130,7 +130,8 @@ def objective_errorbar_figure(
         fontsize=8,
         color="0.35",
     )
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # one unlabelled series needs no legend (or warning)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     return fig
 
 

@@ -343,7 +343,9 @@ def heatmap_figure(
     for i in range(len(rows)):
         for j in range(len(cols)):
             text = "failed" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
-            ax.text(j, i, text, ha="center", va="center", color="w", fontsize=9)
+            # White reads on viridis' dark end, black on its yellow end.
+            bright = not np.isnan(grid[i, j]) and image.norm(grid[i, j]) > 0.6
+            ax.text(j, i, text, ha="center", va="center", color="k" if bright else "w", fontsize=9)
     ax.set(xlabel=col_key, ylabel=row_key, title=title or objective)
     fig.colorbar(image, ax=ax, label=objective)
     return fig
