@@ -25,9 +25,7 @@ Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +57,20 @@ def overheads(uri: str) -> list[float]:
     ]
 
 
+def timed_sweep(args: list[str], with_overheads: bool = False) -> tuple[float, float | None]:
+    """One `nnlab-train -m` on a fresh sqlite store (benchmarks/population.py's fresh_env and
+    timed_command): its wall time, and the median of its runs' per-member output cost."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from population import fresh_env, timed_command
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = fresh_env(tmp, "sweep")
+        wall = timed_command(args, env)
+        if not with_overheads:
+            return wall, None
+        return wall, statistics.median(overheads(env["MLFLOW_TRACKING_URI"]))
+
+
 def end_to_end_section(epochs: int) -> list[str]:
     lines = [
         f"## A 4-lr x 5-seed sweep, {epochs} epochs, start-up included",
@@ -68,14 +80,8 @@ def end_to_end_section(epochs: int) -> list[str]:
     ]
     walls = {}
     for way, extra in WAYS.items():
-        with tempfile.TemporaryDirectory() as tmp:
-            uri = f"sqlite:///{tmp}/mlflow.db"
-            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "NNLAB_HYDRA_DIR": f"{tmp}/hydra"}
-            args = [str(BIN / "nnlab-train"), "-m", *SWEEP, f"trainer.max_epochs={epochs}", *extra]
-            start = time.perf_counter()
-            subprocess.run(args, env=env, check=True, capture_output=True)
-            walls[way] = time.perf_counter() - start
-            cost = statistics.median(overheads(uri))
+        args = [str(BIN / "nnlab-train"), "-m", *SWEEP, f"trainer.max_epochs={epochs}", *extra]
+        walls[way], cost = timed_sweep(args, with_overheads=True)
         first = next(iter(walls.values()))
         lines.append(f"| {way} | {walls[way]:.1f} | {walls[way] / first:.2f} | {cost:.3f} |")
         print(lines[-1], file=sys.stderr, flush=True)
@@ -201,21 +207,16 @@ def seed003_section(epochs: int) -> list[str]:
     for preset in ("architectures", "activations", "learning_rates", "l2"):
         walls = []
         for sweeper in ("basic", "nnlab_population"):
-            with tempfile.TemporaryDirectory() as tmp:
-                uri = f"sqlite:///{tmp}/mlflow.db"
-                env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "NNLAB_HYDRA_DIR": f"{tmp}/h"}
-                args = [
-                    str(BIN / "nnlab-train"),
-                    "-m",
-                    f"sweep={preset}",
-                    f"hydra/sweeper={sweeper}",
-                    "repeats=5",
-                    f"trainer.max_epochs={epochs}",
-                    "trainer.progress=none",
-                ]
-                start = time.perf_counter()
-                subprocess.run(args, env=env, check=True, capture_output=True)
-                walls.append(time.perf_counter() - start)
+            args = [
+                str(BIN / "nnlab-train"),
+                "-m",
+                f"sweep={preset}",
+                f"hydra/sweeper={sweeper}",
+                "repeats=5",
+                f"trainer.max_epochs={epochs}",
+                "trainer.progress=none",
+            ]
+            walls.append(timed_sweep(args)[0])
         lines.append(f"| {preset} | {walls[0]:.1f} | {walls[1]:.1f} | {walls[1] / walls[0]:.2f} |")
         print(lines[-1], file=sys.stderr, flush=True)
     return lines

@@ -146,14 +146,33 @@ def train_group(
 ) -> float:
     """`repeats=N`: the group's members (nnlab.training.repeats), or the interrupted population
     `resume` continued; returns the mean objective over the members that finished."""
-    from nnlab.tracking.store.preflight import store_failure
-    from nnlab.tracking.store.runs import tracking_uri
     from nnlab.training.repeats import run_group
 
     try:
-        group = run_group(cfg, overrides, tags, swept, resume)
+        trained, group = guarded(
+            cfg, give_up, lambda: run_group(cfg, overrides, tags, swept, resume)
+        )
     except ConfigError as err:  # trainer.population=true where no population can train
         return give_up(f"bad config: {err}", 2)
+    if not trained:
+        return group  # the store failed: give_up's value
+    print(f"nnlab: {group.summary_line()}", flush=True)
+    if not group.members:
+        return give_up(f"every one of the {cfg.repeats} repeats failed", 1)
+    if group.parent_run_id:
+        print_group_where(group, cfg.tracking.experiment)
+    return group.objective
+
+
+def guarded(cfg: DictConfig, give_up, train):
+    """Run `train()` for several runs at once: (True, what it returned), or (False, give_up's
+    value) when the store failed. Ctrl-C and SIGTERM exit 130, the runs marked KILLED; any
+    other error is raised."""
+    from nnlab.tracking.store.preflight import store_failure
+    from nnlab.tracking.store.runs import tracking_uri
+
+    try:
+        return True, train()
     except KeyboardInterrupt as err:
         print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
         sys.exit(130)
@@ -161,15 +180,8 @@ def train_group(
         broken_store = store_failure(err)
         if broken_store is None:
             raise
-        return give_up(
-            f"tracking store {redact(tracking_uri(cfg.tracking.uri))}: {broken_store}", 3
-        )
-    print(f"nnlab: {group.summary_line()}", flush=True)
-    if not group.members:
-        return give_up(f"every one of the {cfg.repeats} repeats failed", 1)
-    if group.parent_run_id:
-        print_group_where(group, cfg.tracking.experiment)
-    return group.objective
+        uri = redact(tracking_uri(cfg.tracking.uri))
+        return False, give_up(f"tracking store {uri}: {broken_store}", 3)
 
 
 def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -> float:
@@ -179,8 +191,6 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
     from dataclasses import replace
 
     from nnlab.sweeps.population_jobs import job_config
-    from nnlab.tracking.store.preflight import store_failure
-    from nnlab.tracking.store.runs import tracking_uri
     from nnlab.training.population import Member, repeat_members, train_population
     from nnlab.training.repeats import repeat_tags
 
@@ -201,22 +211,18 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
         # A job's repeats are members too, tagged as its group's (nnlab.training.repeats).
         repeat = repeat_members(config, job_overrides, lambda k, s, t=tags: repeat_tags(t, k, s))
         jobs += [
-            replace(m, line=f"job {num}, {m.line}") for m in map(repeat, range(config.repeats))
+            replace(m, line=f"job {num}, {m.line}", job=f"job {num}")
+            for m in map(repeat, range(config.repeats))
         ]
     if not jobs:
         return give_up("every job of this population has a bad config", 2)
     print(f"nnlab: jobs {', '.join(nums)} trained as one population of {len(jobs)}", flush=True)
-    try:
-        results, failures = train_population(jobs[0].config, overrides, None, swept, jobs=jobs)
-    except KeyboardInterrupt as err:
-        print(f"nnlab-train: {err or 'interrupted'}; the runs are marked KILLED", file=sys.stderr)
-        sys.exit(130)
-    except Exception as err:
-        broken_store = store_failure(err)
-        if broken_store is None:
-            raise
-        uri = redact(tracking_uri(cfg.tracking.uri))
-        return give_up(f"tracking store {uri}: {broken_store}", 3)
+    trained, outcome = guarded(
+        cfg, give_up, lambda: train_population(jobs[0].config, overrides, None, swept, jobs=jobs)
+    )
+    if not trained:
+        return outcome  # the store failed: give_up's value
+    results, failures = outcome
     for result in results:
         print_summary(result, cfg.tracking.experiment, in_sweep=True)
     print_group_lines(jobs, results, failures)
@@ -234,8 +240,8 @@ def print_group_lines(jobs, results, failures: list[str]) -> None:
     by_run = {r.run_id: r for r in results}
     groups: dict[str, list] = {}
     for member in jobs:
-        if ", repeat " in member.line:
-            groups.setdefault(member.line.split(",")[0], []).append(member)
+        if member.job:
+            groups.setdefault(member.job, []).append(member)
     for job, members in groups.items():
         config = members[0].config
         group = GroupResult(group_id(config), str(config.objective))

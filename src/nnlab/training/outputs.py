@@ -44,12 +44,14 @@ from nnlab.training.setup import DTYPES, RunResult, RunSetup
 
 
 def finish_member(
-    client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name, drawn=None
-):
+    client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name, drawn=None,
+    net=None,
+):  # fmt: skip
     """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
     population it trained in (a plain run is member 0 of one). Returns its RunResult.
-    `drawn`: its figures, already being drawn in a worker (log_outputs)."""
-    net = member_network(cfg, module, k, setup)
+    `drawn`: its figures, already being drawn in a worker (log_outputs); `net`: member k on
+    its own, when already built for them."""
+    net = net if net is not None else member_network(cfg, module, k, setup)
     metrics = {key: points[-1][1] for key, points in logger.history.items()}
     objective = metrics.get(str(cfg.objective), math.nan)
     if stopper is not None and stopper.best_epoch[k] is not None:

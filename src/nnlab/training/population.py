@@ -87,6 +87,7 @@ class Member:
     tags: dict
     name_suffix: str  # after the run's name: " · seed N" for a repeat
     line: str  # how messages name it: "repeat 2 (seed 43)", "job 3"
+    job: str = ""  # a sweep's job whose repeat this is ("job 3"), for its group's summary line
     run_id: str | None = None  # its run, once train_population has opened it
 
 
@@ -235,8 +236,8 @@ def _note_skipped_job(client, tags: dict, twin) -> None:
 
 def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> dict:
     """Every trained member's figures handed to the figure worker at once, so that it draws
-    while the members' other outputs are written: member -> Future of its figures' folder
-    (none when figures are drawn in this process)."""
+    while the members' other outputs are written: member -> (its network on its own, the
+    Future of its figures' folder); empty when figures are drawn in this process."""
     drawn = {}
     if not figures.active:
         return drawn  # each member draws its own, in log_outputs
@@ -244,9 +245,9 @@ def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> 
         if k in module.failures:
             continue
         cfg, setup = members[k], setups[k]
-        net = member_network(cfg, module, k, setup)
+        net = member_network(cfg, module, k, setup)  # built once: finish_member reuses it
         recipes = figure_recipes(cfg, net, setup.splits, setup.task, loggers[k].history)
-        drawn[k] = figures.submit(recipes, folder / str(k))
+        drawn[k] = (net, figures.submit(recipes, folder / str(k)))
     return drawn
 
 
@@ -259,9 +260,10 @@ def _finish_member(client, runs, i, k, line, member, setup, module, stopper, log
         error = f"TrainingDiverged: {module.failures[k]}"
         runs.close(i, "FAILED", error)
         return f"{line}: training diverged ({module.failures[k]})"
+    net, figures = drawn or (None, None)
     try:
         return finish_member(
-            client, runs.ids[i], member, setup, module, k, stopper, logger, name, drawn
+            client, runs.ids[i], member, setup, module, k, stopper, logger, name, figures, net
         )
     except Exception as err:
         if store_failure(err) is not None:
