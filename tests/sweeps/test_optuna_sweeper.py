@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from nnlab.sweeps import study as nnlab_study
+from nnlab.tracking.store.names import JOB_NUM_TAG
 from tests.commands import BIN, spawn_cli, wait_for
 
 TINY = [
@@ -172,6 +173,61 @@ def test_the_median_pruner_stops_a_hopeless_trial(store):
 
 
 @pytest.mark.slow
+def test_trials_asked_together_train_as_one_population_and_a_pruned_member_stops_alone(store):
+    """n_jobs=2 over learning rates: each pair of trials is one population, each trial its own
+    run. The second pair holds a hopeless lr (1e-9): the median pruner, told by the first
+    pair's finished trials, stops that member after the warm-up while its partner (trial 0's
+    lr again) trains on to the end, to trial 0's value: a member is the trial it stands for."""
+    proc = optuna_search(
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.pruner_startup_trials=2",
+        "hydra.sweeper.pruner_warmup_epochs=2",
+        "optimizer.lr=tag(log,interval(1e-9,1.0))",
+        "hydra.sweeper.enqueue=[{optimizer.lr: 0.3},{optimizer.lr: 0.2},"
+        "{optimizer.lr: 1e-9},{optimizer.lr: 0.3}]",
+        "trainer.max_epochs=12",
+        "trainer.precision=64",
+        "data.n_samples=160",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "tracking.log_plots=false",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "jobs 0, 1 trained as one population of 2" in proc.stdout
+    assert "jobs 2, 3 trained as one population of 2" in proc.stdout
+    study = the_study(store)
+    states = [t.state for t in study.trials]
+    assert states == [
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.COMPLETE,
+    ]
+    client = MlflowClient(store)
+    trial_runs = [client.get_run(t.user_attrs[nnlab_study.RUN_ATTR]) for t in study.trials]
+    assert len({r.info.run_id for r in trial_runs}) == 4
+    for trial, run in zip(study.trials, trial_runs, strict=True):
+        assert run.data.tags[JOB_NUM_TAG] == str(trial.number)
+        assert float(run.data.params["optimizer.lr"]) == trial.params["optimizer.lr"]
+        if trial.state == TrialState.COMPLETE:  # its own value, not its population's mean
+            assert run.info.status == "FINISHED"
+            assert trial.value == pytest.approx(run.data.metrics["val/loss"], rel=1e-12)
+            assert len(client.get_metric_history(run.info.run_id, "val/loss")) == 12
+    first, second, _, partner_trial = study.trials
+    assert partner_trial.value == pytest.approx(first.value, rel=1e-9) != second.value
+    pruned, partner = trial_runs[2], trial_runs[3]
+    epoch = study.trials[2].user_attrs[nnlab_study.PRUNED_ATTR]
+    assert 2 <= epoch < 11
+    assert pruned.info.status == "KILLED" and pruned.data.tags["nnlab.pruned"] == f"epoch {epoch}"
+    assert len(client.get_metric_history(pruned.info.run_id, "val/loss")) == epoch + 1
+    assert not any(k.startswith("test/") for k in pruned.data.metrics)  # nothing to test
+    assert any(k.startswith("test/") for k in partner.data.metrics)
+    assert "job 2: pruned at epoch" in proc.stderr
+
+
+@pytest.mark.slow
 def test_parallel_joblib_trials_share_one_study_with_two_objectives(store):
     proc = spawn_cli(
         "nnlab-train",
@@ -180,6 +236,7 @@ def test_parallel_joblib_trials_share_one_study_with_two_objectives(store):
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
         "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.populations=false",  # one job per trial, so two workers
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.objectives=[val/loss,model/parameters]",
         "hydra.sweeper.directions=[minimize,minimize]",

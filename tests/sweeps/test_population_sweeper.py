@@ -37,7 +37,7 @@ def test_jobs_that_differ_in_member_keys_or_widths_share_one_job_each_depth_its_
         ["optimizer.lr=0.3", "model.hidden=[8]", "seed=3"],
         ["optimizer.lr=0.1", "model.activation=tanh", "model.hidden=[4]"],
     ]
-    jobs = group_jobs(batch, 10, ANY_JOB, max_members=64)
+    jobs = group_jobs(batch, range(10, 10 + len(batch)), ANY_JOB, max_members=64)
     assert len(jobs) == 3
     # One hidden layer of 4 or 8 units: one population, widths padded.
     assert members_of(jobs[0]) == [
@@ -54,7 +54,7 @@ def test_jobs_that_differ_in_member_keys_or_widths_share_one_job_each_depth_its_
 
 def test_jobs_that_cannot_share_run_alone_and_large_groups_split():
     batch = [[f"optimizer.lr={lr}"] for lr in (0.1, 0.2, 0.3, 0.4, 0.5)]
-    jobs = group_jobs(batch, 0, lambda o: o != ["optimizer.lr=0.3"], max_members=2)
+    jobs = group_jobs(batch, range(len(batch)), lambda o: o != ["optimizer.lr=0.3"], max_members=2)
     assert [members_of(j) for j in jobs] == [
         [(0, ["optimizer.lr=0.1"]), (1, ["optimizer.lr=0.2"])],
         [(2, [])],

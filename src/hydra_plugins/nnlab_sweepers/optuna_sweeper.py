@@ -3,7 +3,11 @@ Optuna, with a persistent and resumable study (nnlab.sweeps.study), pruning and 
 the failing trial's.
 
 The loop: ask the study for up to `n_jobs` trials, turn each into Hydra overrides, launch them
-with the configured launcher (basic, joblib, Ray), and tell the study each result:
+with the configured launcher (basic, joblib, Ray), and tell the study each result. Trials that
+differ only in what members may (lr, weight decay, seeds, widths: nnlab.config.member_keys)
+train as one population, one job of the launcher, each trial still its own run and its own
+member: a pruned trial stops alone (`hydra.sweeper.populations=false`: one job per trial).
+The results:
 - a number: COMPLETE (several objectives are read from the trial's MLflow run);
 - NaN from a job that was pruned (it says so in the trial's attrs): PRUNED;
 - NaN or an exception otherwise (a bad config, a diverged run): FAIL; the study goes on.
@@ -33,6 +37,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
 from nnlab.sweeps import study as nnlab_study
+from nnlab.sweeps.population_jobs import group_jobs, members_of, shares_a_population
 
 log = logging.getLogger(__name__)
 
@@ -80,19 +85,38 @@ class NnlabOptunaSweeper(Sweeper):
             trials = [study.ask(distributions) for _ in range(batch)]
             for trial in trials:
                 trial.set_user_attr(nnlab_study.DRIVER_ATTR, nnlab_study.this_driver())
-            overrides = [
-                [
-                    *search.fixed,
-                    *(f"{k}={_as_override(v)}" for k, v in trial.params.items()),
-                    *nnlab_study.job_environment(search, trial._trial_id, pruner),
-                ]
-                for trial in trials
-            ]
-            returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
-            for trial, job in zip(trials, returns, strict=True):
-                tell(study, search, trial, job)
+            jobs = self._jobs(search, trials, pruner)
+            returns = self.launcher.launch(
+                [job for job, _ in jobs], initial_job_idx=trials[0].number
+            )
+            for (_, members), job in zip(jobs, returns, strict=True):
+                for trial in members:
+                    tell(study, search, trial, job, in_a_population=len(members) > 1)
         self._log_study(study, search)
         return study
+
+    def _jobs(self, search, trials, pruner: str) -> list[tuple[list[str], list]]:
+        """The jobs that run `trials`, each with the trials it trains: trials that can share a
+        population are one job (hydra.sweeper.populations; nnlab.sweeps.population_jobs), the
+        others one job each. A trial's job number is its number."""
+        sweeper = self.config.hydra.sweeper
+        by_number = {t.number: t for t in trials}
+        batch = [
+            [*search.fixed, *(f"{k}={_as_override(v)}" for k, v in t.params.items())]
+            for t in trials
+        ]
+
+        def can_share(overrides) -> bool:
+            if not sweeper.get("populations", True):
+                return False
+            return shares_a_population(self.hydra_context, self.config, overrides, in_a_trial=True)
+
+        jobs = []
+        for job in group_jobs(batch, list(by_number), can_share, sweeper.get("max_members", 64)):
+            members = [by_number[num] for num in members_of(job)]
+            trial_ids = {t.number: t._trial_id for t in members}
+            jobs.append((job + nnlab_study.job_environment(search, trial_ids, pruner), members))
+        return jobs
 
     # -- settings ---------------------------------------------------------------------------
     def _sampler(self, distributions, seed: int):
@@ -194,8 +218,10 @@ def waiting(study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
-def tell(study, search, trial, job) -> None:
-    """The study learns the job's result: COMPLETE, PRUNED or FAIL."""
+def tell(study, search, trial, job, in_a_population: bool = False) -> None:
+    """The study learns the trial's result from its job: COMPLETE, PRUNED or FAIL. A job that
+    trained several trials as one population returns their mean: each trial's own value is
+    in its attrs (a trial without one failed)."""
     from optuna.trial import TrialState
 
     try:
@@ -205,6 +231,8 @@ def tell(study, search, trial, job) -> None:
         _tell(study, trial, state=TrialState.FAIL)
         return
     attrs = study._storage.get_trial(trial._trial_id).user_attrs
+    if in_a_population:
+        value = attrs.get(nnlab_study.OBJECTIVE_ATTR, math.nan)
     if nnlab_study.PRUNED_ATTR in attrs:
         _tell(study, trial, state=TrialState.PRUNED)
         return

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from nnlab.config.member_keys import why_not_population
-from nnlab.sweeps.population_jobs import group_jobs
+from nnlab.sweeps.population_jobs import group_jobs, shares_a_population
 
 
 class NnlabPopulationSweeper(BasicSweeper):
@@ -25,14 +24,8 @@ class NnlabPopulationSweeper(BasicSweeper):
         batch = super().get_job_batch()
         first = self.jobs_launched
         self.jobs_launched += len(batch)
-        return group_jobs(batch, first, self._can_share, self.max_members)
+        numbers = range(first, first + len(batch))
+        return group_jobs(batch, numbers, self._can_share, self.max_members)
 
     def _can_share(self, overrides: Sequence[str]) -> bool:
-        """Whether that job's config lets it train as members (an elementwise optimizer on the
-        cpu, populations not turned off, not a resumed run)."""
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-        if cfg.resume is not None:
-            return False
-        if cfg.trainer.get("population", "auto") is False:
-            return False
-        return why_not_population(cfg, in_a_trial=False) is None  # trials have their sweeper
+        return shares_a_population(self.hydra_context, self.config, overrides, in_a_trial=False)

@@ -186,14 +186,17 @@ def guarded(cfg: DictConfig, give_up, train):
 
 def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -> float:
     """A sweep's jobs trained as one population (nnlab.sweeps.population_jobs), each its own
-    run under the sweep's parent. A job whose config is bad fails alone, before training;
-    returns the mean objective of the jobs that finished."""
+    run under the sweep's parent; an Optuna search's trials, each its own member. A job whose
+    config is bad fails alone, before training; returns the mean objective of the jobs that
+    finished (each trial's own goes to its trial)."""
     from dataclasses import replace
 
     from nnlab.sweeps.population_jobs import job_config
+    from nnlab.sweeps.study import trials_of_this_job
     from nnlab.training.population import Member, repeat_members, train_population
     from nnlab.training.repeats import repeat_tags
 
+    trials = trials_of_this_job()  # job number -> Optuna trial, when the jobs are trials
     jobs, nums = [], []
     for num, member_overrides in members:
         config = job_config(cfg, member_overrides)
@@ -206,7 +209,9 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
         tags = {**sweep_protocol.job_tags(job_overrides, num), **scheduler_tags()}
         nums.append(str(num))
         if int(config.repeats) == 1:
-            jobs.append(Member(config, job_overrides, tags, "", f"job {num}"))
+            jobs.append(
+                Member(config, job_overrides, tags, "", f"job {num}", trial=trials.get(num))
+            )
             continue
         # A job's repeats are members too, tagged as its group's (nnlab.training.repeats).
         repeat = repeat_members(config, job_overrides, lambda k, s, t=tags: repeat_tags(t, k, s))

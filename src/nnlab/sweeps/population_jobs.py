@@ -31,18 +31,19 @@ def _key(override: str) -> str:
 
 def group_jobs(
     batch: Sequence[Sequence[str]],
-    first_job: int,
+    numbers: Sequence[int],
     can_share: Callable[[Sequence[str]], bool],
     max_members: int,
 ) -> list[list[str]]:
-    """`batch`: each job's overrides, numbered from `first_job`. Returns the jobs to launch, in
+    """`batch`: each job's overrides, with its job number in `numbers` (an Optuna trial's job
+    has its trial's number). Returns the jobs to launch, in
     the order of their first member; each carries MEMBERS_KEY, so that its runs keep their
     original job numbers: ['<num>'] for a job that runs alone, one entry per member for a
     group. `can_share(overrides)`: whether that job's config allows a population."""
     # (the overrides to launch with, [(job num, its member overrides, all its overrides)])
     launched: list[tuple[list[str], list[tuple[int, list[str], list[str]]]]] = []
     open_groups: dict[tuple[str, ...], list[tuple[int, list[str], list[str]]]] = {}
-    for num, overrides in enumerate(batch, start=first_job):
+    for num, overrides in zip(numbers, batch, strict=True):
         overrides = list(overrides)
         members = [o for o in overrides if _varies_per_member(o)]
         shared = tuple(o for o in overrides if not _varies_per_member(o))
@@ -81,6 +82,29 @@ def _depth(override: str) -> int | None:
     except Exception:  # Hydra's own error comes when the job composes
         return None
     return len(value) if isinstance(value, list) else None
+
+
+def shares_a_population(hydra_context, sweep_config, overrides, in_a_trial: bool) -> bool:
+    """Whether that job's config lets it train as a member: an elementwise optimizer on the
+    cpu, populations not turned off, not a resumed run, and for an Optuna trial, no repeats
+    (a trial follows one run: nnlab.config.member_keys.why_not_population)."""
+    from nnlab.config.member_keys import why_not_population
+
+    cfg = hydra_context.config_loader.load_sweep_config(sweep_config, list(overrides))
+    if cfg.resume is not None or cfg.trainer.get("population", "auto") is False:
+        return False
+    if in_a_trial and int(cfg.repeats) > 1:
+        return False
+    return why_not_population(cfg) is None
+
+
+def members_of(job: Sequence[str]) -> list[int]:
+    """The job numbers a launched job (from group_jobs) trains."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = next(o for o in job if o.startswith(f"{MEMBERS_KEY}="))
+    entries = OverridesParser.create().parse_override(override).value()
+    return [num for num, _ in decode(entries)]
 
 
 def decode(entries: Sequence[str]) -> list[tuple[int, list[str]]]:

@@ -11,9 +11,12 @@ explicitly refuses a different search space, in one line.
 What the sweeper, the sweep's parent run and the jobs share goes through the storage:
 - study attrs: the search space, and the sweep's MLflow parent run (resume continues it);
 - trial attrs: the MLflow run of the trial (set by the job), the driver (host:pid) that
-  launched it, and the epoch it was pruned at (set by the job).
-Jobs find their trial through environment variables set per job (`hydra.job.env_set`), so
-they reach it on any launcher. Optuna is imported only inside functions.
+  launched it, the epoch it was pruned at and, when trials trained as one population, its
+  objective (both set by the job).
+Jobs find their trials through environment variables set per job (`hydra.job.env_set`), so
+they reach them on any launcher: one trial per job, or one per member when the sweeper
+grouped trials into a population (nnlab.sweeps.population_jobs). Optuna is imported only
+inside functions.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from omegaconf import DictConfig
 
 STORAGE_ENV = "NNLAB_OPTUNA_STORAGE"
 STUDY_ENV = "NNLAB_OPTUNA_STUDY"
-TRIAL_ENV = "NNLAB_OPTUNA_TRIAL_ID"
+TRIAL_ENV = "NNLAB_OPTUNA_TRIAL_ID"  # '<job num>:<trial id>,...': a population has several
 PRUNER_ENV = "NNLAB_OPTUNA_PRUNER"  # the pruner's spec: the job decides whether it is pruned
 
 SPACE_ATTR = "nnlab.search_space"
@@ -38,6 +41,7 @@ PARENT_ATTR = "nnlab.mlflow_parent_run_id"
 RUN_ATTR = "nnlab.mlflow_run_id"
 DRIVER_ATTR = "nnlab.driver"
 PRUNED_ATTR = "nnlab.pruned_at_epoch"
+OBJECTIVE_ATTR = "nnlab.objective"  # set by a population's job: one value per trial
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("none", "median", "successive_halving", "hyperband")
@@ -236,16 +240,18 @@ def make_pruner(spec: str):
     return optuna.pruners.NopPruner()
 
 
-def job_environment(search: SearchDefinition, trial_id: int, pruner: str) -> list[str]:
-    """Overrides that set the trial's environment in its job's process, on any launcher."""
+def job_environment(search: SearchDefinition, trial_ids: dict[int, int], pruner: str) -> list[str]:
+    """Overrides that set the trials' environment in their job's process, on any launcher.
+    `trial_ids`: job number -> Optuna trial id, for each job the launched job trains."""
 
     def quoted(value: str) -> str:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
+    trials = ",".join(f"{num}:{trial_id}" for num, trial_id in trial_ids.items())
     return [
         f"+hydra.job.env_set.{STORAGE_ENV}={quoted(search.storage)}",
         f"+hydra.job.env_set.{STUDY_ENV}={quoted(search.study_name)}",
-        f"+hydra.job.env_set.{TRIAL_ENV}={trial_id}",
+        f"+hydra.job.env_set.{TRIAL_ENV}={quoted(trials)}",
         f"+hydra.job.env_set.{PRUNER_ENV}={quoted(pruner)}",
     ]
 
@@ -257,10 +263,11 @@ def job_is_a_trial() -> bool:
     return bool(os.environ.get(TRIAL_ENV))
 
 
-def trial_of_this_job():
-    """The Optuna trial this job runs, or None outside nnlab's Optuna sweeper."""
+def trials_of_this_job() -> dict:
+    """The Optuna trials this job trains, by job number ({} outside nnlab's Optuna sweeper):
+    one, or one per member of a population of trials."""
     if not os.environ.get(TRIAL_ENV):
-        return None
+        return {}
     import optuna
 
     study = optuna.load_study(
@@ -268,4 +275,14 @@ def trial_of_this_job():
         storage=_storage(os.environ[STORAGE_ENV]),
         pruner=make_pruner(os.environ.get(PRUNER_ENV, "none 0 0 0")),
     )
-    return optuna.trial.Trial(study, int(os.environ[TRIAL_ENV]))
+    trials = {}
+    for entry in os.environ[TRIAL_ENV].split(","):
+        num, _, trial_id = entry.rpartition(":")
+        trials[int(num) if num else 0] = optuna.trial.Trial(study, int(trial_id))
+    return trials
+
+
+def trial_of_this_job():
+    """The one Optuna trial this job runs alone, or None outside nnlab's Optuna sweeper."""
+    trials = trials_of_this_job()
+    return next(iter(trials.values())) if len(trials) == 1 else None

@@ -153,6 +153,8 @@ class PopulationModule(pl.LightningModule):
         self.engine = isinstance(net, EngineMLP)  # another framework computes the gradients
         self.alive = list(range(data.members))  # members still training
         self.failures: dict[int, str] = {}  # member -> why it diverged
+        # member -> why the search pruned it (nnlab.training.trial_pruning: a RunStopped)
+        self.pruned: dict[int, Exception] = {}
         self.epoch_metrics: list[dict[str, float]] = [{} for _ in range(data.members)]
         self.test_metrics: list[dict[str, float]] = [{} for _ in range(data.members)]
 
@@ -181,7 +183,8 @@ class PopulationModule(pl.LightningModule):
         self.record_fn(k, epoch, metrics)
 
     def stop_member(self, k: int) -> None:
-        """Member k trains no more (it stopped early, or diverged); the others go on."""
+        """Member k trains no more (it stopped early, diverged or was pruned); the others go
+        on."""
         if k in self.alive:
             self.alive.remove(k)
         if not self.alive:
@@ -272,8 +275,8 @@ class PopulationModule(pl.LightningModule):
         out = self.outputs(self.data.x_test)
         every = evaluate_members(self.task, self.loss_name, out, self.data.y_test, "test")
         for k in range(self.members):
-            if k in self.failures:
-                continue  # a diverged member has no result to test
+            if k in self.failures or k in self.pruned:
+                continue  # a diverged or pruned member has no result to test
             self.test_metrics[k] = every[k]
             # Test metrics are one evaluation, not a curve: logged at step 0, where MLflow's
             # charts draw a metric with a single step as a bar with its value.

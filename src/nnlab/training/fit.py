@@ -136,7 +136,7 @@ def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
         trainer = build_trainer(cfg, logger, callbacks, scratch)
         try:
             trainer.fit(module, train_dataloaders=OneItem(), ckpt_path=checkpoint)
-            if len(module.failures) < module.members:
+            if len(module.failures) + len(module.pruned) < module.members:
                 trainer.test(module, dataloaders=OneItem(), verbose=False)
         finally:
             logger.flush()  # whatever was measured is kept, also when training fails

@@ -60,6 +60,7 @@ from nnlab.training.run import (
     skipped_result,
 )
 from nnlab.training.setup import quiet_lightning, run_setup
+from nnlab.training.trial_pruning import TrialPruning
 
 
 def wanted(cfg: DictConfig) -> bool:
@@ -89,6 +90,7 @@ class Member:
     line: str  # how messages name it: "repeat 2 (seed 43)", "job 3"
     job: str = ""  # a sweep's job whose repeat this is ("job 3"), for its group's summary line
     run_id: str | None = None  # its run, once train_population has opened it
+    trial: object = None  # its Optuna trial, when the sweep's trials train as members
 
 
 def repeat_members(cfg, overrides, member_tags) -> Callable[[int], Member]:
@@ -171,6 +173,8 @@ def train_population(
     closers = [
         describer(members[k], setups[k], lambda lg=loggers[k]: lg.history, parent) for k in logged
     ]
+    trials = {k: m.trial for k, m in enumerate(specs) if m.trial is not None}
+    pruning = TrialPruning(trials, cfg.objective, cfg.trainer.max_epochs) if trials else None
     results, failures = [], []
     with open_runs(
         client,
@@ -195,6 +199,9 @@ def train_population(
         what = "jobs" if jobs is not None else "seeds"
         label = f"{run_name_of(members[0], setups[0], swept_keys)} · {n} {what}"
         stopper = early_stopper(cfg)
+        if pruning is not None:
+            for i, k in enumerate(logged):
+                pruning.note_run(k, runs.ids[i])
         workers = figure_workers(cfg.tracking.get("figure_workers", "auto"), len(logged))
         with (
             # Started now, the figure worker's start-up overlaps the training.
@@ -206,7 +213,7 @@ def train_population(
             module = population_module(cfg, members, setups)
             checkpoint = resume.checkpoint if resume is not None else None
             module = fit_and_test(
-                cfg, module, PopulationLogger(loggers), label, (stopper,), checkpoint
+                cfg, module, PopulationLogger(loggers), label, (stopper, pruning), checkpoint
             )
             fit_seconds = time.perf_counter() - fit_started
             drawn = _draw_figures(figures, Path(folder), logged, members, setups, module, loggers)
@@ -217,8 +224,10 @@ def train_population(
                 )  # fmt: skip
                 if isinstance(result, str):
                     failures.append(result)
-                    print(f"nnlab-train: {result}; its run is marked FAILED", file=sys.stderr)
+                    print(f"nnlab-train: {result}", file=sys.stderr)
                     continue
+                if pruning is not None:
+                    pruning.note_objective(k, result.objective)
                 results.append(result)
                 print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
@@ -253,13 +262,18 @@ def _draw_figures(figures, folder, logged, members, setups, module, loggers) -> 
 
 def _finish_member(client, runs, i, k, line, member, setup, module, stopper, logger, drawn):
     """Log the outputs of the population's member k (named `line` in messages) and close its run
-    (`runs`' i-th). Returns its RunResult, or a line saying why it failed (its run then closed
-    FAILED)."""
+    (`runs`' i-th). Returns its RunResult, or a line saying why it has none (its run then
+    closed FAILED, or KILLED when the search pruned it)."""
     name = logger.run_name
     if k in module.failures:
         error = f"TrainingDiverged: {module.failures[k]}"
         runs.close(i, "FAILED", error)
-        return f"{line}: training diverged ({module.failures[k]})"
+        return f"{line}: training diverged ({module.failures[k]}); its run is marked FAILED"
+    if k in module.pruned:
+        pruned = module.pruned[k]
+        set_tags(client, runs.ids[i], pruned.tags)
+        runs.close(i, "KILLED", str(pruned))
+        return f"{line}: {pruned}; its run is marked KILLED (tag nnlab.pruned)"
     net, figures = drawn or (None, None)
     try:
         return finish_member(
@@ -270,4 +284,4 @@ def _finish_member(client, runs, i, k, line, member, setup, module, stopper, log
             raise
         error = f"{type(err).__name__}: {err}"
         runs.close(i, "FAILED", error)
-        return f"{line}: {error}"
+        return f"{line}: {error}; its run is marked FAILED"

@@ -158,12 +158,14 @@ def run_training(
 
     trial = trial_of_this_job()  # a trial of nnlab's Optuna sweeper, or None
     pruning = (
-        TrialPruning(trial, cfg.objective, cfg.trainer.max_epochs) if trial is not None else None
+        TrialPruning({0: trial}, cfg.objective, cfg.trainer.max_epochs)
+        if trial is not None
+        else None
     )
     stopper = early_stopper(cfg)
     with open_run(client, cfg.tracking.experiment, uri, name, tags, resume_id, describe) as run_id:
         if pruning is not None:
-            pruning.note_run(run_id)
+            pruning.note_run(0, run_id)
         if resume is None:
             log_run_inputs(client, run_id, cfg, overrides, setup)
         logger = BufferedMlflowLogger(client, run_id, history=resume.history if resume else None)
@@ -182,6 +184,8 @@ def run_training(
         fit_seconds = time.perf_counter() - fit_started
         if module.failures:
             raise TrainingDiverged(module.failures[0])
+        if module.pruned:
+            raise module.pruned[0]  # TrialPruned: the run closes KILLED, tagged nnlab.pruned
         result = finish_member(client, run_id, cfg, setup, module, 0, stopper, logger, name)
         log_timings(client, run_id, cfg, fit_seconds, time.perf_counter() - started - fit_seconds)
     return result
