@@ -14,7 +14,7 @@ from nnlab.config.member_keys import why_not_population
 from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG
+from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG, POPULATION_TAG
 from nnlab.training.fit import fit_and_test, member_setups, population_module
 from nnlab.training.population import wanted
 from nnlab.training.repeats import run_group
@@ -154,7 +154,6 @@ def test_refusals_name_the_reason(monkeypatch):
         assert "Optuna trial" in why_not_population(compose_config("repeats=2"), job_is_a_trial())
         assert not wanted(compose_config("repeats=2"))
     for override, words in [
-        ("optimizer._target_=torch.optim.Adafactor", "not an elementwise optimizer"),
         ("trainer.accelerator=auto", "populations train on the cpu"),
     ]:
         cfg = compose_config("repeats=2", override)
@@ -424,27 +423,32 @@ def test_skip_finished_is_decided_per_member(store):
 
 
 def test_an_optimizer_outside_the_elementwise_list_trains_one_optimizer_per_member(store):
-    """Adafactor factors each weight's second moment over its rows and columns: not in the
-    elementwise list, so the members train one by one, each with its own optimizer, and each
-    equals its plain run."""
+    """Adafactor factors each weight's second moment over its rows and columns, so members
+    sharing a stacked tensor would mix: the population steps each member alone, over its own
+    layer shapes, and each member equals its plain run."""
     from nnlab.training.run import run_training
 
     base = [
         "optimizer._target_=torch.optim.Adafactor",
+        "optimizer.lr=0.05",
         "data.n_samples=150",
         "trainer.max_epochs=5",
         "trainer.precision=64",
         *FAST,
     ]
-    cfg = compose_config(*base, "repeats=2", shrink=False)
-    assert "not an elementwise optimizer" in why_not_population(cfg)
+    cfg = compose_config(*base, "repeats=3", "trainer.population=true", shrink=False)
+    assert why_not_population(cfg) is None
     group = run_group(cfg, [], {})
     client = MlflowClient(store)
-    assert len(group.members) == 2
+    assert len(group.members) == 3
+    values = set()
     for member in group.members:
-        seed = int(client.get_run(member.run_id).data.params["seed"])
-        alone = run_training(compose_config(*base, f"seed={seed}", shrink=False))
-        assert member.metrics["val/loss"] == pytest.approx(alone.metrics["val/loss"], rel=1e-12)
+        run = client.get_run(member.run_id)
+        assert run.data.tags[POPULATION_TAG] == "3 members trained together"
+        alone = run_training(compose_config(*base, f"seed={run.data.params['seed']}", shrink=False))
+        assert member.metrics["val/loss"] == pytest.approx(alone.metrics["val/loss"], rel=1e-9)
+        values.add(member.metrics["val/loss"])
+    assert len(values) == 3  # three seeds, three results: no member stepped another's weights
 
 
 def test_early_stopping_state_survives_a_resume(tmp_path):

@@ -41,8 +41,8 @@ OPTIMIZERS = {
 # Those whose step acts on each element of a parameter alone (with scalars shared by every
 # element: lr, betas, the step count), so that on stacked members (nnlab.training.engine) they
 # are N independent optimizers; each is tested against plain runs
-# (tests/training/test_population.py). Any other trains a group's members one by one, each
-# with its own optimizer.
+# (tests/training/test_population.py). Any other steps each member of a population alone, over
+# its own layer shapes (nnlab.training.member_optimizer).
 ELEMENTWISE_OPTIMIZERS = tuple(list(OPTIMIZERS)[:7])
 # Those torch gives a fused step (one kernel for every tensor; trainer.optimizer_kernel).
 FUSED_OPTIMIZERS = (

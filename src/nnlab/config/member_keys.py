@@ -1,7 +1,9 @@
 """Which config keys may differ between the members of one population.
 
 Members are stacked into one network (nnlab.nn.population_nets), so they must share its
-shape, backend, data pipeline and optimizer class. What may differ, member by member:
+shape, backend, data pipeline and optimizer class (any torch.optim one: an optimizer that
+looks across a tensor's elements steps each member alone, nnlab.training.member_optimizer).
+What may differ, member by member:
 - the seeds (a group's repeats);
 - the optimizer's hyperparameters (lr, weight decay, momentum, betas, ...): each member gets
   its own parameter group (nnlab.training.member_optimizer);
@@ -15,8 +17,6 @@ nnlab_population sweeper). No torch here: the sweeper and the config check read 
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
-
-from nnlab.config.check import ELEMENTWISE_OPTIMIZERS
 
 SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 MODEL_MEMBER_KEYS = ("model.l1", "model.init")
@@ -52,12 +52,6 @@ def members_differ_in_optimizer(members: list[DictConfig]) -> bool:
 def why_not_population(cfg: DictConfig, in_a_trial: bool = False) -> str | None:
     """Why `cfg`'s repeats cannot train as one population (one line), or None if they can.
     `in_a_trial`: the job is an Optuna trial (nnlab.sweeps.study.job_is_a_trial)."""
-    target = cfg.optimizer.get("_target_")
-    if target not in ELEMENTWISE_OPTIMIZERS:
-        # Stacked members share each parameter tensor: an optimizer that looks across a
-        # tensor's elements (a factored or orthogonalised update) would mix them.
-        names = ", ".join(t.rsplit(".", 1)[1] for t in ELEMENTWISE_OPTIMIZERS)
-        return f"optimizer._target_={target}: not an elementwise optimizer known here ({names})"
     if cfg.trainer.accelerator != "cpu":  # "auto" may pick a GPU for a plain run
         return f"trainer.accelerator={cfg.trainer.accelerator}: populations train on the cpu"
     if in_a_trial:

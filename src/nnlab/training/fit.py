@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import backends
-from nnlab.config.check import FUSED_OPTIMIZERS
+from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, FUSED_OPTIMIZERS
 from nnlab.config.member_keys import members_differ_in_optimizer
 from nnlab.config.seeds import effective_seeds
 from nnlab.nn.padding import crop_params, gradient_masks, pad_params, padded_sizes
@@ -70,7 +70,9 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         [s.splits for s in setups], [effective_seeds(m).order for m in members], setup.dtype
     )
     kernel = optimizer_kernel(cfg)
-    if members_differ_in_optimizer(members):  # one parameter group per member
+    if cfg.optimizer._target_ not in ELEMENTWISE_OPTIMIZERS:  # it would mix stacked members
+        make_optimizer = per_member_optimizer(members, kernel, each_alone=True)
+    elif members_differ_in_optimizer(members):  # one parameter group per member
         make_optimizer = per_member_optimizer(members, kernel)
     else:
         make_optimizer = lambda params: instantiate(cfg.optimizer)(params, **kernel)  # noqa: E731

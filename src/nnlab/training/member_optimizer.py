@@ -12,6 +12,11 @@ nnlab offers works.
 The cost: one optimizer call per group and step (consecutive members with the same settings,
 a job's repeats, share a group); the forward and backward stay one batched call
 (BENCHMARKS.md section 11: 8 groups cost 22% against one at full batch).
+
+An optimizer that looks across a tensor's elements (Adafactor factors a weight's second moment
+over its rows and columns; nnlab.config.check.ELEMENTWISE_OPTIMIZERS lists those that do not)
+would mix members that share a tensor. It gets one group per member, over `stacked.data[k]`: each
+member's own layer shapes, (out, in) and (out,), exactly as a network of its own has them.
 """
 
 from __future__ import annotations
@@ -23,21 +28,28 @@ from omegaconf import DictConfig
 from nnlab.config.member_keys import optimizer_settings
 
 
-def per_member_optimizer(members: list[DictConfig], kernel: dict):
+def per_member_optimizer(members: list[DictConfig], kernel: dict, each_alone: bool = False):
     """make_optimizer(stacked parameters) for members whose optimizer settings differ: one
     parameter group per run of consecutive members with the same settings (a sweep's job and
-    its repeats are consecutive), so 4 learning rates x 5 seeds step as 4 groups, not 20."""
+    its repeats are consecutive), so 4 learning rates x 5 seeds step as 4 groups, not 20.
+    `each_alone`: one group per member, over its own layer shapes (a non-elementwise
+    optimizer)."""
     settings = [optimizer_settings(m) for m in members]
     segments = []  # (first member, one past the last, their settings)
     for k, these in enumerate(settings):
-        if segments and segments[-1][2] == these:
+        if segments and segments[-1][2] == these and not each_alone:
             segments[-1][1] = k + 1
         else:
             segments.append([k, k + 1, these])
 
+    def own_view(tensor: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        return tensor[a] if each_alone else tensor[a:b]
+
     def make_optimizer(params) -> torch.optim.Optimizer:
         stacked = list(params)
-        views = [[torch.nn.Parameter(p.data[a:b]) for p in stacked] for a, b, _ in segments]
+        views = [
+            [torch.nn.Parameter(own_view(p.data, a, b)) for p in stacked] for a, b, _ in segments
+        ]
         groups = [
             {"params": segment_views, **these}
             for (_, _, these), segment_views in zip(segments, views, strict=True)
@@ -48,7 +60,7 @@ def per_member_optimizer(members: list[DictConfig], kernel: dict):
             for i, p in enumerate(stacked):
                 grad, p.grad = p.grad, None  # the views hold it now; the next backward starts anew
                 for (a, b, _), segment_views in zip(segments, views, strict=True):
-                    segment_views[i].grad = None if grad is None else grad[a:b]
+                    segment_views[i].grad = None if grad is None else own_view(grad, a, b)
 
         optimizer.register_step_pre_hook(share_gradients)
         return optimizer
