@@ -15,7 +15,7 @@ from nnlab.data.datasets import DATASETS, DataError
 from nnlab.data.splits import Splits, check_split_classes
 from nnlab.paths import CONF_DIR
 from nnlab.training.run import run_training
-from tests.commands import run_cli
+from tests.commands import run_cli, spawn_cli
 from tests.conftest import backend_params, compose_config
 
 
@@ -176,3 +176,80 @@ def test_an_lr_that_overflows_the_optimizer_step_is_a_diverged_run(store, kernel
         [MlflowClient(store).get_experiment_by_name("nnlab").experiment_id]
     )
     assert run.info.status == "FAILED" and reason in run.data.tags["nnlab.error"]
+
+
+def sweep_config(*task_overrides: str, sweeper: str = "nnlab_population"):
+    """A multirun's config as Hydra hands it to callbacks: composed without the sweep's
+    values, its task overrides recorded as typed."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from nnlab.sweeps.study import is_sweep_override
+
+    fixed = [o for o in task_overrides if not is_sweep_override(o)]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", [f"hydra/sweeper={sweeper}", *fixed], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.overrides.task = list(task_overrides)
+        from nnlab.sweeps.sweep_check import sweep_problems
+
+        return sweep_problems(cfg)
+
+
+def test_every_job_of_a_grid_is_checked_before_the_sweep_starts():
+    problems = sweep_config("model.activation=swish,relu,gelu_x", "optimizer.lr=0.1,0.2")
+    # Hydra's order: activation outer, lr inner; jobs 0, 1 (swish) and 4, 5 (gelu_x) are bad.
+    assert [p.split(" ", 2)[:2] for p in problems] == [
+        ["job", "0"], ["job", "1"], ["job", "4"], ["job", "5"]
+    ]  # fmt: skip
+    assert problems[0] == (
+        "job 0 (model.activation=swish optimizer.lr=0.1): bad config: "
+        "model.activation=swish: allowed: relu, tanh, sigmoid, leaky_relu, gelu, identity"
+    )
+    assert sweep_config("model.activation=relu,tanh", "optimizer.lr=0.1,0.2") == []
+    # The basic sweeper's grid too; an Optuna search's sampled keys are each trial's.
+    assert len(sweep_config("optimizer.lr=0.1,-1", sweeper="basic")) == 1
+    assert sweep_config("optimizer.lr=interval(0.001,0.1)", sweeper="nnlab_optuna") == []
+    assert sweep_config(
+        "optimizer.lr=interval(0.001,0.1)", "model.init=bogus", sweeper="nnlab_optuna"
+    ) == ["bad config: model.init=bogus: allowed: default, he, xavier"]
+
+
+@pytest.mark.parametrize(
+    "written, typed",
+    [("1e3", "a number"), ("true", "a boolean"), ("null", "null (no value)"), ("42", "a number")],
+)
+def test_a_name_hydra_typed_is_explained_with_how_to_quote_it(written, typed):
+    (line,) = sweep_config(f"tracking.experiment={written}", "optimizer.lr=0.1,0.2")
+    assert line == (
+        f"bad config: tracking.experiment={written}: Hydra reads {written} as {typed}; quote "
+        f"it to pass it as text: tracking.experiment='{written}' (in a shell: "
+        f"\"tracking.experiment='{written}'\")"
+    )
+    assert "non-empty" not in line
+
+
+@pytest.mark.slow
+def test_a_sweep_with_bad_jobs_or_a_bad_sweep_wide_key_exits_2_before_any_run(store):
+    """One line per bad job, exit 2, and nothing in the store: not the parent, not the good
+    jobs. A sweep-wide key (the experiment) gets the line a single run gives, exit 2."""
+    grid = spawn_cli("nnlab-train", "-m", "model.activation=swish,relu", "trainer.max_epochs=1")
+    assert grid.returncode == 2, grid.stderr
+    lines = grid.stderr.strip().splitlines()
+    assert lines == [
+        "nnlab-train: job 0 (model.activation=swish): bad config: model.activation=swish: "
+        "allowed: relu, tanh, sigmoid, leaky_relu, gelu, identity"
+    ]
+    assert all_runs(store) == []
+    single = run_cli("nnlab-train", "tracking.experiment=1e3", "trainer.max_epochs=1")
+    sweep = spawn_cli(
+        "nnlab-train",
+        "-m",
+        "tracking.experiment=1e3",
+        "optimizer.lr=0.1,0.2",
+        "trainer.max_epochs=1",
+    )
+    assert single.returncode == sweep.returncode == 2
+    assert single.stderr.strip() == sweep.stderr.strip()
+    assert "quote it" in sweep.stderr and "parent" not in sweep.stderr
+    assert all_runs(store) == []

@@ -78,6 +78,68 @@ def test_sigkilled_run_is_found_stale_and_marked_killed(store):
     assert run_id not in run_cli("nnlab-report", "--stale", check=True).stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command, running",
+    [
+        # the group's parent and its 3 members
+        (["repeats=3"], 4),
+        # the sweep's parent, and one population of the two jobs' 2 repeats each
+        (["-m", "optimizer.lr=0.1,0.2", "repeats=2"], 5),
+        # the search's parent and the two trials asked together (one population)
+        (
+            [
+                "-m",
+                "hydra/sweeper=nnlab_optuna",
+                "optimizer=sgd",
+                "optimizer.lr=interval(0.01,0.1)",
+                "hydra.sweeper.n_jobs=2",
+                "hydra.sweeper.n_trials=2",
+            ],
+            3,
+        ),
+    ],
+    ids=["population", "sweep-with-repeats", "optuna"],
+)
+def test_after_sigkill_every_run_parents_included_is_listed_and_closed_by_one_command(
+    store, command, running
+):
+    """SIGKILL leaves every run nnlab opened RUNNING: `nnlab-report --stale` lists all of
+    them, parents too, and `--mark-killed` closes all of them at once."""
+    proc = subprocess.Popen(
+        [str(BIN / "nnlab-train"), *command, *LONG, "tracking.log_model=false"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a sweep's workers die with it
+    )
+    client = MlflowClient(store)
+
+    def every_run_open_and_training():
+        if not Path(store.removeprefix("sqlite:///")).exists():
+            return None
+        runs = [
+            r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
+        ]
+        training = any(client.get_metric_history(r.info.run_id, "train/loss") for r in runs)
+        ready = len(runs) == running and training
+        return runs if ready else None
+
+    runs = wait_for(every_run_open_and_training, proc, f"{running} runs open, one training")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert all(r.info.status == "RUNNING" for r in runs)
+    listed = run_cli("nnlab-report", "--stale", check=True).stdout
+    assert f"{running} stale run(s)" in listed
+    assert all(r.info.run_id in listed for r in runs), listed
+    closed = run_cli("nnlab-report", "--stale", "--mark-killed", check=True).stdout
+    assert f"marked {running} run(s) KILLED" in closed
+    for run in runs:
+        after = client.get_run(run.info.run_id)
+        assert after.info.status == "KILLED" and "mark-killed" in after.data.tags["nnlab.error"]
+    assert "0 stale run(s)" in run_cli("nnlab-report", "--stale", check=True).stdout
+
+
 def one_line_store_failure(proc, must_name):
     assert proc.returncode == 3, proc.stderr  # a store failure's exit code
     assert "Traceback" not in proc.stderr

@@ -57,7 +57,12 @@ FIXED_TABLES = ("iris", CSV)  # datasets with a fixed number of rows (n_samples:
 
 
 class ConfigError(ValueError):
-    """A config value that nnlab cannot run; its message is the one line the user sees."""
+    """A config value that nnlab cannot run; its message is the one line the user sees.
+    `key`: the config key it names, when there is one."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 def _is_int(v: Any) -> bool:
@@ -211,7 +216,44 @@ def _fail(key: str, value: Any, allowed: str) -> None:
     shown = "null" if value is None else str(_plain(value))
     if not shown.strip() or not shown.isprintable():
         shown = repr(shown)  # an empty name stays visible, a newline stays on one line
-    raise ConfigError(f"{key}={shown}: {allowed}")
+    raise ConfigError(f"{key}={shown}: {allowed}", key)
+
+
+# How Hydra types an unquoted value, for the message that says so.
+def _typed_as(value: Any) -> str | None:
+    if value is None:
+        return "null (no value)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return None
+
+
+def _as_written(key: str, value: Any, written: dict[str, str]) -> str:
+    """The text the user wrote for `key` (an override), else the YAML spelling of `value`."""
+    if key in written:
+        return written[key]
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _written_overrides() -> dict[str, str]:
+    """key -> the text of its command-line override, in a Hydra app (else empty)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    return overrides_as_written(HydraConfig.get().overrides.task)
+
+
+def overrides_as_written(overrides) -> dict[str, str]:
+    written = {}
+    for item in overrides:
+        key, _, value = str(item).partition("=")
+        written[key.lstrip("+~")] = value
+    return written
 
 
 def _plain(value: Any) -> Any:
@@ -221,20 +263,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_rules(cfg: DictConfig, rules: dict) -> None:
+def check_rules(cfg: DictConfig, rules: dict, written: dict[str, str] | None = None) -> None:
+    """Each key of `rules` against its rule. A value Hydra typed (a name that reads as a
+    number, a boolean or null) that the rule would take as text gets a line saying so and how
+    to quote it. `written`: key -> the text of its override (default: this Hydra app's)."""
+    written = _written_overrides() if written is None else written
     for key, (test, allowed) in rules.items():
         value = _plain(OmegaConf.select(cfg, key, default=None))
-        if not test(value):
-            _fail(key, value, allowed)
+        if test(value):
+            continue
+        typed, text = _typed_as(value), _as_written(key, value, written)
+        if typed is not None and text.strip("'\"") == text and test(text):
+            raise ConfigError(
+                f"{key}={text}: Hydra reads {text} as {typed}; quote it to pass it as text: "
+                f"{key}='{text}' (in a shell: \"{key}='{text}'\")",
+                key,
+            )
+        _fail(key, value, allowed)
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig, written: dict[str, str] | None = None) -> None:
     """Raise ConfigError naming the first key whose value nnlab cannot run, or DataError
-    (from nnlab.data.csv_table) for a CSV file that cannot be trained on."""
+    (from nnlab.data.csv_table) for a CSV file that cannot be trained on. `written`: as in
+    check_rules."""
     plain = OmegaConf.to_container(cfg, resolve=True)
-    _check_rules(cfg, RULES)
+    check_rules(cfg, RULES, written)
     if plain["data"]["name"] == CSV:
-        _check_rules(cfg, CSV_RULES)
+        check_rules(cfg, CSV_RULES, written)
     spec = dataset_spec(cfg.data)  # reads and checks a CSV file
     _check_data(plain["data"], spec)
     _check_backend(plain)

@@ -74,6 +74,7 @@ def sweep_description(config: DictConfig) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
+        from nnlab.sweeps.sweep_check import sweep_problems
         from nnlab.tracking.describe import sweep_name, swept_keys
         from nnlab.tracking.store.preflight import check_store
         from nnlab.tracking.store.runs import experiment_id, get_client, log_params, tracking_uri
@@ -81,6 +82,16 @@ class MlflowSweepCallback(Callback):
         problem = launcher_problem(config)
         if problem is not None:  # before anything exists in the store
             raise SystemExit(f"nnlab-train: {problem}")
+        problems = sweep_problems(config)  # every job's config, before the parent exists
+        if problems:
+            for line in problems:
+                print(f"nnlab-train: {line}", file=sys.stderr)
+            if len(problems) > 1:
+                print(
+                    f"nnlab-train: {len(problems)} jobs cannot run; nothing was started",
+                    file=sys.stderr,
+                )
+            raise SystemExit(2)
         earlier = earlier_parent(config)  # a resumed Optuna study continues its parent run
         try:
             uri = tracking_uri(config.tracking.uri)

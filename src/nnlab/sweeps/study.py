@@ -64,10 +64,15 @@ class SearchDefinition:
     directions: list[str]
 
 
-def _is_sweep(value: str) -> bool:
-    return "," in value or value.strip().startswith(
-        ("interval(", "tag(", "choice(", "range(", "glob(")
-    )
+def is_sweep_override(item: str) -> bool:
+    """Whether a command-line override sweeps (a,b; choice(...); interval(...)), as Hydra
+    parses it: `model.hidden=[8,4]` is one value."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_override(item).is_sweep_override()
+    except Exception:  # Hydra reports its own parse errors
+        return False
 
 
 def search_definition(config: DictConfig, arguments: list[str]) -> SearchDefinition:
@@ -92,7 +97,7 @@ def search_definition(config: DictConfig, arguments: list[str]) -> SearchDefinit
     fixed = []
     for item in arguments:
         key, _, value = item.partition("=")
-        if _is_sweep(value):
+        if is_sweep_override(item):
             space[key.lstrip("+~")] = value
         else:
             fixed.append(item)
