@@ -104,12 +104,14 @@ def test_reproduce_refuses_a_run_whose_file_changed(store, tmp_path):
 BAD_FILES = {
     "missing": (None, "cannot read it"),
     "a folder": ("<folder>", "not a file"),
-    "binary": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a UTF-8 text file"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text file"),
     "empty": ("", "the file is empty"),
     "header only": ("a,b,y\n", "no data rows"),
-    "ragged": ("a,b,y\n1,2,0\n3,4\n", "line 3 has 2 fields"),
+    # pandas reads a short line's last cells as missing: named with the line
+    "ragged": ("a,b,y\n1,2,0\n3,4\n", "y (1), the first at line 3"),
+    "long line": ("a,b,y\n1,2,0\n3,4,5,6\n", "line 3 has 4 fields, the header has 3"),
     "no such target": ("a,b,label\n1,2,0\n3,4,1\n", "no such column"),
-    "text features": ("a,city,y\n1,Paris,0\n2,Rome,1\n", "not numeric: city (e.g. 'Paris')"),
+    "text features": ("a,city,y\n1,Paris,0\n2,Rome,1\n", "not numeric: city (e.g. 'Paris'"),
     "nan in features": ("a,b,y\n1,nan,0\n2,,1\n3,4,1\n5,6,0\n", "b (2)"),
     "inf in target": ("a,b,y\n1,2,0.5\n2,3,inf\n3,4,1.5\n", "y (1)"),
     "single class": ("a,b,y\n1,2,cat\n2,3,cat\n3,4,cat\n", "single value (cat)"),
@@ -191,3 +193,134 @@ def test_a_changed_file_is_read_again(tmp_path):
     path.write_text("a,y\n1,0\n2,1\n3,1\n")
     os.utime(path, ns=(1, 1))  # a different mtime even on a coarse clock
     assert len(read_csv_table(str(path), "y").y) == 3 and len(first.y) == 2
+
+
+# -- what spreadsheets write -----------------------------------------------------------------
+def table_values(table):
+    return table.x.tolist(), table.y.tolist()
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("plain", b"a,b,y\n1.5,2,0\n-3.25,4,1\n5,6,0\n"),
+        ("semicolon, decimal comma", b"a;b;y\n1,5;2;0\n-3,25;4;1\n5;6;0\n"),
+        ("tab, decimal comma", b"a\tb\ty\n1,5\t2\t0\n-3,25\t4\t1\n5\t6\t0\n"),
+        ("utf-8 BOM and CRLF", b"\xef\xbb\xbfa,b,y\r\n1.5,2,0\r\n-3.25,4,1\r\n5,6,0\r\n"),
+        ("quoted fields", b'"a","b","y"\n"1.5","2","0"\n"-3.25","4","1"\n"5","6","0"\n'),
+        ("pipes", b"a|b|y\n1.5|2|0\n-3.25|4|1\n5|6|0\n"),
+    ],
+)
+def test_spreadsheet_formats_read_to_the_same_table(tmp_path, name, raw):
+    path = tmp_path / "t.csv"
+    path.write_bytes(raw)
+    table = read_csv_table(str(path), "y")
+    assert table.features == ("a", "b")
+    assert table_values(table) == ([[1.5, 2], [-3.25, 4], [5, 6]], [0, 1, 0])
+    assert table.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_thousands_separators_in_quoted_numbers(tmp_path):
+    comma = write(tmp_path, 'a,y\n"1,234.5",0\n"-2,000",1\n"7",0\n', "dot.csv")
+    assert read_csv_table(str(comma), "y").x.ravel().tolist() == [1234.5, -2000, 7]
+    european = write(tmp_path, 'a;y\n"1.234,5";0\n"-2.000";1\n"7";0\n', "comma.csv")
+    table = read_csv_table(str(european), "y")
+    assert table.x.ravel().tolist() == [1234.5, -2000, 7] and table.format["decimal"] == ","
+
+
+def test_a_latin_1_file_is_read_and_its_labels_kept(tmp_path):
+    path = tmp_path / "latin.csv"
+    rows = "".join(f"{i};{['Málaga', 'Zürich'][i % 2]}\n" for i in range(6))
+    path.write_bytes(("a;city\n" + rows).encode("latin-1"))
+    table = read_csv_table(str(path), "city")
+    assert table.classes == ("Málaga", "Zürich") and table.format["encoding"] == "latin-1"
+    with pytest.raises(DataError, match="data.encoding=utf-8: .* not valid UTF-8"):
+        read_csv_table(str(path), "city", encoding="utf-8")
+
+
+def test_a_delimiter_set_wrong_is_named_with_the_one_seen(tmp_path):
+    path = write(tmp_path, "a;b;y\n1;2;0\n3;4;1\n")
+    with pytest.raises(DataError) as err:
+        read_csv_table(str(path), "y", delimiter=",")
+    assert "no such column" in str(err.value)
+    assert "the header holds ';' 2 times: set data.delimiter=';'" in str(err.value)
+    assert read_csv_table(str(path), "y", delimiter=";").features == ("a", "b")
+
+
+def penguins(folder, rows=60, missing_sex=False):
+    """Palmer-penguins-like: species from two measurements, an island and a sex."""
+    rng = np.random.default_rng(0)
+    lines = ["species,bill_length_mm,flipper_length_mm,island,sex"]
+    for i in range(rows):
+        species, island = [("Adelie", "Torgersen"), ("Gentoo", "Biscoe"), ("Chinstrap", "Dream")][
+            i % 3
+        ]
+        sex = "" if missing_sex and i % 10 == 0 else ["male", "female"][i % 2]
+        length = 39 + 8 * (i % 3) + rng.normal()
+        lines.append(
+            f"{species},{length:.1f},{190 + 15 * (i % 3) + rng.normal():.0f},{island},{sex}"
+        )
+    return write(folder, "\n".join(lines) + "\n", "penguins.csv")
+
+
+def test_text_feature_columns_are_one_hot_encoded(tmp_path):
+    table = read_csv_table(str(penguins(tmp_path)), "species")
+    assert table.task == "multiclass" and table.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert table.features == (
+        "bill_length_mm", "flipper_length_mm",
+        "island=Biscoe", "island=Dream", "island=Torgersen", "sex=female", "sex=male",
+    )  # fmt: skip
+    assert table.categories == {
+        "island": ("Biscoe", "Dream", "Torgersen"),
+        "sex": ("female", "male"),
+    }
+    # One 1 per encoded column, where the row's category is.
+    assert table.x[0, 2:].tolist() == [0, 0, 1, 0, 1]  # Torgersen, male
+    assert table.x[1, 2:].tolist() == [1, 0, 0, 1, 0]  # Biscoe, female
+    assert table.record()["one_hot"]["island"] == ["Biscoe", "Dream", "Torgersen"]
+    with pytest.raises(DataError, match="not numeric: island .*data.categorical=auto"):
+        read_csv_table(str(penguins(tmp_path)), "species", categorical="false")
+
+
+def test_a_missing_category_is_a_category_unless_dropna(tmp_path):
+    path = penguins(tmp_path, missing_sex=True)
+    kept = read_csv_table(str(path), "species")
+    assert kept.categories["sex"] == ("female", "male", "(missing)")
+    assert kept.x[0, -1] == 1 and len(kept.y) == 60
+    dropped = read_csv_table(str(path), "species", dropna=True)
+    assert dropped.categories["sex"] == ("female", "male") and len(dropped.y) == 54
+
+
+def test_a_typo_in_a_numeric_column_is_named_not_encoded(tmp_path):
+    rows = "".join(f"{i}.5,{i % 2}\n" for i in range(20))
+    path = write(tmp_path, "a,y\n" + rows + "1O.5,1\n")  # a letter O for a zero
+    with pytest.raises(
+        DataError, match=r"column a is numbers but for '1O.5' \(1 row\), the first at line 22"
+    ):
+        read_csv_table(str(path), "y")
+
+
+def test_a_stray_label_is_named_with_its_row_count(tmp_path):
+    rows = "".join(f"{i},{['cat', 'dog'][i % 2]}\n" for i in range(40))
+    path = write(tmp_path, "a,y\n" + rows + "40,dgo\n41,3\n")
+    with pytest.raises(DataError) as err:
+        read_csv_table(str(path), "y")
+    message = str(err.value)
+    assert "label(s) '3' (1 row), 'dgo' (1 row) appear in fewer than 3 rows" in message
+    assert "cat (20), dog (20)" in message
+
+
+@pytest.mark.slow
+def test_a_penguins_like_table_trains_as_it_is(store, tmp_path):
+    path = penguins(tmp_path, rows=90, missing_sex=True)
+    proc = run_cli("nnlab-train", "data=csv", f"data.path={path}", "data.target=species", *TINY)
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(store)
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
+    record = json.loads(
+        Path(MlflowClient(store).download_artifacts(run.info.run_id, "data/csv.json")).read_text()
+    )
+    assert record["one_hot"] == {
+        "island": ["Biscoe", "Dream", "Torgersen"],
+        "sex": ["female", "male", "(missing)"],
+    }

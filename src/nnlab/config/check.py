@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nnlab import backends
 from nnlab.config.memory import available_memory, estimate_run_memory, human_bytes
+from nnlab.data.csv_format import DECIMAL_CHOICES, DELIMITER_CHOICES, ENCODING_CHOICES
 from nnlab.data.csv_table import TASK_CHOICES
 from nnlab.data.datasets import DATASETS, MULTICLASS, REGRESSION, DatasetSpec
 from nnlab.data.splits import CSV, EVAL_CHUNK, dataset_spec, n_rows, split_sizes
@@ -209,6 +210,10 @@ CSV_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.task": one_of(TASK_CHOICES),
     "data.dropna": boolean(),
     "data.features": names(),
+    "data.categorical": (lambda v: v == "auto" or v is False, "allowed: auto, false"),
+    "data.delimiter": one_of(DELIMITER_CHOICES),
+    "data.decimal": one_of(DECIMAL_CHOICES),
+    "data.encoding": one_of(ENCODING_CHOICES),
 }
 
 

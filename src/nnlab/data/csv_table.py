@@ -1,37 +1,46 @@
 """The user's own table: `data=csv data.path=my.csv data.target=price`.
 
-A CSV with a header row, numeric feature columns and one target column. The target decides
-the task unless `data.task` says otherwise: integer or text labels are classes (two give a
-binary task, more a multiclass one; labels are mapped to class indices in sorted order),
-floats are a regression target. Everything after reading (splits, standardisation, batches,
-backends, sweeps, figures) is what the built-in datasets use.
+A CSV with a header row, feature columns and one target column, read by pandas. The format
+(delimiter, decimal comma, encoding) is detected or set (nnlab.data.csv_format); text feature
+columns are one-hot encoded (nnlab.data.csv_features). The target decides the task unless
+`data.task` says otherwise: integer or text labels are classes (two give a binary task, more
+a multiclass one; labels are mapped to class indices in sorted order), floats are a
+regression target. Everything after reading (splits, standardisation, batches, backends,
+sweeps, figures) is what the built-in datasets use.
 
 Every problem with the file is one line naming the key, the value and what is wrong, raised
-as DataError before any run exists. Only the standard library and NumPy here: a config check
-reads the file (the network's input and output sizes come from it) in well under a second.
+as DataError before any run exists.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
-import math
-from dataclasses import dataclass
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nnlab.console import warn
+from nnlab.data.csv_features import encode_features
+from nnlab.data.csv_format import CsvFormat, delimiter_hint, detect_format
 from nnlab.data.datasets import BINARY, MULTICLASS, REGRESSION, DataError
 
 TASK_CHOICES = ("auto", REGRESSION, BINARY, MULTICLASS)
 MISSING = {"", "na", "n/a", "nan", "null", "none"}  # cells read as missing (case-insensitive)
+NA_CELLS = sorted({v for m in MISSING for v in (m, m.upper(), m.title())})
 # A float target with at most this many distinct values, each seen at least twice on average,
 # looks like labels: the guess (regression) is kept but the user is told how to choose.
 FEW_DISTINCT_FLOATS = 10
 # An integer target with more distinct values than this looks like a quantity.
 MANY_INTEGER_LABELS = 20
+# A label seen in fewer rows than this cannot be in the train, validation and test splits
+# alike: in a table of STRAY_CHECK_ROWS rows or more it is a typo or a stray value, named in
+# the message (a tiny table's split check names its classes instead).
+MIN_LABEL_ROWS = 3
+STRAY_CHECK_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -42,12 +51,15 @@ class CsvTable:
     sha256: str
     target: str
     task: str
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # the network's inputs: a column, or `<column>=<category>`
     classes: tuple[str, ...]  # the label of each class index; () for regression
     x: np.ndarray  # float64, rows x features
     y: np.ndarray  # class indices (int64) or real values (float64)
     rows_in_file: int
     rows_dropped: int
+    columns: tuple[str, ...] = ()  # the feature columns of the file, in input order
+    categories: dict = field(default_factory=dict)  # text column -> its one-hot categories
+    format: dict = field(default_factory=dict)  # delimiter, decimal, encoding as read
 
     @property
     def n_classes(self) -> int:
@@ -61,11 +73,14 @@ class CsvTable:
             "rows": self.rows_in_file,
             "rows_used": len(self.y),
             "rows_dropped": self.rows_dropped,
-            "columns": len(self.features) + 1,
+            "columns": len(self.columns or self.features) + 1,
+            "feature_columns": list(self.columns or self.features),
             "features": list(self.features),
+            "one_hot": {k: list(v) for k, v in self.categories.items()},
             "target": self.target,
             "task": self.task,
             "classes": {str(i): label for i, label in enumerate(self.classes)},
+            "format": self.format,
         }
 
 
@@ -83,6 +98,10 @@ def read_csv_table(
     task: str = "auto",
     dropna: bool = False,
     features: list[str] | None = None,
+    categorical: str | bool = "auto",
+    delimiter: str = "auto",
+    decimal: str = "auto",
+    encoding: str = "auto",
 ) -> CsvTable:
     """Read and check the file; DataError (one line) for anything that cannot be trained on."""
     if not isinstance(path, str) or not path.strip():
@@ -97,17 +116,31 @@ def read_csv_table(
     if not file.is_file():
         raise DataError(f"data.path={path}: not a file")
     key = (str(file), stat.st_mtime_ns, stat.st_size, target, task, bool(dropna))
-    return _read_cached(*key, tuple(features) if features else None, shown_path=path)
+    chosen = tuple(features) if features else None
+    settings = (str(categorical).lower(), delimiter, decimal, encoding)
+    return _read_cached(*key, chosen, settings, shown_path=path)
 
 
 @functools.lru_cache(maxsize=8)
-def _read_cached(file, _mtime, _size, target, task, dropna, features, shown_path) -> CsvTable:
+def _read_cached(
+    file, _mtime, _size, target, task, dropna, features, settings, shown_path
+) -> CsvTable:
     # Cached: the config check and the run both read the file; a changed file (mtime, size)
     # is read again.
-    header, rows = _read_rows(Path(file), shown_path)
-    if target not in header:
+    categorical, delimiter, decimal, encoding = settings
+    fmt = detect_format(Path(file), shown_path, delimiter, decimal, encoding)
+    header = fmt.header
+    if len(set(header)) != len(header) or "" in header:
+        repeated = sorted({c for c in header if header.count(c) > 1 or c == ""})
         raise DataError(
-            f"data.target={target}: no such column in {shown_path}; columns: {', '.join(header)}"
+            f"data.path={shown_path}: the header needs a unique name for every column "
+            f"(repeated or empty: {', '.join(repr(c) for c in repeated)})"
+        )
+    if target not in header:
+        hint = delimiter_hint(fmt, "".join(header)) if len(header) == 1 else ""
+        raise DataError(
+            f"data.target={target}: no such column in {shown_path}; columns: "
+            f"{', '.join(header)}{hint}"
         )
     chosen = list(features) if features else [c for c in header if c != target]
     unknown = [c for c in chosen if c not in header or c == target]
@@ -118,125 +151,161 @@ def _read_cached(file, _mtime, _size, target, task, dropna, features, shown_path
         )
     if not chosen:
         raise DataError(f"data.path={shown_path}: no feature columns besides the target {target}")
-    index = {name: i for i, name in enumerate(header)}
-    x = _numeric_features(rows, chosen, index, shown_path)
-    target_cells = [row[index[target]].strip() for row in rows]
-    missing_target = np.array([c.lower() in MISSING for c in target_cells])
-
-    bad_x = ~np.isfinite(x)
-    y_numbers = _as_floats(target_cells)
-    bad_y = missing_target | (
-        np.zeros(len(rows), bool) if y_numbers is None else ~np.isfinite(y_numbers)
+    # The hash is read beside the parse, in a thread (hashlib lets go of the GIL): ~0.15 s
+    # of a 200 MB file's 0.5 s that the parse hides (BENCHMARKS.md section 12).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(file_sha256, Path(file))
+        frame = _parse(Path(file), shown_path, fmt)
+        sha256 = hashing.result()
+    labels = read_target(frame[target], Path(file), fmt, target)
+    frame = frame[chosen]
+    encoded = encode_features(frame, chosen, shown_path, categorical, dropna)
+    x, names, categories = encoded.x, encoded.names, encoded.categories
+    bad_y = labels.missing | (
+        np.zeros(len(x), bool) if labels.numbers is None else ~np.isfinite(labels.numbers)
     )
-    bad_rows = bad_x.any(axis=1) | bad_y
+    bad_rows = ~np.isfinite(x.sum(axis=1)) | bad_y | encoded.missing  # NaN/inf in any cell
     if bad_rows.any() and not dropna:
-        counts = [(name, int(bad_x[:, j].sum())) for j, name in enumerate(chosen)]
+        bad_x = ~np.isfinite(x)
+        counts = [(name, int(bad_x[:, j].sum())) for j, name in enumerate(names)]
         counts.append((target, int(bad_y.sum())))
         named = ", ".join(f"{name} ({n})" for name, n in counts if n)
+        first = int(np.argmax(bad_rows)) + 2  # the header is line 1
         raise DataError(
             f"data.path={shown_path}: missing or non-finite values (NaN/inf) in column(s) "
-            f"{named}: fix the file, or set data.dropna=true to drop those "
-            f"{int(bad_rows.sum())} rows"
+            f"{named}, the first at line {first}: fix the file, or set data.dropna=true to "
+            f"drop those {int(bad_rows.sum())} rows"
         )
     keep = ~bad_rows
     if not keep.any():
         raise DataError(f"data.path={shown_path}: every row has a missing or non-finite value")
-    x = x[keep]
-    cells = [c for c, k in zip(target_cells, keep, strict=True) if k]
-    y, resolved_task, classes = _target(cells, target, task)
+    if not keep.all():
+        x = x[keep]
+    y, resolved_task, classes = _target(labels.kept(keep), target, task)
     return CsvTable(
         path=Path(file),
-        sha256=file_sha256(Path(file)),
+        sha256=sha256,
         target=target,
         task=resolved_task,
-        features=tuple(chosen),
+        features=tuple(names),
         classes=classes,
-        x=x,
+        x=np.ascontiguousarray(x),
         y=y,
-        rows_in_file=len(rows),
+        rows_in_file=len(keep),
         rows_dropped=int(bad_rows.sum()),
+        columns=tuple(chosen),
+        categories=categories,
+        format={
+            "delimiter": fmt.shown_delimiter,
+            "decimal": fmt.decimal,
+            "encoding": "utf-8" if fmt.encoding == "utf-8-sig" else fmt.encoding,
+        },
     )
 
 
-def _read_rows(file: Path, shown_path: str) -> tuple[list[str], list[list[str]]]:
+def _parse(file: Path, shown_path: str, fmt: CsvFormat):
+    """The file parsed by pandas: numbers as int64 or float64, text as text."""
+    import pandas as pd
+
     try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except OSError as err:
-        raise DataError(f"data.path={shown_path}: cannot read it ({err.strerror})") from err
-    except UnicodeDecodeError as err:
-        raise DataError(f"data.path={shown_path}: not a UTF-8 text file") from err
-    if not text.strip():
-        raise DataError(f"data.path={shown_path}: the file is empty")
-    try:
-        table = [row for row in csv.reader(text.splitlines()) if any(c.strip() for c in row)]
-    except csv.Error as err:
-        raise DataError(f"data.path={shown_path}: not valid CSV ({err})") from err
-    header = [c.strip() for c in table[0]]
-    if len(set(header)) != len(header) or "" in header:
-        repeated = sorted({c for c in header if header.count(c) > 1 or c == ""})
-        raise DataError(
-            f"data.path={shown_path}: the header needs a unique name for every column "
-            f"(repeated or empty: {', '.join(repr(c) for c in repeated)})"
+        frame = pd.read_csv(
+            file,
+            sep=fmt.delimiter,
+            decimal=fmt.decimal,
+            thousands=fmt.thousands,
+            encoding=fmt.encoding,
+            header=0,
+            names=fmt.header,
+            index_col=False,  # a line with more fields than the header is an error
+            na_values=NA_CELLS,
+            keep_default_na=False,
+            skipinitialspace=True,
+            skip_blank_lines=True,
+            engine="c",
         )
-    rows = table[1:]
-    if not rows:
-        raise DataError(f"data.path={shown_path}: a header but no data rows")
-    for number, row in enumerate(rows, start=2):
-        if len(row) != len(header):
+    except pd.errors.ParserError as err:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if found:
+            expected, line, saw = found.groups()
             raise DataError(
-                f"data.path={shown_path}: line {number} has {len(row)} fields, "
-                f"the header has {len(header)}"
-            )
-    return header, rows
-
-
-def _as_floats(cells: list[str]) -> np.ndarray | None:
-    """The cells as numbers (missing -> NaN), or None if any cell is text."""
-    out = np.empty(len(cells))
-    for i, cell in enumerate(cells):
-        if cell.strip().lower() in MISSING:
-            out[i] = math.nan
-            continue
-        try:
-            out[i] = float(cell)
-        except ValueError:
-            return None
-    return out
-
-
-def _numeric_features(rows, chosen, index, shown_path) -> np.ndarray:
-    x = np.empty((len(rows), len(chosen)))
-    text_columns = []
-    for j, name in enumerate(chosen):
-        column = _as_floats([row[index[name]] for row in rows])
-        if column is None:
-            example = next(
-                (r[index[name]] for r in rows if _as_floats([r[index[name]]]) is None), ""
-            )
-            text_columns.append(f"{name} (e.g. {example.strip()!r})")
-        else:
-            x[:, j] = column
-    if text_columns:
+                f"data.path={shown_path}: line {line} has {saw} fields, the header has "
+                f"{expected} (read with delimiter '{fmt.shown_delimiter}')"
+            ) from None
+        raise DataError(f"data.path={shown_path}: not valid CSV ({str(err).strip()})") from None
+    except UnicodeDecodeError as err:
         raise DataError(
-            f"data.path={shown_path}: feature columns must be numeric; not numeric: "
-            f"{', '.join(text_columns)} (choose columns with data.features=[...])"
-        )
-    return x
+            f"data.path={shown_path}: not valid UTF-8 past its start (byte {err.start}); "
+            "set data.encoding=latin-1"
+        ) from None
+    if frame.empty:
+        raise DataError(f"data.path={shown_path}: a header but no data rows")
+    return frame
 
 
-def _target(cells: list[str], target: str, task: str) -> tuple[np.ndarray, str, tuple[str, ...]]:
-    """The target as class indices or reals, the task, and the class labels."""
-    numbers = _as_floats(cells)
-    integers = numbers is not None and all(_is_integer_text(c) for c in cells)
+@dataclass
+class TargetColumn:
+    """The target as written: numbers (float64, NaN where missing) when every cell is one,
+    else text (stripped); `integers` when every number is written as an integer."""
+
+    numbers: np.ndarray | None
+    text: object  # a pandas Series of str, or None for numbers
+    integers: bool
+    missing: np.ndarray
+
+    def kept(self, keep: np.ndarray) -> TargetColumn:
+        numbers = None if self.numbers is None else self.numbers[keep]
+        text = None if self.text is None else self.text[keep].reset_index(drop=True)
+        return TargetColumn(numbers, text, self.integers, self.missing[keep])
+
+
+def read_target(column, file: Path, fmt: CsvFormat, target: str) -> TargetColumn:
+    """`column` as pandas parsed it. Integer text parses as int64; with a missing cell it
+    parses as float64, so integral floats are told apart by reading the column's text."""
+    from pandas.api.types import is_numeric_dtype
+
+    if is_numeric_dtype(column):
+        numbers = column.to_numpy(dtype=np.float64)
+        missing = np.isnan(numbers)
+        integers = column.dtype.kind in "iu"
+        present = numbers[~missing]
+        if not integers and np.array_equal(present, np.round(present)):
+            text = _column_text(file, fmt, target)
+            integers = bool(text[~missing].str.fullmatch(r"[+-]?\d+").all())
+        return TargetColumn(numbers, None, integers, missing)
+    text = column.astype(object).str.strip()
+    missing = (text.isna() | text.str.lower().isin(MISSING)).to_numpy()
+    return TargetColumn(None, text.mask(missing), False, missing)
+
+
+def _column_text(file: Path, fmt: CsvFormat, name: str):
+    import pandas as pd
+
+    column = pd.read_csv(
+        file, sep=fmt.delimiter, encoding=fmt.encoding, usecols=[name], dtype=str,
+        na_values=NA_CELLS, keep_default_na=False, skipinitialspace=True,
+    )[name]  # fmt: skip
+    return column.str.strip()
+
+
+def _target(
+    labels: TargetColumn, target: str, task: str
+) -> tuple[np.ndarray, str, tuple[str, ...]]:
+    """The target as class indices or reals, the task, and the class labels (no missing
+    cells left)."""
+    import pandas as pd
+
+    numbers, integers = labels.numbers, labels.integers
     # Labels are compared as what they mean: "1" and "01" are one class, 1.0 and 1.00 too.
     if integers:
-        keys = [int(c) for c in cells]
+        keys = numbers.astype(np.int64)
     elif numbers is not None:
-        keys = list(numbers)
+        keys = numbers
     else:
-        keys = cells
-    distinct = sorted(set(keys))
-    shown = [str(k) if not isinstance(k, float) else f"{k:g}" for k in distinct]
+        keys = labels.text
+    codes, distinct = pd.factorize(keys, sort=True)
+    distinct = list(distinct)
+    shown = [f"{k:g}" if isinstance(k, float) else str(k) for k in distinct]
+    cells = codes
     if len(distinct) < 2:
         raise DataError(
             f"data.target={target}: the column holds a single value ({shown[0]}) "
@@ -262,7 +331,7 @@ def _target(cells: list[str], target: str, task: str) -> tuple[np.ndarray, str, 
                 )
     if task == REGRESSION:
         if numbers is None:
-            example = next(c for c in cells if _as_floats([c]) is None)
+            example = next(c for c in labels.text if _is_text(c))
             raise DataError(
                 f"data.task=regression: the target column {target} is not numeric "
                 f"(e.g. {example!r}); allowed for text labels: binary, multiclass"
@@ -273,13 +342,39 @@ def _target(cells: list[str], target: str, task: str) -> tuple[np.ndarray, str, 
             f"data.task=binary: the target column {target} has {len(distinct)} distinct "
             "values, a binary task needs exactly 2: use data.task=multiclass"
         )
-    index = {key: i for i, key in enumerate(distinct)}
-    return np.array([index[k] for k in keys], dtype=np.int64), task, tuple(shown)
+    _check_labels(target, shown, np.bincount(codes, minlength=len(distinct)), numbers is None)
+    return codes.astype(np.int64), task, tuple(shown)
 
 
-def _is_integer_text(cell: str) -> bool:
-    text = cell.strip().lstrip("+-")
-    return text.isdigit()
+def _check_labels(target: str, shown: list[str], counts: np.ndarray, text: bool) -> None:
+    """Labels the user wrote: one too rare to be in every split (a typo, a stray value) is
+    refused with its row count; numbers among text labels are warned about."""
+    rare = [(label, int(n)) for label, n in zip(shown, counts, strict=True) if n < MIN_LABEL_ROWS]
+    others = ", ".join(
+        f"{label} ({int(n)})" for label, n in zip(shown, counts, strict=True) if n >= MIN_LABEL_ROWS
+    )
+    if rare and counts.sum() >= STRAY_CHECK_ROWS:
+        named = ", ".join(f"{label!r} ({n} row{'s' if n > 1 else ''})" for label, n in rare)
+        raise DataError(
+            f"data.target={target}: label(s) {named} appear in fewer than {MIN_LABEL_ROWS} "
+            f"rows, too few to train, validate and test on: a typo or a stray value? The "
+            f"other labels: {others}. Fix the file, or remove those rows"
+        )
+    if text:
+        numeric = [label for label in shown if not _is_text(label)]
+        if numeric and len(numeric) < len(shown):
+            warn(
+                f"data.target={target}: numbers among text labels ({', '.join(numeric)}): "
+                "each is a class of its own; fix the file if they are stray values"
+            )
+
+
+def _is_text(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False
 
 
 def _show(value) -> str:

@@ -62,6 +62,10 @@ def csv_table(data_cfg: Any):
         data_cfg.get("task", "auto"),
         bool(data_cfg.get("dropna", False)),
         list(features) if features else None,
+        data_cfg.get("categorical", "auto"),
+        str(data_cfg.get("delimiter", "auto")),
+        str(data_cfg.get("decimal", "auto")),
+        str(data_cfg.get("encoding", "auto")),
     )
 
 
