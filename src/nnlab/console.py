@@ -16,3 +16,13 @@ def warn(message: str) -> None:
         return
     _already_said.add(message)
     print(f"nnlab: warning: {message}", file=sys.stderr, flush=True)
+
+
+def quiet_startup() -> None:
+    """A first run's console: matplotlib's "generated new fontManager" and MLflow's "Creating
+    initial MLflow database tables" / "Updating database tables" say nothing a user acts on
+    (nnlab's store preflight prints "creating the store at ..." instead)."""
+    import logging
+
+    for name in ("matplotlib", "mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nnlab.config.check import ConfigError, check_config
+from nnlab.console import quiet_startup
 from nnlab.data.datasets import DataError
 from nnlab.paths import CONF_DIR
 from nnlab.sweeps.callback import abort_active_sweep
@@ -55,6 +56,7 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def train(cfg: DictConfig) -> float:
+    quiet_startup()
     hydra_cfg = HydraConfig.get()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     job_num = hydra_cfg.job.num if in_sweep else None

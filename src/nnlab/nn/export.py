@@ -3,17 +3,19 @@
 
 Every backend exports the same thing: an nn.Module that standardises raw features with the
 training split's statistics and applies the MLP (a NumPy or einsum network is copied, weight
-for weight, into its nn.Linear equivalent). It is saved in MLflow's "pt2" format
-(`torch.export`: a traced graph, loaded without unpickling code), which needs an input
-example; the signature is inferred from it. Outputs are the network's raw outputs: logits for
-classification, predictions for regression.
+for weight, into its nn.Linear equivalent). It is traced by `torch.export` (a graph, loaded
+without unpickling code) and served by nnlab.nn.served_model, an MLflow "model from code":
+named input columns, class labels or per-class probabilities out (`params={"output": ...}`).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,9 +24,13 @@ from torch import nn
 from nnlab.nn.nets import TorchMLP
 
 MODEL_NAME = "model"
+SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")  # saved with the model
 EXAMPLE_ROWS = 5
 # Naming the requirement skips MLflow's inference of the environment (~9 s a run here).
-PIP_REQUIREMENTS = [f"torch=={torch.__version__.split('+')[0]}"]
+PIP_REQUIREMENTS = [
+    f"torch=={torch.__version__.split('+')[0]}",
+    f"pandas=={importlib.metadata.version('pandas')}",
+]
 
 
 class StandardisedNet(nn.Module):
@@ -53,10 +59,55 @@ def exportable_model(net: nn.Module, activation: str, splits, dtype) -> Standard
     return StandardisedNet(as_torch_mlp(net, activation, dtype), splits.mean, splits.scale, dtype)
 
 
-def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example: np.ndarray):
-    """Log `model` as the run's MLflow Model; returns its models:/ URI."""
+def model_schema(setup, dtype) -> dict:
+    """What the served model needs besides the network (nnlab.nn.served_model): the input
+    columns by name, the categories of one-hot encoded columns, the class labels."""
+    table = setup.table
+    if table is not None:
+        columns, categories = list(table.columns or table.features), dict(table.categories)
+        classes, target = list(table.classes), table.target
+    else:
+        columns = [f"x{i + 1}" for i in range(setup.splits.n_features)]
+        categories, target = {}, "y"
+        classes = (
+            []
+            if setup.task.name == "regression"
+            else [str(k) for k in range(max(2, setup.splits.n_outputs))]
+        )
+    return {
+        "columns": columns,
+        "categories": {k: list(v) for k, v in categories.items()},
+        "classes": classes,
+        "target": target,
+        "task": setup.task.name,
+        "dtype": "float64" if dtype == torch.float64 else "float32",
+    }
+
+
+def model_signature(schema: dict):
+    """Named input columns, the default output, and the `output` param."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = Schema(
+        [ColSpec("string" if c in schema["categories"] else "double", c) for c in schema["columns"]]
+    )
+    label = "string" if schema["classes"] else "double"
+    outputs = Schema([ColSpec(label, schema["target"])])
+    params = ParamSchema([ParamSpec("output", "string", "label")])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def log_model(
+    run_id: str, tracking_uri: str, model: StandardisedNet, x_example: np.ndarray, schema: dict
+):
+    """Log `model` as the run's MLflow Model (nnlab.nn.served_model); returns its URI."""
+    import json
+    import tempfile
+    from pathlib import Path
+
     import mlflow
-    import mlflow.pytorch
+    import mlflow.pyfunc
     from mlflow.models import Model
 
     # Model.log finds the store, and the experiment that will own the model, from MLflow's
@@ -66,19 +117,30 @@ def log_model(run_id: str, tracking_uri: str, model: StandardisedNet, x_example:
     mlflow.set_experiment(experiment_id=mlflow.MlflowClient().get_run(run_id).info.experiment_id)
     example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
     _skip_the_installed_packages_scan()
-    info = Model.log(
-        artifact_path=None,
-        name=MODEL_NAME,
-        flavor=mlflow.pytorch,
-        run_id=run_id,
-        pytorch_model=model.eval(),
-        input_example=example,
-        serialization_format="pt2",
-        pip_requirements=PIP_REQUIREMENTS,
-        # MLflow would load the saved model back and predict the example once more (0.14 s a
-        # run); tests/nn/test_logged_model.py loads and checks it instead.
-        validate_serving_input=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="nnlab-model-") as tmp, warnings.catch_warnings():
+        # MLflow asks for an input example; the signature names the columns already, and an
+        # example would make MLflow load the model to run it.
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        program = torch.export.export(
+            model.eval(),
+            (torch.as_tensor(example),),
+            dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),  # any number of rows
+        )
+        torch.export.save(program, Path(tmp) / "model.pt2")  # a traced graph, no pickle
+        (Path(tmp) / "schema.json").write_text(json.dumps(schema, indent=2))
+        info = Model.log(
+            artifact_path=None,
+            name=MODEL_NAME,
+            flavor=mlflow.pyfunc,
+            run_id=run_id,
+            python_model=str(SERVED_MODEL_CODE),
+            artifacts={
+                "program": str(Path(tmp) / "model.pt2"),
+                "schema": str(Path(tmp) / "schema.json"),
+            },
+            signature=model_signature(schema),
+            pip_requirements=PIP_REQUIREMENTS,
+        )
     return info.model_uri
 
 

@@ -74,7 +74,10 @@ def sweep_description(config: DictConfig) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
+        from nnlab.console import quiet_startup
         from nnlab.sweeps.sweep_check import sweep_problems
+
+        quiet_startup()
         from nnlab.tracking.describe import sweep_name, swept_keys
         from nnlab.tracking.store.preflight import check_store
         from nnlab.tracking.store.runs import experiment_id, get_client, log_params, tracking_uri

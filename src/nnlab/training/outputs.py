@@ -19,7 +19,7 @@ from nnlab.data.splits import (
     Splits,
     dataset_label,
 )
-from nnlab.nn.export import as_torch_mlp, exportable_model, log_model
+from nnlab.nn.export import as_torch_mlp, exportable_model, log_model, model_schema
 from nnlab.nn.population_nets import TrainedMember
 from nnlab.nn.tasks import Task
 from nnlab.plots import run_figures as plots
@@ -187,7 +187,7 @@ def log_outputs(client, run_id, cfg, net, setup: RunSetup, history, drawn=None) 
         splits = setup.splits
         model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
-        log_model(run_id, client.tracking_uri, model, raw_test)
+        log_model(run_id, client.tracking_uri, model, raw_test, model_schema(setup, setup.dtype))
     if cfg.tracking.log_plots and drawn is not None:
         client.log_artifacts(run_id, drawn.result(), "plots")  # raises what drawing raised
     drop_resume_checkpoint(client, run_id)

@@ -44,7 +44,10 @@ def _check_sqlite(db: Path) -> None:
     if free < MIN_FREE_BYTES:
         raise StoreError(f"the disk holding {folder} is full ({free // 1024} KiB free)")
     if not db.exists():
-        return  # MLflow creates and migrates it
+        # MLflow creates and migrates it, in two INFO lines of its own (quieted in
+        # nnlab.training.setup.quiet_startup): one line of nnlab's says what happens.
+        print(f"nnlab: creating the store at {db}", flush=True)
+        return
     try:
         with sqlite3.connect(db, timeout=LOCK_WAIT_S) as con:
             con.execute("PRAGMA schema_version").fetchone()  # fails fast on a non-database
