@@ -134,3 +134,23 @@ def test_config_key_chooses_the_store_and_experiment(store, tmp_path):
 def test_print_config_creates_no_run(store):
     proc = run_cli("nnlab-train", "--cfg", "job", check=True)
     assert "activation: relu" in proc.stdout and runs(store) == []
+
+
+@pytest.mark.slow
+def test_a_first_run_says_what_it_creates_and_nothing_of_matplotlib_or_mlflow(tmp_path):
+    """A new user's first run: no font cache, no store. nnlab says it creates the store; the
+    font cache's and MLflow's migration lines are not shown."""
+    db = tmp_path / "fresh" / "mlflow.db"
+    proc = spawn_cli(
+        "nnlab-train",
+        f"tracking.uri=sqlite:///{db}",
+        *TINY,
+        env={"MPLCONFIGDIR": str(tmp_path / "matplotlib")},  # an empty font cache
+        check=True,
+    )
+    console = proc.stdout + proc.stderr
+    assert f"nnlab: creating the store at {db}" in proc.stdout
+    assert (tmp_path / "matplotlib").exists()  # matplotlib did build its cache
+    for noise in ("fontManager", "Creating initial MLflow database tables", "Updating database"):
+        assert noise not in console, console
+    assert "UserWarning" not in console, console
