@@ -1,151 +1,126 @@
 #!/usr/bin/env python
-"""A shared MLflow tracking server on PostgreSQL, with artifacts served over HTTP.
+"""A shared MLflow tracking server on PostgreSQL, with artifacts served over HTTP, that lets in
+only those who belong.
 
     .venv/bin/python scripts/tracking_server.py [--data DIR] [--host 0.0.0.0] [--port 5000]
     make server                       # the same, data in ./server-data, on 127.0.0.1:5000
+    .venv/bin/python scripts/tracking_server.py add-user alice --experiment alice --permission EDIT
 
-Starts a PostgreSQL server on a data folder of its own (created on first use; Debian's
-`postgresql` package, run as the `postgres` user when started as root, since PostgreSQL
-refuses to run as root), then `mlflow server` on it with `--serve-artifacts`: workers upload
-and download artifacts through the server, so they need no filesystem in common with it.
-Point a sweep at it from any machine that reaches it:
+Starts a PostgreSQL server on a data folder of its own (nnlab.tracking.server.postgres:
+password-only over TCP, the folder its owner's alone), then `mlflow server` on it with
+`--serve-artifacts` (workers need no filesystem in common with it) and MLflow's
+authentication app (nnlab.tracking.server.auth): on first start an admin with a generated
+password, written to `<data>/admin.env`. Prints `ready: <url>`, then `credentials: <file>`.
+A worker on any machine that reaches it:
 
+    set -a; . server-data/admin.env; set +a          # or a user's users/<name>.env
     MLFLOW_TRACKING_URI=http://<host>:5000 nnlab-train -m ...
 
-Prints `ready: http://<host>:<port>` once the server answers. Ctrl-C or SIGTERM stops
-MLflow, then PostgreSQL; nothing keeps running.
+`--no-auth` serves without authentication (with a warning when bound beyond 127.0.0.1);
+`--tls-cert/--tls-key`, or `--self-signed`, serve HTTPS. Ctrl-C or SIGTERM stops MLflow,
+then PostgreSQL; nothing keeps running.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import os
-import pwd
-import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
-DB_NAME = "mlflow"
+# MLflow's server imports a Starlette module that Starlette says it will drop: not ours to fix.
+warnings.filterwarnings("ignore", message=".*starlette.middleware.wsgi is deprecated.*")
+
+from nnlab.tracking.server.auth import PERMISSIONS, add_user, admin_env_file, prepare_auth  # noqa: E402
+from nnlab.tracking.server.postgres import pgpass_file, start_postgres, stop_postgres  # noqa: E402
+from nnlab.tracking.server.secrets import CERT_VAR, read_env_file, write_env_file  # noqa: E402
 
 
-def pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
-    if not found[-1]:
-        sys.exit(
-            f"tracking_server: {name}: PostgreSQL is not installed (apt-get install postgresql)"
-        )
-    return found[-1]
-
-
-def as_db_user(command: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: as root, run it as the `postgres` user."""
-    if os.geteuid() != 0:
-        return command
-    return ["runuser", "-u", "postgres", "--", *command]
-
-
-def start_postgres(data: Path, port: int) -> Path:
-    pgdata, sockets = data / "pg", data / "pg-sockets"
-    sockets.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        uid = pwd.getpwnam("postgres")
-        for path in (data, sockets):
-            os.chown(path, uid.pw_uid, uid.pw_gid)
-    if not (pgdata / "PG_VERSION").exists():
-        subprocess.run(
-            as_db_user([pg_bin("initdb"), "-D", str(pgdata), "-U", "postgres", "-A", "trust"]),
-            check=True,
-            capture_output=True,
-        )
-    options = f"-p {port} -k {sockets} -h 127.0.0.1"
-    subprocess.run(
-        as_db_user(
-            [
-                pg_bin("pg_ctl"),
-                "-D",
-                str(pgdata),
-                "-o",
-                options,
-                "-l",
-                str(data / "pg.log"),
-                "-w",
-                "start",
-            ]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    created = subprocess.run(
-        as_db_user(
-            [pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", DB_NAME]
-        ),
-        capture_output=True,
-        text=True,
-    )
-    if created.returncode != 0 and "already exists" not in created.stderr:
-        raise RuntimeError(f"createdb: {created.stderr.strip()}")
-    return pgdata
-
-
-def stop_postgres(pgdata: Path) -> None:
-    subprocess.run(
-        as_db_user([pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
-        capture_output=True,
-    )
-
-
-def wait_until_up(url: str, server: subprocess.Popen, timeout_s: float = 120) -> None:
+def wait_until_up(url: str, server: subprocess.Popen, cafile: Path | None, timeout_s=120) -> None:
+    context = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise RuntimeError(f"mlflow server exited with {server.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
+            with urllib.request.urlopen(f"{url}/health", timeout=2, context=context):
                 return
+        except urllib.error.HTTPError:
+            return  # it answers (an auth app may want credentials even here)
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"mlflow server did not answer at {url} within {timeout_s:.0f} s")
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=Path("server-data"), help="database + artifacts")
-    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
-    p.add_argument("--port", type=int, default=5000, help="MLflow's port")
-    p.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (local only)")
-    p.add_argument("--workers", type=int, default=4, help="MLflow server worker processes")
-    args = p.parse_args(argv)
+def self_signed_pair(data: Path, host: str) -> tuple[Path, Path]:
+    """A certificate and key for `host` (and localhost), made once with openssl."""
+    folder = data / "tls"
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if not cert.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        names = sorted({host, "localhost", "127.0.0.1"} - {"0.0.0.0"})
+        san = ",".join(f"IP:{n}" if n.replace(".", "").isdigit() else f"DNS:{n}" for n in names)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+             "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={names[0]}",
+             "-addext", f"subjectAltName={san}"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        os.chmod(key, 0o600)
+    return cert, key
+
+
+def serve(args) -> int:
     data = args.data.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    pgdata = start_postgres(data, args.db_port)
-    store = f"postgresql+psycopg2://postgres@127.0.0.1:{args.db_port}/{DB_NAME}"
+    cert = key = None
+    if args.self_signed:
+        cert, key = self_signed_pair(data, args.host)
+    elif args.tls_cert:
+        cert, key = args.tls_cert.resolve(), args.tls_key.resolve()
+    pgdata, store = start_postgres(data, args.db_port)
     artifacts = data / "artifacts"
     artifacts.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
+        "PGPASSFILE": str(pgpass_file(data)),  # the database password, on no command line
     }
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "server",
+        "--backend-store-uri", store,
+        "--serve-artifacts", "--artifacts-destination", str(artifacts),
+        "--host", args.host, "--port", str(args.port), "--workers", str(args.workers),
+    ]  # fmt: skip
+    if args.allowed_hosts:
+        command += ["--allowed-hosts", args.allowed_hosts]
+    if args.no_auth:
+        if args.host != "127.0.0.1":
+            print(
+                f"tracking_server: warning: --no-auth on {args.host}: anyone who reaches port "
+                f"{args.port} can read, change and delete every experiment",
+                file=sys.stderr,
+            )
+    else:
+        env.update(prepare_auth(data, cert))
+        command += ["--app-name", "basic-auth"]
+        admin = admin_env_file(data)
+        values = read_env_file(admin)
+        if cert is not None and values.get(CERT_VAR) != str(cert):  # TLS added later
+            write_env_file(
+                admin, values["MLFLOW_TRACKING_USERNAME"], values["MLFLOW_TRACKING_PASSWORD"], cert
+            )
+    if cert is not None:
+        command += ["--uvicorn-opts", f"--ssl-certfile {cert} --ssl-keyfile {key}"]
     server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            store,
-            "--serve-artifacts",
-            "--artifacts-destination",
-            str(artifacts),
-            "--host",
-            args.host,
-            "--port",
-            str(args.port),
-            "--workers",
-            str(args.workers),
-        ],
+        command,
         env=env,
         stdout=sys.stderr,  # the server's chatter on stderr; stdout says only when it is ready
     )
@@ -158,10 +133,13 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
+    scheme = "https" if cert is not None else "http"
+    url = f"{scheme}://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     try:
-        wait_until_up(url, server)
+        wait_until_up(url, server, cert)
         print(f"ready: {url}   (store {store}, artifacts {artifacts})", flush=True)
+        if not args.no_auth:
+            print(f"credentials: {admin_env_file(data)}", flush=True)
         server.wait()
         return server.returncode or 0
     except KeyboardInterrupt:
@@ -174,6 +152,44 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         stop_postgres(pgdata)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["add-user"]:
+        return add_user_command(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=Path("server-data"), help="database + artifacts")
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    p.add_argument("--port", type=int, default=5000, help="MLflow's port")
+    p.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (local only)")
+    p.add_argument("--workers", type=int, default=4, help="MLflow server worker processes")
+    p.add_argument("--no-auth", action="store_true", help="serve without authentication")
+    p.add_argument("--allowed-hosts", help="Host headers MLflow accepts (its --allowed-hosts)")
+    p.add_argument("--tls-cert", type=Path, help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="... and this key")
+    p.add_argument("--self-signed", action="store_true", help="HTTPS with a certificate made here")
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
+    return serve(args)
+
+
+def add_user_command(argv) -> int:
+    p = argparse.ArgumentParser(
+        prog="tracking_server.py add-user",
+        description="Add a user with a generated password, written to <data>/users/<name>.env",
+    )
+    p.add_argument("name")
+    p.add_argument("--experiment", help="the experiment to grant a permission on")
+    p.add_argument("--permission", default="EDIT", choices=PERMISSIONS)
+    p.add_argument("--data", type=Path, default=Path("server-data"))
+    p.add_argument("--url", default="http://127.0.0.1:5000", help="the running server")
+    args = p.parse_args(argv)
+    env_file = add_user(args.url, args.data.resolve(), args.name, args.experiment, args.permission)
+    granted = f", {args.permission} on experiment {args.experiment}" if args.experiment else ""
+    print(f"user {args.name} added{granted}; credentials: {env_file}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,20 +3,30 @@ itself, found from what it printed, so no two tests race for a port picked in ad
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from nnlab.env import environ_snapshot
+from nnlab.paths import PROJECT_ROOT
+from nnlab.tracking.server.secrets import read_env_file
 from tests.commands import BIN
 
 UVICORN_READY = re.compile(r"Uvicorn running on (http://[\d.]+:\d+)")
 START_TIMEOUT_S = 120
+TRACKING_SERVER = PROJECT_ROOT / "scripts" / "tracking_server.py"
+READY = re.compile(r"^ready: (\S+)")
+CREDENTIALS = re.compile(r"^credentials: (\S+)")
+SERVER_START_TIMEOUT_S = 300  # a fresh PostgreSQL and its migration: ~40 s, more under load
 
 
 def read_lines_until(stream, pattern: re.Pattern, timeout_s: float, seen: list[str]):
@@ -85,3 +95,60 @@ def listening_addresses(port: int) -> list[str]:
     return [
         r.split()[1] for r in rows if r.split()[1].endswith(f":{port:04X}") and r.split()[3] == "0A"
     ]
+
+
+class TrackingServer:
+    """scripts/tracking_server.py as a user starts it; restartable on the same data."""
+
+    def __init__(self, *options: str):
+        self.options = list(options)  # e.g. --no-auth, --self-signed
+        self.credentials: dict[str, str] = {}
+        # PostgreSQL runs as the `postgres` user when the tests run as root: its data must be
+        # in a folder that user can reach (pytest's tmp_path is private to root).
+        self.data = Path(tempfile.mkdtemp(prefix="nnlab-server-", dir="/tmp"))
+        self.port, self.db_port = distinct_free_ports(2)
+        self.url = f"http://127.0.0.1:{self.port}"  # https with --self-signed, once ready
+        self.proc = None
+
+    def start(self) -> None:
+        command = [sys.executable, str(TRACKING_SERVER), "--data", str(self.data)]
+        command += ["--port", str(self.port), "--db-port", str(self.db_port), "--workers", "2"]
+        command += self.options
+        self.log = open(self.data.parent / f"{self.data.name}.log", "a")  # noqa: SIM115
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        # "ready: <url>" once MLflow answers, then (authentication on) "credentials: <file>";
+        # a server that never says it fails the test.
+        auth = "--no-auth" not in self.options
+        seen: list[str] = []
+        last = read_lines_until(
+            self.proc.stdout, CREDENTIALS if auth else READY, SERVER_START_TIMEOUT_S, seen
+        )
+        self.url = next(READY.match(line) for line in seen if READY.match(line)).group(1)
+        if auth:
+            self.credentials_file = Path(last.group(1))
+            self.credentials = read_env_file(self.credentials_file)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=120)
+
+    def postgres_running(self) -> bool:
+        found = subprocess.run(["pgrep", "-f", f"postgres -D {self.data}/pg"], capture_output=True)
+        return found.returncode == 0
+
+    @contextmanager
+    def credentials_in_environment(self, **changes: str) -> Iterator[None]:
+        """The admin's credentials (or `changes`) in os.environ, as `set -a; . admin.env` sets
+        them, for this process and the processes it starts; restored afterwards."""
+        values = {**self.credentials, **changes}
+        saved = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

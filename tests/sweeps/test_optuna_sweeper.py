@@ -56,9 +56,9 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
         "sweep=optuna",
         "hydra.sweeper.n_trials=5",
         *TINY,
-        # Trials long enough (~1 s) that the one seen running is still running when the
-        # kill lands a moment later: a 3-epoch trial could finish in between.
-        "trainer.max_epochs=60",
+        # Trials long enough (~2 s) that the one seen running is still running when the
+        # kill lands a moment later: a 60-epoch trial (0.3 s) finished in between under load.
+        "trainer.max_epochs=400",
     ]
     driver = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -2,8 +2,6 @@
 `mlflow server --serve-artifacts`, started and stopped by the test; a Ray sweep logging to it
 over HTTP; many writers at once; and the server going away in the middle of a sweep."""
 
-import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -13,55 +11,23 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.env import environ_snapshot
-from nnlab.paths import PROJECT_ROOT
 from nnlab.tracking.store.names import PID_TAG, POPULATION_TAG
 from tests.commands import run_cli, spawn_cli, wait_for
-from tests.servers import distinct_free_ports, read_lines_until
+from tests.servers import TrackingServer
 
 pytestmark = pytest.mark.slow
-SCRIPT = PROJECT_ROOT / "scripts" / "tracking_server.py"
-READY = re.compile(r"^ready: ")
-START_TIMEOUT_S = 300  # a fresh PostgreSQL and its migration: ~40 s, more under load
 TINY = ["trainer.max_epochs=2", "data.n_samples=200", "trainer.progress=none"]
-
-
-class Server:
-    """scripts/tracking_server.py as a user starts it; restartable on the same data."""
-
-    def __init__(self):
-        # PostgreSQL runs as the `postgres` user when the tests run as root: its data must be
-        # in a folder that user can reach (pytest's tmp_path is private to root).
-        self.data = Path(tempfile.mkdtemp(prefix="nnlab-server-", dir="/tmp"))
-        self.port, self.db_port = distinct_free_ports(2)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self) -> None:
-        command = [sys.executable, str(SCRIPT), "--data", str(self.data)]
-        command += ["--port", str(self.port), "--db-port", str(self.db_port), "--workers", "2"]
-        self.log = open(self.data.parent / f"{self.data.name}.log", "a")  # noqa: SIM115
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        # "ready: ..." once MLflow answers; a server that never says it fails the test.
-        read_lines_until(self.proc.stdout, READY, START_TIMEOUT_S, [])
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=120)
-
-    def postgres_running(self) -> bool:
-        found = subprocess.run(["pgrep", "-f", f"postgres -D {self.data}/pg"], capture_output=True)
-        return found.returncode == 0
 
 
 @pytest.fixture(scope="module")
 def server():
     """One server for this file's tests (starting one migrates a fresh PostgreSQL: ~40 s); the
     last test stops and restarts it."""
-    s = Server()
+    s = TrackingServer()
     s.start()
     try:
-        yield s
+        with s.credentials_in_environment():  # authentication is on: the admin's
+            yield s
     finally:
         s.stop()
         assert not s.postgres_running()  # both servers stopped

@@ -95,10 +95,16 @@ class MlflowSweepCallback(Callback):
                     file=sys.stderr,
                 )
             raise SystemExit(2)
+        from nnlab.tracking.store.preflight import StoreError
+
+        uri = tracking_uri(config.tracking.uri)
+        try:
+            check_store(uri)  # a store that cannot be used: one line, exit 3, as a single run
+        except StoreError as err:
+            print(f"nnlab-train: tracking store {redact(uri)}: {err}", file=sys.stderr)
+            raise SystemExit(3) from None
         earlier = earlier_parent(config)  # a resumed Optuna study continues its parent run
         try:
-            uri = tracking_uri(config.tracking.uri)
-            check_store(uri)
             client = get_client(uri)
             swept = sweep_description(config)
             keys = swept_keys(swept, OmegaConf.select(config, "hydra.sweeper.params"))

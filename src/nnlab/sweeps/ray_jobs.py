@@ -4,13 +4,29 @@ the sweep callback checks the head before it creates anything in the store."""
 
 from __future__ import annotations
 
+# A server with authentication (scripts/tracking_server.py) needs the driver's credentials in
+# every job; they travel in the task's runtime_env, which nnlab logs nowhere.
+CREDENTIAL_VARS = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
+
 
 def job_environment(tracking_uri: str | None) -> dict[str, str]:
-    """The variables every job needs: the sweep protocol's, and where the store is."""
+    """The variables every job needs: the sweep protocol's, where the store is, and the
+    credentials it takes."""
+    import os
+
     from nnlab.tracking.store import sweep_protocol
     from nnlab.tracking.store.runs import tracking_uri as resolve
 
-    return {**sweep_protocol.sweep_environment(), "MLFLOW_TRACKING_URI": resolve(tracking_uri)}
+    credentials = {k: os.environ[k] for k in CREDENTIAL_VARS if os.environ.get(k)}
+    return {
+        **sweep_protocol.sweep_environment(),
+        "MLFLOW_TRACKING_URI": resolve(tracking_uri),
+        **credentials,
+    }
 
 
 def check_head(address: str | None, timeout_s: float = 10.0) -> str | None:

@@ -65,8 +65,23 @@ def _check_sqlite(db: Path) -> None:
 def _check_server(uri: str) -> None:
     import requests
 
+    base = uri.rstrip("/")
     try:
-        requests.get(uri.rstrip("/") + "/health", timeout=SERVER_TIMEOUT_S)
+        requests.get(base + "/health", timeout=SERVER_TIMEOUT_S, verify=_verify())
+        # A server with authentication (scripts/tracking_server.py) answers /health to
+        # anyone: whether these credentials get in is asked of an API that needs them.
+        answer = requests.get(
+            base + "/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=_credentials(),
+            timeout=SERVER_TIMEOUT_S,
+            verify=_verify(),
+        )
+    except requests.exceptions.SSLError as err:
+        raise StoreError(
+            "the server's TLS certificate is not trusted here: set "
+            "MLFLOW_TRACKING_SERVER_CERT_PATH to the server's certificate"
+        ) from err
     except requests.exceptions.ConnectionError as err:
         raise StoreError(
             f"tracking server {uri} is unreachable (connection refused or no route)"
@@ -75,6 +90,27 @@ def _check_server(uri: str) -> None:
         raise StoreError(
             f"tracking server {uri} did not answer within {SERVER_TIMEOUT_S:.0f} s"
         ) from err
+    if answer.status_code == 401:
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+        raise StoreError(
+            f"the server refused the password of user {user}: check "
+            "MLFLOW_TRACKING_PASSWORD (the user's env file: set -a; . <file>; set +a)"
+            if user
+            else "the server asks for credentials: set MLFLOW_TRACKING_USERNAME "
+            "and MLFLOW_TRACKING_PASSWORD (e.g. set -a; . server-data/admin.env; set +a)"
+        )
+
+
+def _credentials() -> tuple[str, str] | None:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return (user, os.environ.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+
+
+def _verify() -> bool | str:
+    """What requests checks an HTTPS server's certificate against, as MLflow's client does."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+        return False
+    return os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
 
 
 def store_failure(exc: BaseException) -> str | None:

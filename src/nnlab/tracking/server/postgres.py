@@ -1,0 +1,145 @@
+"""The shared server's PostgreSQL: on a data folder of its own, password-only over TCP.
+
+- Over TCP (127.0.0.1 only) every role needs its password (scram-sha-256); the superuser has
+  none, so it cannot log in over TCP at all. It is reached over the Unix socket, by the
+  `postgres` OS user alone (peer authentication), to set things up.
+- MLflow logs in as the role `mlflow`, which owns the `mlflow` database, with a generated
+  password kept in the data folder's `pgpass` (libpq's password file, mode 600).
+- A data folder made by an earlier nnlab (`-A trust`) is brought to these rules on start.
+
+PostgreSQL refuses to run as root: as root, it runs as the `postgres` user (Debian's
+`postgresql` package).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from nnlab.tracking.server.secrets import new_password, write_secret
+
+DB_NAME = "mlflow"
+DB_USER = "mlflow"
+HBA = """# Written by nnlab's tracking server (src/nnlab/tracking/server/postgres.py).
+# The superuser over the Unix socket only, as the postgres OS user; everyone over TCP with a
+# password (the superuser has none: no TCP login).
+local   all   postgres                 peer
+host    all   all        127.0.0.1/32  scram-sha-256
+host    all   all        ::1/128       scram-sha-256
+"""
+
+
+def pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name) or ""]
+    if not found[-1]:
+        sys.exit(
+            f"tracking_server: {name}: PostgreSQL is not installed (apt-get install postgresql)"
+        )
+    return found[-1]
+
+
+def as_db_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` user."""
+    if os.geteuid() != 0:
+        return command
+    return ["runuser", "-u", "postgres", "--", *command]
+
+
+def start_postgres(data: Path, port: int) -> tuple[Path, str]:
+    """Start (creating on first use) the database; returns its folder and the URI MLflow
+    uses, which holds no password (libpq reads it from PGPASSFILE, `pgpass_file(data)`)."""
+    pgdata, sockets = data / "pg", data / "pg-sockets"
+    sockets.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        uid = pwd.getpwnam("postgres")
+        for path in (data, sockets):
+            os.chown(path, uid.pw_uid, uid.pw_gid)
+    os.chmod(data, 0o700)  # the data folder is its owner's alone
+    if not (pgdata / "PG_VERSION").exists():
+        subprocess.run(
+            as_db_user(
+                [
+                    pg_bin("initdb"), "-D", str(pgdata), "-U", "postgres",
+                    "--auth-local=peer", "--auth-host=scram-sha-256",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+    # Written on every start, so that a folder an earlier version made with trust is closed.
+    hba = pgdata / "pg_hba.conf"
+    hba.write_text(HBA)
+    if os.geteuid() == 0:
+        uid = pwd.getpwnam("postgres")
+        os.chown(hba, uid.pw_uid, uid.pw_gid)
+    os.chmod(hba, 0o600)
+    options = f"-p {port} -k {sockets} -h 127.0.0.1 -c password_encryption=scram-sha-256"
+    subprocess.run(
+        as_db_user(
+            [pg_bin("pg_ctl"), "-D", str(pgdata), "-o", options, "-l", str(data / "pg.log"),
+             "-w", "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    _ensure_mlflow_role(data, sockets, port)
+    return pgdata, f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
+
+
+def pgpass_file(data: Path) -> Path:
+    return data / "pgpass"
+
+
+def _psql(sockets: Path, port: int, sql: str, database: str = "postgres") -> str:
+    done = subprocess.run(
+        as_db_user(
+            [pg_bin("psql"), "-h", str(sockets), "-p", str(port), "-U", "postgres", "-d",
+             database, "-v", "ON_ERROR_STOP=1", "-tA", "-f", "-"]
+        ),
+        input=sql,  # on stdin, not argv: a password in SQL never shows in the process list
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"psql: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _ensure_mlflow_role(data: Path, sockets: Path, port: int) -> None:
+    """The `mlflow` role, with the password in `pgpass` (a new one when the file is new), and
+    its database; a database an earlier version made as the superuser is handed over."""
+    passfile = pgpass_file(data)
+    if passfile.exists():
+        password = passfile.read_text().strip().rsplit(":", 1)[-1]
+    else:
+        password = new_password()
+    exists = _psql(sockets, port, f"SELECT 1 FROM pg_roles WHERE rolname = '{DB_USER}'")
+    verb = "ALTER" if exists == "1" else "CREATE"
+    _psql(sockets, port, f"{verb} ROLE {DB_USER} LOGIN PASSWORD '{password}'")
+    if _psql(sockets, port, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
+        _psql(sockets, port, f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+    else:  # made by an earlier nnlab, owned by the superuser
+        _psql(sockets, port, f"ALTER DATABASE {DB_NAME} OWNER TO {DB_USER}")
+        _psql(
+            sockets,
+            port,
+            "DO $$ DECLARE r record; BEGIN "
+            "FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v') LOOP "
+            f"EXECUTE 'ALTER TABLE public.' || quote_ident(r.relname) || ' OWNER TO {DB_USER}'; "
+            f"END LOOP; END $$; ALTER SCHEMA public OWNER TO {DB_USER};",
+            DB_NAME,
+        )
+    write_secret(passfile, f"127.0.0.1:*:{DB_NAME}:{DB_USER}:{password}\n")
+
+
+def stop_postgres(pgdata: Path) -> None:
+    subprocess.run(
+        as_db_user([pg_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"]),
+        capture_output=True,
+    )
