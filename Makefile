@@ -37,10 +37,12 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # The shared-server tests start a real PostgreSQL (Debian's `postgresql`; the server script
-# runs it as the `postgres` user, since PostgreSQL refuses root). Needs root for apt-get.
+# runs it as the `postgres` user, since PostgreSQL refuses root) and make a self-signed
+# certificate with `openssl`. Needs root for apt-get.
 postgres:
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v openssl >/dev/null || \
+		{ apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql openssl >/dev/null; }
 
 # Every test, on the pytest-xdist workers that pyproject.toml's addopts name. The inner loop,
 # without subprocesses, servers or browsers: .venv/bin/pytest -m "not slow".

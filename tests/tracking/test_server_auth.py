@@ -159,6 +159,38 @@ def test_a_sweep_lands_with_credentials_fails_in_one_line_without_and_leaks_no_p
     assert not [p for p in artifacts if password.encode() in p.read_bytes()]
 
 
+def test_an_optuna_search_keeps_its_study_in_the_servers_database(server):
+    """The server's optuna.env names a database of its own for studies (password-protected,
+    like MLflow's); with it and the admin's credentials in the environment, a search runs, and
+    neither password reaches the MLflow store."""
+    study_env = read_env_file(server.data / "optuna.env")
+    storage = study_env["NNLAB_STUDY_STORAGE"]
+    study_password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    with server.credentials_in_environment(MLFLOW_TRACKING_URI=server.url, **study_env):
+        search = spawn_cli(
+            "nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd",
+            "optimizer.lr=interval(0.01,0.3)", "hydra.sweeper.n_trials=2",
+            "tracking.experiment=searched", *TINY,
+        )  # fmt: skip
+        assert search.returncode == 0, search.stderr[-3000:]
+        client = MlflowClient(server.url)
+        runs = client.search_runs([client.get_experiment_by_name("searched").experiment_id])
+    import optuna
+
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.n_trials == 2
+    (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
+    assert parent.data.tags["nnlab.optuna.storage"].count("***") == 1  # the password masked
+    dump = subprocess.run(
+        as_db_user([pg_bin("pg_dump"), "-h", str(server.data / "pg-sockets"),
+                    "-p", str(server.db_port), "-U", "postgres", "mlflow"]),
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "searched" in dump
+    for secret in (study_password, server.credentials["MLFLOW_TRACKING_PASSWORD"]):
+        assert secret not in dump
+
+
 def test_https_with_a_self_signed_certificate(tmp_path):
     """--self-signed: the server speaks HTTPS, a worker with the certificate gets in; one
     without it is told in one line what to set."""

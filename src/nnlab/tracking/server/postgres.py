@@ -21,10 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nnlab.tracking.server.secrets import new_password, write_secret
+from nnlab.tracking.server.secrets import new_password, read_env_file, write_secret
 
 DB_NAME = "mlflow"
 DB_USER = "mlflow"
+STUDY_DB = STUDY_USER = "optuna"
+STUDY_STORAGE_VAR = "NNLAB_STUDY_STORAGE"
 HBA = """# Written by nnlab's tracking server (src/nnlab/tracking/server/postgres.py).
 # The superuser over the Unix socket only, as the postgres OS user; everyone over TCP with a
 # password (the superuser has none: no TCP login).
@@ -112,30 +114,53 @@ def _psql(sockets: Path, port: int, sql: str, database: str = "postgres") -> str
 
 def _ensure_mlflow_role(data: Path, sockets: Path, port: int) -> None:
     """The `mlflow` role, with the password in `pgpass` (a new one when the file is new), and
-    its database; a database an earlier version made as the superuser is handed over."""
+    its database; a database an earlier version made as the superuser is handed over. Also
+    the `optuna` role and database for Optuna studies (`optuna_env_file`)."""
     passfile = pgpass_file(data)
-    if passfile.exists():
-        password = passfile.read_text().strip().rsplit(":", 1)[-1]
-    else:
-        password = new_password()
-    exists = _psql(sockets, port, f"SELECT 1 FROM pg_roles WHERE rolname = '{DB_USER}'")
+    password = _role(sockets, port, DB_USER, DB_NAME, _kept_password(passfile))
+    write_secret(passfile, f"127.0.0.1:*:{DB_NAME}:{DB_USER}:{password}\n")
+    study_file = optuna_env_file(data)
+    kept = read_env_file(study_file)[STUDY_STORAGE_VAR] if study_file.exists() else None
+    password = _role(sockets, port, STUDY_USER, STUDY_DB, _password_in_url(kept))
+    url = f"postgresql+psycopg2://{STUDY_USER}:{password}@127.0.0.1:{port}/{STUDY_DB}"
+    write_secret(study_file, f"{STUDY_STORAGE_VAR}={url}\n")
+
+
+def optuna_env_file(data: Path) -> Path:
+    """`NNLAB_STUDY_STORAGE=<URL>`: the database nnlab's Optuna sweeper keeps its studies in
+    (conf/hydra/sweeper/nnlab_optuna.yaml reads the variable), for workers on this host."""
+    return data / "optuna.env"
+
+
+def _kept_password(passfile: Path) -> str | None:
+    return passfile.read_text().strip().rsplit(":", 1)[-1] if passfile.exists() else None
+
+
+def _password_in_url(url: str | None) -> str | None:
+    return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1] if url else None
+
+
+def _role(sockets: Path, port: int, role: str, database: str, password: str | None) -> str:
+    """Role `role` logging in with `password` (a new one if None), owning `database`."""
+    password = password or new_password()
+    exists = _psql(sockets, port, f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'")
     verb = "ALTER" if exists == "1" else "CREATE"
-    _psql(sockets, port, f"{verb} ROLE {DB_USER} LOGIN PASSWORD '{password}'")
-    if _psql(sockets, port, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
-        _psql(sockets, port, f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+    _psql(sockets, port, f"{verb} ROLE {role} LOGIN PASSWORD '{password}'")
+    if _psql(sockets, port, f"SELECT 1 FROM pg_database WHERE datname = '{database}'") != "1":
+        _psql(sockets, port, f"CREATE DATABASE {database} OWNER {role}")
     else:  # made by an earlier nnlab, owned by the superuser
-        _psql(sockets, port, f"ALTER DATABASE {DB_NAME} OWNER TO {DB_USER}")
+        _psql(sockets, port, f"ALTER DATABASE {database} OWNER TO {role}")
         _psql(
             sockets,
             port,
             "DO $$ DECLARE r record; BEGIN "
             "FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = "
             "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v') LOOP "
-            f"EXECUTE 'ALTER TABLE public.' || quote_ident(r.relname) || ' OWNER TO {DB_USER}'; "
-            f"END LOOP; END $$; ALTER SCHEMA public OWNER TO {DB_USER};",
-            DB_NAME,
+            f"EXECUTE 'ALTER TABLE public.' || quote_ident(r.relname) || ' OWNER TO {role}'; "
+            f"END LOOP; END $$; ALTER SCHEMA public OWNER TO {role};",
+            database,
         )
-    write_secret(passfile, f"127.0.0.1:*:{DB_NAME}:{DB_USER}:{password}\n")
+    return password
 
 
 def stop_postgres(pgdata: Path) -> None:
