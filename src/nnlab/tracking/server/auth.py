@@ -25,6 +25,7 @@ from nnlab.tracking.server.secrets import (
 
 ADMIN = "admin"
 PERMISSIONS = ("READ", "EDIT", "MANAGE")
+AUTH_CACHE_S = 60
 
 
 def admin_env_file(data: Path) -> Path:
@@ -50,7 +51,11 @@ def prepare_auth(data: Path, cert: Path | None = None) -> dict[str, str]:
         f"database_uri = sqlite:///{data / 'basic_auth.db'}\n"
         f"admin_username = {ADMIN}\n"
         f"admin_password = {password}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Each password check is a deliberately slow hash (scrypt): without a cache every
+        # request pays it, and 8 writers wrote 6x fewer runs (BENCHMARKS.md section 5). A
+        # changed password or a deleted user reaches the other workers within this time.
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_S}\n",
     )
     # Flask's key for the auth app's CSRF tokens: kept, so that every worker and restart agree.
     key_file = data / "flask-secret"
