@@ -193,3 +193,54 @@ def backend_params(names: list[str]) -> list:
         skip = missing is not None and not os.environ.get("NNLAB_CI")
         params.append(pytest.param(name, marks=pytest.mark.skipif(skip, reason=str(missing))))
     return params
+
+
+# -- the order tests start in: long modules spread over the workers --------------------------
+# pytest-xdist's worksteal scheduler hands each of its N workers a contiguous 1/N of the
+# collection, and an idle worker steals from the *end* of the longest queue. In alphabetical
+# order the modules that start servers, Ray and browsers (sweeps/, tracking/) all fell into the
+# last two chunks and ran one after another at the end: a 3-minute tail. Here each long module
+# goes, whole (its module-scoped server starts once), to the start of the chunk with the least
+# estimated time so far; the short tests fill the chunks to xdist's sizes. The estimates are
+# seconds on this machine (`pytest --durations`); a wrong one costs time, never correctness.
+LONG_MODULES = {
+    "tests/tracking/test_reliability.py": 200,
+    "tests/tracking/test_tracking_server.py": 180,
+    "tests/sweeps/test_sweeps.py": 170,
+    "tests/sweeps/test_optuna_sweeper.py": 160,
+    "tests/sweeps/test_ray_launcher.py": 130,
+    "tests/tracking/test_server_auth.py": 90,
+    "tests/tracking/test_mlflow_ui.py": 50,
+    "tests/sweeps/test_submitit.py": 50,
+    "tests/sweeps/test_population_sweeper.py": 45,
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    # In a worker, xdist says how many there are; the controller schedules the workers'
+    # (identical) collection, so the order must be made there.
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if not isinstance(workers, int) or workers < 2 or len(items) < 10 * workers:
+        return
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    bins: list[list] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for module, seconds in sorted(LONG_MODULES.items(), key=lambda kv: -kv[1]):
+        if module in by_module:
+            k = load.index(min(load))
+            bins[k] += by_module.pop(module)
+            load[k] += seconds
+    short = [item for tests in by_module.values() for item in tests]
+    # xdist's chunk sizes: len // workers, then what is left split the same way.
+    sizes, left = [], len(items)
+    for k in range(workers):
+        sizes.append(left // (workers - k))
+        left -= sizes[-1]
+    ordered = []
+    for k, heavy in enumerate(bins):
+        room = max(0, sizes[k] - len(heavy))
+        ordered += heavy + short[:room]
+        short = short[room:]
+    items[:] = ordered + short

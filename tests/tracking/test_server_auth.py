@@ -1,6 +1,8 @@
 """The shared server lets in only those who belong (scripts/tracking_server.py; MLflow's own
 authentication app and PostgreSQL's password authentication): a real PostgreSQL and a real
-`mlflow server --app-name basic-auth`, started and stopped by the tests."""
+`mlflow server --app-name basic-auth`, over HTTPS with a self-signed certificate, started and
+stopped by the tests. (Authentication over plain HTTP: tests/tracking/test_tracking_server.py's
+server.)"""
 
 import os
 import stat
@@ -25,7 +27,7 @@ TINY = ["trainer.max_epochs=2", "data.n_samples=200", "trainer.progress=none"]
 
 @pytest.fixture(scope="module")
 def server():
-    s = TrackingServer()
+    s = TrackingServer("--self-signed")
     s.start()
     try:
         yield s
@@ -59,14 +61,15 @@ def test_the_admins_credentials_are_its_owners_alone_in_env_file_form(server):
 
 def test_unauthenticated_401_read_user_403_edit_user_only_where_granted(server):
     search = f"{server.url}/api/2.0/mlflow/experiments/search"
-    assert requests.get(search, params={"max_results": 1}, timeout=30).status_code == 401
+    cert = server.credentials["MLFLOW_TRACKING_SERVER_CERT_PATH"]
+    unauthenticated = requests.get(search, params={"max_results": 1}, timeout=30, verify=cert)
+    assert unauthenticated.status_code == 401
     admin = (
         server.credentials["MLFLOW_TRACKING_USERNAME"],
         server.credentials["MLFLOW_TRACKING_PASSWORD"],
     )
-    assert (
-        requests.get(search, params={"max_results": 1}, auth=admin, timeout=30).status_code == 200
-    )
+    answer = requests.get(search, params={"max_results": 1}, auth=admin, timeout=30, verify=cert)
+    assert answer.status_code == 200
 
     saved = dict(os.environ)
     try:
@@ -191,20 +194,19 @@ def test_an_optuna_search_keeps_its_study_in_the_servers_database(server):
         assert secret not in dump
 
 
-def test_https_with_a_self_signed_certificate(tmp_path):
-    """--self-signed: the server speaks HTTPS, a worker with the certificate gets in; one
-    without it is told in one line what to set."""
-    secure = TrackingServer("--self-signed")
-    secure.start()
-    try:
-        assert secure.url.startswith("https://")
-        cert = secure.credentials["MLFLOW_TRACKING_SERVER_CERT_PATH"]
-        with secure.credentials_in_environment(MLFLOW_TRACKING_URI=secure.url):
-            run = spawn_cli("nnlab-train", *TINY, "tracking.log_model=false")
-            assert run.returncode == 0, run.stderr[-2000:]
-            os.environ.pop("MLFLOW_TRACKING_SERVER_CERT_PATH")
-            refused = spawn_cli("nnlab-train", *TINY)
-        assert refused.returncode == 3 and "MLFLOW_TRACKING_SERVER_CERT_PATH" in refused.stderr
-        assert Path(cert).exists()
-    finally:
-        secure.stop()
+def test_https_with_a_self_signed_certificate(server):
+    """--self-signed: the server speaks HTTPS (every test here went through it, verified with
+    the certificate the admin's env file names); a worker without the certificate is told in
+    one line what to set, before anything is created."""
+    assert server.url.startswith("https://")
+    cert = Path(server.credentials["MLFLOW_TRACKING_SERVER_CERT_PATH"])
+    assert cert.parent == server.data / "tls" and cert.exists()
+    with server.credentials_in_environment(MLFLOW_TRACKING_URI=server.url):
+        os.environ.pop("MLFLOW_TRACKING_SERVER_CERT_PATH")
+        refused = spawn_cli("nnlab-train", *TINY, "tracking.experiment=untrusted")
+        os.environ["MLFLOW_TRACKING_SERVER_CERT_PATH"] = str(cert)
+        names = [e.name for e in MlflowClient(server.url).search_experiments()]
+    lines = [ln for ln in refused.stderr.splitlines() if ln.strip()]
+    assert refused.returncode == 3 and len(lines) == 1, refused.stderr
+    assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in lines[0]
+    assert "untrusted" not in names

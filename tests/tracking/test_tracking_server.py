@@ -67,6 +67,14 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
         assert Path(summary).read_text().count("FINISHED") == 6
     # The artifacts live on the server's side only, under its artifact root.
     assert list((server.data / "artifacts").rglob("config.yaml"))
+    # The credentials travelled to the Ray workers in their runtime_env, and no further: the
+    # password is in no artifact (config.yaml, overrides.yaml, the models) and no tag or param.
+    password = server.credentials["MLFLOW_TRACKING_PASSWORD"].encode()
+    files = [p for p in (server.data / "artifacts").rglob("*") if p.is_file()]
+    assert files and not [p for p in files if password in p.read_bytes()]
+    for run in runs:
+        recorded = [*run.data.tags.values(), *run.data.params.values()]
+        assert not [v for v in recorded if password.decode() in v]
 
 
 WRITER = """

@@ -75,7 +75,7 @@ def add_user(url: str, data: Path, name: str, experiment: str | None, permission
     from mlflow.tracking import MlflowClient
 
     admin = read_env_file(admin_env_file(data))
-    os.environ[USERNAME_VAR], os.environ[PASSWORD_VAR] = admin[USERNAME_VAR], admin[PASSWORD_VAR]
+    os.environ.update(admin)  # the admin's name and password (and the certificate, with TLS)
     auth = AuthServiceClient(url)
     env_file = user_env_file(data, name)
     password = new_password()
