@@ -16,7 +16,6 @@ from pathlib import Path
 
 from nnlab.tracking.server.secrets import (
     PASSWORD_VAR,
-    USERNAME_VAR,
     new_password,
     read_env_file,
     write_env_file,
