@@ -164,14 +164,15 @@ def test_a_sweep_lands_with_credentials_fails_in_one_line_without_and_leaks_no_p
 
 def test_an_optuna_search_keeps_its_study_in_the_servers_database(server):
     """The server's optuna.env names a database of its own for studies (password-protected,
-    like MLflow's); with it and the admin's credentials in the environment, a search runs, and
-    neither password reaches the MLflow store."""
+    like MLflow's); with it and the admin's credentials in the environment, a search runs its
+    trials through submitit, and neither password reaches the MLflow store."""
     study_env = read_env_file(server.data / "optuna.env")
     storage = study_env["NNLAB_STUDY_STORAGE"]
     study_password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     with server.credentials_in_environment(MLFLOW_TRACKING_URI=server.url, **study_env):
         search = spawn_cli(
-            "nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd",
+            "nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "hydra/launcher=submitit_local",
+            "optimizer=sgd",
             "optimizer.lr=interval(0.01,0.3)", "hydra.sweeper.n_trials=2",
             "tracking.experiment=searched", *TINY,
         )  # fmt: skip
