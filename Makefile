@@ -70,8 +70,9 @@ ui: setup
 # A shared tracking server: PostgreSQL + mlflow server --serve-artifacts, data in server-data/.
 # HOST=0.0.0.0 serves other machines; workers then set MLFLOW_TRACKING_URI=http://<host>:5000.
 HOST ?= 127.0.0.1
+DATA ?= server-data
 server: setup postgres
-	$(BIN)/python scripts/tracking_server.py --data server-data --host $(HOST) --port 5000
+	$(BIN)/python scripts/tracking_server.py --data $(DATA) --host $(HOST) --port 5000
 
 # Side-by-side timings (not tests): prints Markdown tables; BENCHMARKS.md holds the latest.
 bench: setup

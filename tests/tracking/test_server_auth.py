@@ -211,3 +211,19 @@ def test_https_with_a_self_signed_certificate(server):
     assert refused.returncode == 3 and len(lines) == 1, refused.stderr
     assert "MLFLOW_TRACKING_SERVER_CERT_PATH" in lines[0]
     assert "untrusted" not in names
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to the postgres user")
+def test_a_data_folder_postgres_cannot_reach_is_refused_in_one_line(tmp_path):
+    """As root, PostgreSQL runs as `postgres`; pytest's tmp_path is private to root, as a clone
+    under /root is. The server says so in one line instead of initdb's traceback."""
+    private = tmp_path / "server-data"
+    done = subprocess.run(
+        [sys.executable, str(TRACKING_SERVER), "--data", str(private),
+         "--port", "1", "--db-port", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert f"--data {private}: the postgres user cannot reach it" in lines[0]
+    assert "Traceback" not in done.stderr and not (private / "pg").exists()

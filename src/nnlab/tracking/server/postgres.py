@@ -61,17 +61,17 @@ def start_postgres(data: Path, port: int) -> tuple[Path, str]:
         uid = pwd.getpwnam("postgres")
         for path in (data, sockets):
             os.chown(path, uid.pw_uid, uid.pw_gid)
+        check_reachable(data)
     os.chmod(data, 0o700)  # the data folder is its owner's alone
     if not (pgdata / "PG_VERSION").exists():
-        subprocess.run(
+        _run_or_exit(
             as_db_user(
                 [
                     pg_bin("initdb"), "-D", str(pgdata), "-U", "postgres",
                     "--auth-local=peer", "--auth-host=scram-sha-256",
                 ]
             ),
-            check=True,
-            capture_output=True,
+            "initdb",
         )  # fmt: skip
     # Written on every start, so that a folder an earlier version made with trust is closed.
     hba = pgdata / "pg_hba.conf"
@@ -81,16 +81,38 @@ def start_postgres(data: Path, port: int) -> tuple[Path, str]:
         os.chown(hba, uid.pw_uid, uid.pw_gid)
     os.chmod(hba, 0o600)
     options = f"-p {port} -k {sockets} -h 127.0.0.1 -c password_encryption=scram-sha-256"
-    subprocess.run(
+    _run_or_exit(
         as_db_user(
             [pg_bin("pg_ctl"), "-D", str(pgdata), "-o", options, "-l", str(data / "pg.log"),
              "-w", "start"]
         ),
-        check=True,
-        capture_output=True,
+        f"pg_ctl start (its log: {data / 'pg.log'})",
     )  # fmt: skip
     _ensure_mlflow_role(data, sockets, port)
     return pgdata, f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
+
+
+def check_reachable(data: Path) -> None:
+    """As root, PostgreSQL runs as `postgres`, which must reach the data folder: a folder
+    under a private one (/root, mode 700, or a private temp folder) is refused in one line."""
+    done = subprocess.run(as_db_user(["test", "-w", str(data), "-a", "-x", str(data)]))
+    if done.returncode != 0:
+        blocked = next(
+            (p for p in [*reversed(data.parents), data] if not os.stat(p).st_mode & 0o001),
+            data,
+        )
+        sys.exit(
+            f"tracking_server: --data {data}: the postgres user cannot reach it ({blocked} is "
+            "private to its owner); choose a folder it can reach, e.g. --data "
+            "/srv/nnlab-server (make server DATA=/srv/nnlab-server)"
+        )
+
+
+def _run_or_exit(command: list[str], what: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        sys.exit(f"tracking_server: {what} failed: {reason[-1] if reason else done.returncode}")
 
 
 def pgpass_file(data: Path) -> Path:
