@@ -177,7 +177,7 @@ def _read_cached(
         task=resolved_task,
         features=tuple(names),
         classes=classes,
-        x=np.ascontiguousarray(x),
+        x=x,  # column-major as pandas holds it: rows are drawn by index (a copy) anyway
         y=y,
         rows_in_file=len(keep),
         rows_dropped=int(bad_rows.sum()),
