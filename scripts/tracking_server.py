@@ -85,7 +85,7 @@ def serve(args) -> int:
         cert, key = self_signed_pair(data, args.host)
     elif args.tls_cert:
         cert, key = args.tls_cert.resolve(), args.tls_key.resolve()
-    pgdata, store = start_postgres(data, args.db_port)
+    pgdata, store = start_postgres(data, args.db_port, args.db_listen)
     artifacts = data / "artifacts"
     artifacts.mkdir(exist_ok=True)
     env = {
@@ -162,7 +162,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=Path("server-data"), help="database + artifacts")
     p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
     p.add_argument("--port", type=int, default=5000, help="MLflow's port")
-    p.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port (local only)")
+    p.add_argument("--db-port", type=int, default=5433, help="PostgreSQL's port")
+    p.add_argument(
+        "--db-listen",
+        default="127.0.0.1",
+        help="0.0.0.0: PostgreSQL reachable from other machines (password-only), for Optuna "
+        "studies that workers elsewhere share (<data>/optuna.env names it)",
+    )
     p.add_argument("--workers", type=int, default=4, help="MLflow server worker processes")
     p.add_argument("--no-auth", action="store_true", help="serve without authentication")
     p.add_argument("--allowed-hosts", help="Host headers MLflow accepts (its --allowed-hosts)")

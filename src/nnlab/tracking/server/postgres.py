@@ -1,7 +1,7 @@
 """The shared server's PostgreSQL: on a data folder of its own, password-only over TCP.
 
-- Over TCP (127.0.0.1 only) every role needs its password (scram-sha-256); the superuser has
-  none, so it cannot log in over TCP at all. It is reached over the Unix socket, by the
+- Over TCP (127.0.0.1, or every address with `--db-listen 0.0.0.0`) every role needs its
+  password (scram-sha-256); the superuser has none, so it cannot log in over TCP at all. It is reached over the Unix socket, by the
   `postgres` OS user alone (peer authentication), to set things up.
 - MLflow logs in as the role `mlflow`, which owns the `mlflow` database, with a generated
   password kept in the data folder's `pgpass` (libpq's password file, mode 600).
@@ -17,6 +17,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,11 @@ def as_db_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command]
 
 
-def start_postgres(data: Path, port: int) -> tuple[Path, str]:
+def start_postgres(data: Path, port: int, listen: str = "127.0.0.1") -> tuple[Path, str]:
     """Start (creating on first use) the database; returns its folder and the URI MLflow
-    uses, which holds no password (libpq reads it from PGPASSFILE, `pgpass_file(data)`)."""
+    uses, which holds no password (libpq reads it from PGPASSFILE, `pgpass_file(data)`).
+    `listen`: 127.0.0.1, or 0.0.0.0 so that workers on other machines reach the Optuna
+    database (password-only there too)."""
     pgdata, sockets = data / "pg", data / "pg-sockets"
     sockets.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -75,12 +78,17 @@ def start_postgres(data: Path, port: int) -> tuple[Path, str]:
         )  # fmt: skip
     # Written on every start, so that a folder an earlier version made with trust is closed.
     hba = pgdata / "pg_hba.conf"
-    hba.write_text(HBA)
+    everywhere = (
+        "host    all   all        0.0.0.0/0     scram-sha-256\n"
+        "host    all   all        ::/0          scram-sha-256\n"
+    )
+    hba.write_text(HBA + (everywhere if listen != "127.0.0.1" else ""))
     if os.geteuid() == 0:
         uid = pwd.getpwnam("postgres")
         os.chown(hba, uid.pw_uid, uid.pw_gid)
     os.chmod(hba, 0o600)
-    options = f"-p {port} -k {sockets} -h 127.0.0.1 -c password_encryption=scram-sha-256"
+    listen_on = "127.0.0.1" if listen == "127.0.0.1" else "*"
+    options = f"-p {port} -k {sockets} -h {listen_on} -c password_encryption=scram-sha-256"
     _run_or_exit(
         as_db_user(
             [pg_bin("pg_ctl"), "-D", str(pgdata), "-o", options, "-l", str(data / "pg.log"),
@@ -88,7 +96,8 @@ def start_postgres(data: Path, port: int) -> tuple[Path, str]:
         ),
         f"pg_ctl start (its log: {data / 'pg.log'})",
     )  # fmt: skip
-    _ensure_mlflow_role(data, sockets, port)
+    study_host = "127.0.0.1" if listen == "127.0.0.1" else socket.getfqdn()
+    _ensure_mlflow_role(data, sockets, port, study_host)
     return pgdata, f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{port}/{DB_NAME}"
 
 
@@ -134,7 +143,7 @@ def _psql(sockets: Path, port: int, sql: str, database: str = "postgres") -> str
     return done.stdout.strip()
 
 
-def _ensure_mlflow_role(data: Path, sockets: Path, port: int) -> None:
+def _ensure_mlflow_role(data: Path, sockets: Path, port: int, study_host: str) -> None:
     """The `mlflow` role, with the password in `pgpass` (a new one when the file is new), and
     its database; a database an earlier version made as the superuser is handed over. Also
     the `optuna` role and database for Optuna studies (`optuna_env_file`)."""
@@ -144,7 +153,7 @@ def _ensure_mlflow_role(data: Path, sockets: Path, port: int) -> None:
     study_file = optuna_env_file(data)
     kept = read_env_file(study_file)[STUDY_STORAGE_VAR] if study_file.exists() else None
     password = _role(sockets, port, STUDY_USER, STUDY_DB, _password_in_url(kept))
-    url = f"postgresql+psycopg2://{STUDY_USER}:{password}@127.0.0.1:{port}/{STUDY_DB}"
+    url = f"postgresql+psycopg2://{STUDY_USER}:{password}@{study_host}:{port}/{STUDY_DB}"
     write_secret(study_file, f"{STUDY_STORAGE_VAR}={url}\n")
 
 
