@@ -1,8 +1,9 @@
 """The shared server's PostgreSQL: on a data folder of its own, password-only over TCP.
 
 - Over TCP (127.0.0.1, or every address with `--db-listen 0.0.0.0`) every role needs its
-  password (scram-sha-256); the superuser has none, so it cannot log in over TCP at all. It is reached over the Unix socket, by the
-  `postgres` OS user alone (peer authentication), to set things up.
+  password (scram-sha-256); the superuser has none, so it cannot log in over TCP at all. It
+  is reached over the Unix socket, by the `postgres` OS user alone (peer authentication), to
+  set things up.
 - MLflow logs in as the role `mlflow`, which owns the `mlflow` database, with a generated
   password kept in the data folder's `pgpass` (libpq's password file, mode 600).
 - A data folder made by an earlier nnlab (`-A trust`) is brought to these rules on start.
