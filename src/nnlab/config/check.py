@@ -197,6 +197,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "allowed: auto, or a number of worker processes from 0 to 64",
     ),
     "tracking.skip_finished": boolean(),
+    "tracking.watch": boolean(),
+    "tracking.watch_every": int_at_least(1),
     "resume": optional((lambda v: isinstance(v, str) and v.isalnum(), "a run id")),
     "objective": one_of(ALL_METRIC_KEYS),
 }

@@ -129,6 +129,7 @@ class PopulationModule(pl.LightningModule):
         l1: float | torch.Tensor = 0.0,
         record: Callable[[int, int, dict], None] | None = None,
         gradient_masks=None,
+        watch=None,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -146,6 +147,7 @@ class PopulationModule(pl.LightningModule):
             ]
         )
         self.make_optimizer = make_optimizer
+        self.watch = watch  # tracking.watch: nnlab.training.layer_watch.LayerWatch, or None
         self.data = data
         self.batch_size = batch_size or data.rows
         self.shuffle = self.batch_size < data.rows
@@ -197,13 +199,18 @@ class PopulationModule(pl.LightningModule):
         optimizer = self.optimizers().optimizer  # the torch optimizer itself
         x, y = self.data.epoch(epoch, self.shuffle)
         batch_losses = []  # (each member's batch mean, rows): summed once per epoch, cheaper
+        watching = self.watch is not None and self.watch.watching(epoch)
+        last_start = (self.data.rows - 1) // self.batch_size * self.batch_size
         try:
             for start in range(0, self.data.rows, self.batch_size):
                 # Contiguous: a slice of (members, rows, ...) is a strided view for N > 1 but not
                 # for N = 1, and the matmul kernel picked by the layout rounds differently.
                 xb = x[:, start : start + self.batch_size].contiguous()
                 yb = y[:, start : start + self.batch_size].contiguous()
-                batch_losses.append((self.train_on_batch(xb, yb, optimizer), xb.shape[1]))
+                watched_step = watching and start == last_start
+                batch_losses.append(
+                    (self.train_on_batch(xb, yb, optimizer, watched_step), xb.shape[1])
+                )
         except RuntimeError as err:
             # An lr so large that the step itself overflows the precision (Adam's lr / (1 -
             # beta1) past float32's 3.4e38): a NaN loss one step early. One optimizer steps
@@ -224,11 +231,17 @@ class PopulationModule(pl.LightningModule):
                 self.failures[k] = f"train/loss is {means[k]} at epoch {epoch}"
                 self.stop_member(k)
         validated = self.validate() if self.alive else {}
+        watched = self.watch.epoch_metrics(self.net, self.data.x_val) if watching else {}
         for k in trained:  # one record per member and epoch: its train loss and validation
-            self.record(k, epoch, {TRAIN_LOSS: means[k], **validated.get(k, {})})
+            self.record(
+                k, epoch, {TRAIN_LOSS: means[k], **validated.get(k, {}), **watched.get(k, {})}
+            )
 
-    def train_on_batch(self, xb: torch.Tensor, yb: torch.Tensor, optimizer) -> torch.Tensor:
-        """One optimizer step for every member; returns each member's batch loss."""
+    def train_on_batch(
+        self, xb: torch.Tensor, yb: torch.Tensor, optimizer, watched: bool = False
+    ) -> torch.Tensor:
+        """One optimizer step for every member; returns each member's batch loss. `watched`:
+        tracking.watch sees this step (the watched epoch's last)."""
         optimizer.zero_grad(set_to_none=True)
         if self.engine:
             losses = torch.from_numpy(self.net.compute_gradients(xb, yb, self.loss_name, self.l1))
@@ -246,7 +259,12 @@ class PopulationModule(pl.LightningModule):
             for p, mask in zip(self.net.parameters(), self.gradient_masks, strict=True):
                 if p.grad is not None:
                     p.grad.mul_(mask)
-        optimizer.step()
+        if watched:  # tracking.watch: the epoch's last step, seen from both sides
+            self.watch.before_step(self.net)
+            optimizer.step()
+            self.watch.after_step(self.net)
+        else:
+            optimizer.step()
         return losses
 
     def l1_penalty(self) -> torch.Tensor:

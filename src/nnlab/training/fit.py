@@ -22,6 +22,7 @@ from nnlab.nn.population_nets import MemberNet, member_params
 from nnlab.nn.scratch import init_params
 from nnlab.training.checkpoints import PeriodicCheckpoint
 from nnlab.training.engine import OneItem, PopulationModule, population_data
+from nnlab.training.layer_watch import LayerWatch
 from nnlab.training.member_optimizer import member_l1, per_member_optimizer
 from nnlab.training.progress import EpochProgress
 from nnlab.training.setup import layer_sizes
@@ -86,6 +87,11 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         l1=member_l1(members, setup.dtype),
         record=record,
         gradient_masks=gradient_masks(member_sizes, sizes) if padded else None,
+        watch=(
+            LayerWatch(cfg.tracking.watch_every, cfg.model.activation)
+            if cfg.tracking.get("watch", False)
+            else None
+        ),
     )
 
 
