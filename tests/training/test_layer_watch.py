@@ -131,3 +131,34 @@ def test_population_members_get_their_own_values_equal_to_their_plain_runs():
                 assert watched(history, epoch)[key] == pytest.approx(value, rel=1e-9, abs=1e-12)
         firsts.add(watched(history)["layers/1/grad_norm"])
     assert len(firsts) == 3  # three seeds, three networks, three values
+
+
+def test_the_layers_figure_draws_a_line_per_layer_and_a_share_panel(store):
+    """plots/layers.png is logged with the run; its panels hold one labelled line per layer,
+    log axes for the norms, and the dead share on 0..1."""
+    from mlflow.tracking import MlflowClient
+
+    from nnlab.plots.layer_figures import layers_figure
+    from nnlab.training.run import run_training
+
+    cfg = compose_config(*TINY, "trainer.max_epochs=4", "tracking.log_plots=true", shrink=False)
+    result = run_training(cfg)
+    files = {a.path for a in MlflowClient(store).list_artifacts(result.run_id, "plots")}
+    assert "plots/layers.png" in files
+    client = MlflowClient(store)
+    history = {
+        k: [(m.step, m.value) for m in client.get_metric_history(result.run_id, k)]
+        for k in result.metrics
+        if k.startswith("layers/")
+    }
+    fig = layers_figure(history, "t")
+    grad, weight, ratio, share = fig.axes[:4]
+    for ax in (grad, weight, ratio):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            "layer 1",
+            "layer 2",
+            "layer 3",
+        ]
+        assert ax.get_yscale() == "log" and len(ax.lines[0].get_xdata()) == 4
+    assert share.get_title() == "dead units (never active)" and share.get_ylim()[1] <= 1.05
+    assert [t.get_text() for t in share.get_legend().get_texts()] == ["layer 1", "layer 2"]

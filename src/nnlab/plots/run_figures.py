@@ -409,6 +409,10 @@ def weights_figure(
 
 
 def draw(recipe: tuple[str, dict]) -> Figure:
-    """A figure from its recipe: (the name of a function here, its keyword arguments)."""
+    """A figure from its recipe: (the name of a function here, or in layer_figures, and its
+    keyword arguments)."""
+    from nnlab.plots import layer_figures
+
     name, kwargs = recipe
-    return globals()[name](**kwargs)
+    function = globals().get(name) or getattr(layer_figures, name)
+    return function(**kwargs)

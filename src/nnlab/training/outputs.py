@@ -125,6 +125,11 @@ def figure_recipes(cfg, net, splits: Splits, task: Task, history) -> dict[str, t
             {"history": dict(history), "metric": task.headline, "title": module_title(cfg)},
         )
     }
+    if cfg.tracking.get("watch", False):  # tracking.watch: inside the network, per layer
+        recipes["layers.png"] = (
+            "layers_figure",
+            {"history": dict(history), "title": f"{module_title(cfg)}: inside, per layer"},
+        )
     if task.name == REGRESSION:
         line = plots.regression_line(splits.x_test) if splits.n_features == 1 else None
         recipes["predictions.png"] = (
