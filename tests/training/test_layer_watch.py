@@ -162,3 +162,36 @@ def test_the_layers_figure_draws_a_line_per_layer_and_a_share_panel(store):
         assert ax.get_yscale() == "log" and len(ax.lines[0].get_xdata()) == 4
     assert share.get_title() == "dead units (never active)" and share.get_ylim()[1] <= 1.05
     assert [t.get_text() for t in share.get_legend().get_texts()] == ["layer 1", "layer 2"]
+
+
+def test_a_sweeps_gradient_flow_figure_draws_each_configuration_per_layer(store):
+    """plots/gradient_flow.png: each job's gradient norm per layer at its first and last
+    watched epoch, read from the runs (a store the test writes)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from nnlab.report.dashboard import gradient_flow
+    from nnlab.report.tables import to_row
+    from nnlab.tracking.store.names import OVERRIDES_TAG
+
+    client = MlflowClient(store)
+    experiment = client.create_experiment("flow")
+    slopes = {"sigmoid": 0.1, "relu": 1.0}  # sigmoid's norm shrinks 10x per layer inwards
+    for activation, factor in slopes.items():
+        run = client.create_run(experiment, tags={OVERRIDES_TAG: f"model.activation={activation}"})
+        metrics = [
+            Metric(f"layers/{i}/grad_norm", factor ** (3 - i) * (2 if epoch else 1), 0, epoch)
+            for i in (1, 2, 3)
+            for epoch in (0, 10)
+        ]
+        client.log_batch(run.info.run_id, metrics=metrics)
+        client.set_terminated(run.info.run_id)
+    rows = [to_row(r) for r in client.search_runs([experiment])]
+    fig = gradient_flow(client, rows, ["model.activation"], "t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer")
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["relu", "sigmoid"]
+    assert "epoch 0" in ax.get_legend().get_title().get_text()
+    lines = {(ln.get_label(), ln.get_linestyle()): list(ln.get_ydata()) for ln in ax.lines}
+    assert lines[("sigmoid", "-")] == pytest.approx([0.02, 0.2, 2.0])  # epoch 10, layers 1-3
+    assert gradient_flow(client, [], ["model.activation"], "t") is None  # nothing watched

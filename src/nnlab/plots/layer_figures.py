@@ -63,3 +63,30 @@ def layers_figure(history: Mapping[str, Curve], title: str = "") -> Figure:
         share_ax.legend(fontsize=8)
     fig.suptitle(title)
     return fig
+
+
+def gradient_flow_figure(flows: Mapping[str, Mapping[str, list[float]]], epochs, title=""):
+    """A sweep's `plots/gradient_flow.png`: each configuration's gradient norm per layer, at
+    the first watched epoch (dashed) and the last (solid). Vanishing gradients show as a slope
+    down towards the first layer. `flows`: label -> {"first": [...], "last": [...]}, one value
+    per layer; `epochs`: (first, last)."""
+    fig = Figure(figsize=(8, 4.5))
+    fig.subplots_adjust(left=0.11, right=0.70, bottom=0.13, top=0.84)
+    ax = fig.subplots()
+    colours = [f"C{i % 10}" for i in range(len(flows))]
+    for colour, (label, flow) in zip(colours, sorted(flows.items()), strict=True):
+        for when, style in (("first", "--"), ("last", "-")):
+            values = flow.get(when) or []
+            shown = label if when == "last" else None  # one legend entry per configuration
+            ax.plot(range(1, len(values) + 1), values, style, color=colour, marker="o", label=shown)
+    ax.set_yscale("log")
+    ax.set(xlabel="layer (1 = next to the inputs)", ylabel="gradient norm", title=title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(
+        fontsize=8,
+        title=f"dashed: epoch {epochs[0]}\nsolid: epoch {epochs[1]}",
+        title_fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
+    return fig

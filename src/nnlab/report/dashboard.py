@@ -28,7 +28,46 @@ def sweep_dashboard(
         figures.update(group_report.group_figures(client, groups, keys, title))
     if "optuna" in sweeper.lower():
         figures["objective_vs_trial.png"] = trial_history(groups, title)
+    flow = gradient_flow(client, rows, keys, title)
+    if flow is not None:  # the jobs ran with tracking.watch
+        figures["gradient_flow.png"] = flow
     return figures
+
+
+def gradient_flow(client, rows: Sequence[RunRow], keys: Sequence[str], title: str):
+    """Each job's `layers/<i>/grad_norm` at its first and last watched epoch (tracking.watch),
+    one line per job; None when no job watched its layers."""
+    from nnlab.plots.layer_figures import gradient_flow_figure
+
+    flows, epochs = {}, set()
+    for row in rows:
+        layers = sorted(
+            int(k.split("/")[1])
+            for k in row.metrics
+            if k.startswith("layers/") and k.endswith("/grad_norm")
+        )
+        if not layers:
+            continue
+        histories = [client.get_metric_history(row.run_id, f"layers/{i}/grad_norm") for i in layers]
+        first = min(m.step for m in histories[0])
+        last = max(m.step for m in histories[0])
+        epochs |= {first, last}
+        at = lambda h, e: next(m.value for m in h if m.step == e)  # noqa: E731
+        shown = [k for k in keys if k not in group_report.SEED_KEYS] or list(keys)
+        values = [row.overrides.get(k, row.params.get(k, "?")) for k in shown]
+        label = (
+            values[0]
+            if len(values) == 1
+            else " ".join(f"{k}={v}" for k, v in zip(shown, values, strict=True))
+        )
+        label = label or row.name
+        flows[label[:60]] = {
+            "first": [at(h, first) for h in histories],
+            "last": [at(h, last) for h in histories],
+        }
+    if not flows:
+        return None
+    return gradient_flow_figure(flows, (min(epochs), max(epochs)), f"{title}: gradient flow")
 
 
 def trial_history(groups: Sequence[group_report.Group], title: str):
