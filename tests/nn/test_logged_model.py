@@ -116,12 +116,17 @@ def penguins_csv(folder):
     return path
 
 
-def test_a_csv_model_takes_named_columns_and_answers_with_the_csvs_labels(store, tmp_path):
-    path = penguins_csv(tmp_path)
-    cfg = compose_config(
-        "data=csv", f"data.path={path}", "data.target=species", "trainer.max_epochs=150",
-        "tracking.log_model=true", "tracking.log_plots=false", "optimizer.lr=0.05",
+def penguins_run(folder):
+    """The config of a run on penguins_csv that learns it (the island alone tells the species)."""
+    return compose_config(
+        "data=csv", f"data.path={penguins_csv(folder)}", "data.target=species",
+        "trainer.max_epochs=150", "tracking.log_model=true", "tracking.log_plots=false",
+        "optimizer.lr=0.05",
     )  # fmt: skip
+
+
+def test_a_csv_model_takes_named_columns_and_answers_with_the_csvs_labels(store, tmp_path):
+    cfg = penguins_run(tmp_path)
     result = run_training(cfg)
     _, model = logged_model(store, result.run_id)
     signature = model.metadata.signature
@@ -176,11 +181,7 @@ def test_mlflow_models_serve_answers_a_request_with_named_columns(store, tmp_pat
     from tests.commands import BIN
     from tests.servers import START_TIMEOUT_S, UVICORN_READY, read_lines_until
 
-    path = penguins_csv(tmp_path)
-    cfg = compose_config(
-        "data=csv", f"data.path={path}", "data.target=species", "trainer.max_epochs=150",
-        "tracking.log_model=true", "tracking.log_plots=false", "optimizer.lr=0.05",
-    )  # fmt: skip
+    cfg = penguins_run(tmp_path)
     uri, model = logged_model(store, run_training(cfg).run_id)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

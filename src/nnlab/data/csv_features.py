@@ -107,10 +107,3 @@ def _text_in_numbers(text) -> str | None:
     first = int(words.index[0]) + 2  # the header is line 1
     more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
     return f"{', '.join(shown)}{more}, the first at line {first}"
-
-
-def one_hot(values, categories: tuple[str, ...]) -> np.ndarray:
-    """Text values as the inputs a trained network expects (nnlab.nn.export's served model)."""
-    values = np.asarray(values, dtype=object)
-    filled = np.where(values == None, MISSING_CATEGORY, values)  # noqa: E711
-    return np.stack([filled == c for c in categories], axis=1).astype(np.float64)
