@@ -27,7 +27,8 @@ import numpy as np
 from hydra import compose, initialize_config_dir
 
 from nnlab import backends
-from nnlab.config.check import ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import ConfigError
 from nnlab.paths import CONF_DIR
 
 

@@ -7,7 +7,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.config.check import ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import ConfigError
 from nnlab.paths import CONF_DIR
 from nnlab.training.run import run_training
 from tests.conftest import backend_params, compose_config

@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
 
 from nnlab import backends
-from nnlab.config.check import OPTIMIZERS, check_config
+from nnlab.config.check import check_config
+from nnlab.config.choices import OPTIMIZERS
 from nnlab.config.memory import OPTIMIZER_STATE, estimate_run_memory, parameter_count
 from nnlab.data.datasets import DATASETS, DataError
 from nnlab.data.splits import Splits, check_split_classes

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from nnlab.cli.train import check_overrides
-from nnlab.config.check import CSV_RULES, RULES, ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import CSV_RULES, RULES, ConfigError
 from nnlab.data.datasets import DataError
 from nnlab.training.engine import TrainingDiverged
 from nnlab.training.run import run_training

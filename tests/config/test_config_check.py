@@ -1,6 +1,7 @@
 import pytest
 
-from nnlab.config.check import ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import ConfigError
 from nnlab.data.datasets import DATASETS
 from nnlab.paths import CONF_DIR
 from tests.conftest import compose_config

@@ -5,7 +5,8 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from nnlab.config.check import ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import ConfigError
 from nnlab.training.run import run_training
 from tests.conftest import compose_config
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from nnlab.config.check import ConfigError
 from nnlab.config.member_keys import why_not_population
+from nnlab.config.rules import ConfigError
 from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger

@@ -21,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from nnlab.config.check import ConfigError, check_config
+from nnlab.config.check import check_config
+from nnlab.config.rules import ConfigError
 from nnlab.console import quiet_startup
 from nnlab.data.datasets import DataError
 from nnlab.paths import CONF_DIR

@@ -26,7 +26,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config.check import MAX_RUN_NAME
+from nnlab.config.choices import MAX_RUN_NAME
 from nnlab.tracking.store import sweep_protocol
 from nnlab.tracking.store.names import (
     BEST_GROUP_TAG,

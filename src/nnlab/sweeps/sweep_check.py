@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nnlab.config.check import RULES, ConfigError, check_config, check_rules, overrides_as_written
+from nnlab.config.check import check_config
+from nnlab.config.rules import RULES, ConfigError, check_rules, overrides_as_written
 from nnlab.data.datasets import DataError
 
 SWEEP_WIDE_KEYS = ("tracking.uri", "tracking.experiment")

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config.check import MAX_RUN_NAME, OPTIMIZERS
+from nnlab.config.choices import MAX_RUN_NAME, OPTIMIZERS
 from nnlab.data.splits import dataset_label
 from nnlab.tracking.store.chart_view import chart_view_query
 from nnlab.tracking.store.names import ERROR_TAG

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint
 
 from nnlab import backends
-from nnlab.config.check import ELEMENTWISE_OPTIMIZERS, FUSED_OPTIMIZERS
+from nnlab.config.choices import ELEMENTWISE_OPTIMIZERS, FUSED_OPTIMIZERS
 from nnlab.config.member_keys import members_differ_in_optimizer
 from nnlab.config.seeds import effective_seeds
 from nnlab.nn.padding import crop_params, gradient_masks, pad_params, padded_sizes

@@ -14,7 +14,7 @@ a job's repeats, share a group); the forward and backward stay one batched call
 (BENCHMARKS.md section 11: 8 groups cost 22% against one at full batch).
 
 An optimizer that looks across a tensor's elements (Adafactor factors a weight's second moment
-over its rows and columns; nnlab.config.check.ELEMENTWISE_OPTIMIZERS lists those that do not)
+over its rows and columns; nnlab.config.choices.ELEMENTWISE_OPTIMIZERS lists those that do not)
 would mix members that share a tensor. It gets one group per member, over `stacked.data[k]`: each
 member's own layer shapes, (out, in) and (out,), exactly as a network of its own has them.
 """

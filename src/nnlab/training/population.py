@@ -27,9 +27,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nnlab.config.check import ConfigError
 from nnlab.config.member_keys import why_not_population
 from nnlab.config.memory import parameter_count
+from nnlab.config.rules import ConfigError
 from nnlab.config.seeds import member_config
 from nnlab.nn.export import one_export_per_shape
 from nnlab.plots.background import FigureWriter, figure_workers

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config.check import ConfigError
+from nnlab.config.rules import ConfigError
 from nnlab.tracking.store.names import (
     HOST_TAG,
     MEMBER_TAG,

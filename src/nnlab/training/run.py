@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nnlab.config.check import MAX_RUN_NAME
+from nnlab.config.choices import MAX_RUN_NAME
 from nnlab.config.memory import parameter_count
 from nnlab.config.seeds import group_id
 from nnlab.nn.tasks import higher_is_better
