@@ -55,7 +55,7 @@ def main() -> int:
                 return 2
             configs[backend] = cfg
 
-    from nnlab.plots.run_figures import overlaid_curves_figure
+    from nnlab.plots.sweep_figures import overlaid_curves_figure
     from nnlab.tracking.store.queries import metric_history
     from nnlab.tracking.store.runs import get_client
     from nnlab.training.run import run_training

@@ -30,7 +30,7 @@ from nnlab import backends
 from nnlab.config.seeds import effective_seeds
 from nnlab.data.splits import make_splits
 from nnlab.nn.scratch import init_params
-from nnlab.plots.run_figures import overlaid_curves_figure
+from nnlab.plots.sweep_figures import overlaid_curves_figure
 from nnlab.seed_scripts.harness import Reproduction, parse_args
 from nnlab.training.outputs import run_figures
 

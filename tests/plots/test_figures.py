@@ -4,6 +4,7 @@ instead of missing, the best job starred, log axes where values span decades."""
 import numpy as np
 
 from nnlab.plots import run_figures as plots
+from nnlab.plots import sweep_figures
 
 
 def legend_texts(ax) -> list[str]:
@@ -25,7 +26,7 @@ def test_decision_boundary_has_a_legend_for_its_colours():
 
 def test_objective_vs_lr_marks_failed_jobs_and_the_best():
     points = [(0.01, 0.5, "relu"), (0.1, 0.2, "relu"), (1e8, float("nan"), "relu")]
-    fig = plots.objective_vs_figure(
+    fig = sweep_figures.objective_vs_figure(
         points, "optimizer.lr", "val/loss", "act", True, best=(0.1, 0.2)
     )
     texts = legend_texts(fig.axes[0])
@@ -34,13 +35,13 @@ def test_objective_vs_lr_marks_failed_jobs_and_the_best():
 
 def test_objective_axis_goes_log_when_one_job_is_decades_off():
     points = [(0.01, 0.5, ""), (0.1, 0.2, ""), (10.0, 4e7, "")]
-    fig = plots.objective_vs_figure(points, "optimizer.lr", "val/loss", log_x=True)
+    fig = sweep_figures.objective_vs_figure(points, "optimizer.lr", "val/loss", log_x=True)
     assert fig.axes[0].get_yscale() == "log"
 
 
 def test_overlaid_curves_keep_a_job_that_failed_at_once_in_the_legend():
     curves = {"lr=0.1": {"train/loss": [(0, 1.0), (1, 0.5)]}, "lr=1e8 (failed)": {}}
-    fig = plots.overlaid_curves_figure(curves, ["train/loss"])
+    fig = sweep_figures.overlaid_curves_figure(curves, ["train/loss"])
     assert legend_texts(fig.axes[0]) == ["lr=0.1", "lr=1e8 (failed)"]
 
 
@@ -55,7 +56,9 @@ def test_regression_figures_show_predicted_against_true_with_r2():
 
 def test_objective_figure_draws_when_every_job_failed(tmp_path):
     nan = float("nan")
-    fig = plots.objective_vs_figure([(1e8, nan, ""), (1e9, nan, "")], "lr", "val/loss", log_x=True)
+    fig = sweep_figures.objective_vs_figure(
+        [(1e8, nan, ""), (1e9, nan, "")], "lr", "val/loss", log_x=True
+    )
     fig.savefig(tmp_path / "all_failed.png")  # raised "cannot be log-scaled" before
     assert legend_texts(fig.axes[0]) == ["failed or diverged (2)"]
 

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from nnlab.plots.run_figures import Curve, _sort_key, _spans_decades, mark_failed
+from nnlab.plots.run_figures import Curve, spans_decades
+from nnlab.plots.sweep_figures import mark_failed, sort_key
 from nnlab.report.stats import summarize
 
 
@@ -40,7 +41,7 @@ def group_curves_figure(
             ax.fill_between(epochs, low, high, color=colour, alpha=0.2, linewidth=0)
             everything += [(0, v) for v in (*low, *high)]
         ax.set(xlabel="epoch", ylabel=key, title=f"{key}: mean, band = min to max over seeds")
-        if _spans_decades(everything):
+        if spans_decades(everything):
             ax.set_yscale("log")
     axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
     fig.suptitle(title)
@@ -76,8 +77,8 @@ def objective_errorbar_figure(
     with one value has a point and no bar; a group whose members all failed is a red x."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    numeric = all(_sort_key(x)[0] == 0 for x, _, _, _ in points)
-    categories = sorted({str(x) for x, _, _, _ in points}, key=_sort_key)
+    numeric = all(sort_key(x)[0] == 0 for x, _, _, _ in points)
+    categories = sorted({str(x) for x, _, _, _ in points}, key=sort_key)
 
     def position(x):
         return float(x) if numeric else categories.index(str(x))
@@ -86,10 +87,10 @@ def objective_errorbar_figure(
     for x, label, values, _ in points:
         lines.setdefault(label, []).append((x, summarize(values)))
     means = [(0, s.mean) for pts in lines.values() for _, s in pts if s is not None]
-    log_y = _spans_decades(means) and all(m > 0 for _, m in means)
+    log_y = spans_decades(means) and all(m > 0 for _, m in means)
     floor = min((m for _, m in means), default=1.0) / 10  # where a bar reaching <= 0 stops
     for i, (label, pts) in enumerate(lines.items()):
-        pts = sorted((p for p in pts if p[1] is not None), key=lambda p: _sort_key(p[0]))
+        pts = sorted((p for p in pts if p[1] is not None), key=lambda p: sort_key(p[0]))
         if not pts:
             continue
         xs = [position(x) for x, _ in pts]
@@ -155,7 +156,7 @@ def objective_vs_trial_figure(
     bad = [t for t, v in trials if not math.isfinite(v)]
     if bad:
         mark_failed(ax, bad, f"failed ({len(bad)})")
-    if _spans_decades(ok):
+    if spans_decades(ok):
         ax.set_yscale("log")
     ax.set(xlabel="trial", ylabel=objective, title=title or f"{objective} by trial")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)

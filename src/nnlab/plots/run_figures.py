@@ -49,7 +49,7 @@ def regression_line(x: np.ndarray) -> np.ndarray:
     return np.linspace(x.min(), x.max(), 300).reshape(-1, 1)
 
 
-def _plot_curve(ax, curve: Curve, label: str, **style) -> None:
+def plot_curve(ax, curve: Curve, label: str, **style) -> None:
     # Drawn even when empty (a job that failed at once): it keeps its colour and legend entry
     # in every chart, so the same job has the same colour side by side.
     epochs, values = zip(*curve, strict=True) if curve else ((), ())
@@ -63,19 +63,19 @@ def curves_figure(history: Mapping[str, Curve], metric: str, title: str = "") ->
     fig = Figure(figsize=(10, 4))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.84, wspace=0.22)
     loss_ax, metric_ax = fig.subplots(1, 2)
-    _plot_curve(loss_ax, history.get("train/loss", []), "train")
-    _plot_curve(loss_ax, history.get("val/loss", []), "val")
+    plot_curve(loss_ax, history.get("train/loss", []), "train")
+    plot_curve(loss_ax, history.get("val/loss", []), "val")
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
-    if _spans_decades(history.get("train/loss", [])):
+    if spans_decades(history.get("train/loss", [])):
         loss_ax.set_yscale("log")
     loss_ax.legend()
-    _plot_curve(metric_ax, history.get(f"val/{metric}", []), "val", color="tab:orange")
+    plot_curve(metric_ax, history.get(f"val/{metric}", []), "val", color="tab:orange")
     metric_ax.set(xlabel="epoch", ylabel=metric, title=f"val/{metric}")
     fig.suptitle(title)
     return fig
 
 
-def _spans_decades(curve: Curve) -> bool:
+def spans_decades(curve: Curve) -> bool:
     values = np.array([v for _, v in curve], dtype=float)
     values = values[np.isfinite(values)]
     return len(values) > 1 and values.min() > 0 and values.max() / values.min() > 100
@@ -218,154 +218,6 @@ def _r2_text(y_true: np.ndarray, y_pred: np.ndarray) -> str:
     if total == 0:
         return "R² undefined"
     return f"R² = {1 - float(((y_true - y_pred) ** 2).sum()) / total:.3f}"
-
-
-def overlaid_curves_figure(
-    curves: Mapping[str, Mapping[str, Curve]], keys: Sequence[str], title: str = ""
-) -> Figure:
-    """One chart per metric key, with one line per run (label -> {key: curve}) laid over each
-    other: backends that agree draw on top of each other."""
-    fig = Figure(figsize=(5 * len(keys), 4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(keys)))
-    styles = ["-", "--", ":", "-."]
-    for ax, key in zip(axes, keys, strict=True):
-        for i, (label, history) in enumerate(curves.items()):
-            _plot_curve(
-                ax,
-                history.get(key, []),
-                label,
-                linestyle=styles[i % len(styles)],
-                linewidth=2.5 - 0.5 * (i % 3),
-            )
-        ax.set(xlabel="epoch", ylabel=key, title=key)
-        if _spans_decades([p for h in curves.values() for p in h.get(key, [])]):
-            ax.set_yscale("log")
-    # One legend, outside the axes: with many jobs it would hide the curves.
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    fig.suptitle(title)
-    return fig
-
-
-def _sort_key(value):
-    try:
-        return (0, float(value), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
-
-
-def mark_failed(ax, xs: Sequence[float], label: str) -> None:
-    """Red x marks at the bottom of the axes for jobs that have no value to plot (failed or
-    diverged): shown, never silently missing."""
-    ax.scatter(
-        xs,
-        [0.02] * len(xs),
-        transform=ax.get_xaxis_transform(),
-        marker="x",
-        color="tab:red",
-        s=60,
-        zorder=5,
-        label=label,
-    )
-
-
-def objective_vs_figure(
-    points: Sequence[tuple[object, float, str]],
-    x_label: str,
-    objective: str,
-    group_label: str | None = None,
-    log_x: bool = False,
-    title: str = "",
-    best: tuple[object, float] | None = None,
-) -> Figure:
-    """Objective against one swept value, one line per group (e.g. per activation).
-    points: (x, objective, group). Failed or diverged jobs (NaN) leave a gap in their line and
-    are marked with a red x at the bottom; `best` (x, objective) gets a star."""
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
-    ax = fig.subplots()
-    groups: dict[str, list[tuple[object, float]]] = {}
-    for x, y, g in points:
-        groups.setdefault(g, []).append((x, y))
-    numeric = all(_sort_key(x)[0] == 0 for x, _, _ in points)
-    categories = sorted({str(x) for x, _, _ in points}, key=_sort_key)
-    for g, pts in groups.items():
-        pts.sort(key=lambda p: _sort_key(p[0]))
-        xs = [float(x) if numeric else categories.index(str(x)) for x, _ in pts]
-        ys = [y if np.isfinite(y) else np.nan for _, y in pts]
-        ax.plot(xs, ys, marker="o", label=f"{group_label}={g}" if group_label else None)
-    failed = [x for x, y, _ in points if not np.isfinite(y)]
-    if failed:
-        xs = [float(x) if numeric else categories.index(str(x)) for x in failed]
-        mark_failed(ax, xs, f"failed or diverged ({len(xs)})")
-    if best is not None:
-        bx = float(best[0]) if numeric else categories.index(str(best[0]))
-        ax.scatter(
-            [bx], [best[1]], marker="*", s=250, color="gold", edgecolors="k", zorder=6, label="best"
-        )
-    positive = numeric and all(float(x) > 0 for x, _, _ in points)
-    if log_x and positive:
-        ax.set_xscale("log")
-        # Limits from the x values themselves: when every job failed, no line has data to
-        # set them, and a log axis over the default (0, 1) cannot be drawn.
-        xs_all = [float(x) for x, _, _ in points]
-        ax.set_xlim(min(xs_all) / 2, max(xs_all) * 2)
-    if _spans_decades([(0, y) for _, y, _ in points]):
-        ax.set_yscale("log")  # one diverging job would otherwise flatten all the others
-    if not numeric:
-        ax.set_xticks(range(len(categories)), categories, rotation=20)
-    ax.set(xlabel=x_label, ylabel=objective, title=title or f"{objective} vs {x_label}")
-    if group_label or failed or best is not None:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    return fig
-
-
-def heatmap_figure(
-    cells: Sequence[tuple[str, str, float]],
-    row_key: str,
-    col_key: str,
-    objective: str,
-    title: str = "",
-) -> Figure:
-    """Objective over two swept keys (the mean where other keys vary too)."""
-    rows = sorted({str(r) for r, _, _ in cells}, key=_sort_key)
-    cols = sorted({str(c) for _, c, _ in cells}, key=_sort_key)
-    total = np.zeros((len(rows), len(cols)))
-    count = np.zeros_like(total)
-    for r, c, v in cells:
-        if np.isfinite(v):
-            total[rows.index(str(r)), cols.index(str(c))] += v
-            count[rows.index(str(r)), cols.index(str(c))] += 1
-    grid = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    fig = Figure(figsize=(1.6 * len(cols) + 3, 0.6 * len(rows) + 2.5), layout="constrained")
-    ax = fig.subplots()
-    image = ax.imshow(grid, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(cols)), cols, rotation=20)
-    ax.set_yticks(range(len(rows)), rows)
-    for i in range(len(rows)):
-        for j in range(len(cols)):
-            text = "failed" if np.isnan(grid[i, j]) else f"{grid[i, j]:.3g}"
-            # White reads on viridis' dark end, black on its yellow end.
-            bright = not np.isnan(grid[i, j]) and image.norm(grid[i, j]) > 0.6
-            ax.text(j, i, text, ha="center", va="center", color="k" if bright else "w", fontsize=9)
-    ax.set(xlabel=col_key, ylabel=row_key, title=title or objective)
-    fig.colorbar(image, ax=ax, label=objective)
-    return fig
-
-
-def image_grid_figure(
-    images: Sequence[tuple[str, np.ndarray]], title: str = "", columns: int = 4
-) -> Figure:
-    """Images (e.g. each job's decision boundary) side by side, captioned."""
-    columns = min(columns, len(images))
-    n_rows = -(-len(images) // columns)
-    fig = Figure(figsize=(3.6 * columns, 3.6 * n_rows + 0.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(n_rows, columns)).ravel()
-    for ax in axes:
-        ax.axis("off")
-    for ax, (caption, image) in zip(axes, images, strict=False):
-        ax.imshow(image)
-        ax.set_title(caption, fontsize=8)
-    fig.suptitle(title)
-    return fig
 
 
 def activation_functions_figure(

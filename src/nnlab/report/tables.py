@@ -20,7 +20,12 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from nnlab.nn.tasks import higher_is_better
-from nnlab.plots import run_figures as plots
+from nnlab.plots.sweep_figures import (
+    heatmap_figure,
+    image_grid_figure,
+    objective_vs_figure,
+    overlaid_curves_figure,
+)
 from nnlab.tracking.store.names import ERROR_TAG, OBJECTIVE_TAG, OVERRIDES_TAG
 from nnlab.tracking.store.queries import metric_history
 
@@ -172,7 +177,7 @@ def sweep_figures(
     figures: dict[str, Figure] = {}
     if "optimizer.lr" in keys:
         other = next((k for k in keys if k != "optimizer.lr"), None)
-        figures["objective_vs_lr.png"] = plots.objective_vs_figure(
+        figures["objective_vs_lr.png"] = objective_vs_figure(
             [
                 (
                     float(r.overrides["optimizer.lr"]),
@@ -190,7 +195,7 @@ def sweep_figures(
         )
     if len(keys) >= 2:
         a, b = keys[0], keys[1]
-        figures["objective_heatmap.png"] = plots.heatmap_figure(
+        figures["objective_heatmap.png"] = heatmap_figure(
             [(r.overrides.get(a, ""), r.overrides.get(b, ""), r.objective) for r in done],
             a,
             b,
@@ -198,7 +203,7 @@ def sweep_figures(
             title=title,
         )
     elif len(keys) == 1 and keys[0] != "optimizer.lr":
-        figures["objective_vs_value.png"] = plots.objective_vs_figure(
+        figures["objective_vs_value.png"] = objective_vs_figure(
             [(r.overrides.get(keys[0], ""), r.objective, "") for r in done],
             keys[0],
             objective,
@@ -212,12 +217,12 @@ def sweep_figures(
         histories[label] = {
             k: metric_history(client, r.run_id, k) for k in ("train/loss", "val/loss")
         }
-    figures["curves.png"] = plots.overlaid_curves_figure(
+    figures["curves.png"] = overlaid_curves_figure(
         histories, ["train/loss", "val/loss"], title=title
     )
     boundaries = _download_boundaries(client, done, keys)
     if boundaries:
-        figures["decision_boundaries.png"] = plots.image_grid_figure(boundaries, title=title)
+        figures["decision_boundaries.png"] = image_grid_figure(boundaries, title=title)
     return figures
 
 
