@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from nnlab.cli.train import check_overrides
+from nnlab.cli.overrides import check_overrides
 from nnlab.config.check import check_config
 from nnlab.config.rules import CSV_RULES, RULES, ConfigError
 from nnlab.data.datasets import DataError

@@ -11,7 +11,6 @@ end the sweep, with the running job and the sweep's parent run marked KILLED.
 from __future__ import annotations
 
 import math
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from nnlab.cli.overrides import check_overrides
+from nnlab.cli.train_summary import print_group_lines, print_group_where, print_summary
 from nnlab.config.check import check_config
 from nnlab.config.rules import ConfigError
 from nnlab.console import quiet_startup
@@ -31,28 +32,6 @@ from nnlab.sweeps.population_jobs import MEMBERS_KEY, decode
 from nnlab.sweeps.scheduler import scheduler_job_id, scheduler_tags
 from nnlab.tracking.store import sweep_protocol
 from nnlab.tracking.store.redact import redact
-
-
-def print_summary(result, experiment: str, in_sweep: bool) -> None:
-    """The run's result and where to see it. In a sweep only the result and the run's URL:
-    the store and the UI command are printed once, by the sweep (nnlab.sweeps.callback)."""
-    from nnlab.tracking.describe import charts_url, ui_command, ui_url
-    from nnlab.tracking.store.runs import get_client
-
-    shown = "   ".join(
-        f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
-    )
-    verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
-    experiment_id = get_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
-    print(f"nnlab: {result.run_name} {verb}", flush=True)
-    print(f"  {shown}")
-    print(f"  view    {ui_url(result.tracking_uri, experiment_id, result.run_id)}")
-    if in_sweep:
-        return
-    print(f"  charts  {charts_url(result.tracking_uri, experiment_id)}   (train vs val loss)")
-    print(f"  store   {redact(result.tracking_uri)} (experiment '{experiment}')")
-    if not result.tracking_uri.startswith("http"):
-        print(f"  browse  {ui_command(result.tracking_uri)}   (then open the view link)")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
@@ -83,6 +62,7 @@ def train(cfg: DictConfig) -> float:
     from nnlab.tracking.store.preflight import store_failure
     from nnlab.tracking.store.runs import tracking_uri
     from nnlab.training.engine import TrainingDiverged
+    from nnlab.training.resume import continue_requeued_job, prepare_resume, resumed_population
     from nnlab.training.run import run_training
     from nnlab.training.trial_pruning import TrialPruned
 
@@ -238,131 +218,6 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
     if not objectives:
         return give_up(f"every one of the {len(jobs)} jobs failed", 1)
     return sum(objectives) / len(objectives)
-
-
-def print_group_lines(jobs, results, failures: list[str]) -> None:
-    """One summary line per job with repeats, as `repeats=N` prints for its group."""
-    from nnlab.config.seeds import group_id
-    from nnlab.training.repeats import GroupResult
-
-    by_run = {r.run_id: r for r in results}
-    groups: dict[str, list] = {}
-    for member in jobs:
-        if member.job:
-            groups.setdefault(member.job, []).append(member)
-    for job, members in groups.items():
-        config = members[0].config
-        group = GroupResult(group_id(config), str(config.objective))
-        group.members = [by_run[m.run_id] for m in members if m.run_id in by_run]
-        group.failures = [f for f in failures if f.startswith(f"{job}, ")]
-        print(f"nnlab: {group.summary_line()}", flush=True)
-
-
-def print_group_where(group, experiment: str) -> None:
-    from nnlab.tracking.describe import ui_command, ui_url
-    from nnlab.tracking.store.runs import get_client
-
-    uri = group.members[0].tracking_uri
-    experiment_id = get_client(uri).get_run(group.parent_run_id).info.experiment_id
-    print(f"  group   {ui_url(uri, experiment_id, group.parent_run_id)}   (its runs nest under it)")
-    print(f"  store   {redact(uri)} (experiment '{experiment}')")
-    if not uri.startswith("http"):
-        print(f"  browse  {ui_command(uri)}")
-
-
-def continue_requeued_job(cfg: DictConfig, workdir: Path):
-    """A job requeued by its scheduler continues the run its earlier attempt left unfinished
-    (nnlab.sweeps.scheduler); None when there is none, or it has no checkpoint to continue from."""
-    from nnlab.sweeps.scheduler import unfinished_run_of_this_job
-    from nnlab.tracking.store.runs import get_client, tracking_uri
-    from nnlab.training.resume import ResumeError, load_resume_point
-
-    client = get_client(tracking_uri(cfg.tracking.uri))
-    parent = sweep_protocol.parent_run_id()
-    run_id = unfinished_run_of_this_job(client, cfg.tracking.experiment, parent)
-    if run_id is None:
-        return None
-    try:
-        point = load_resume_point(client, run_id, [], workdir)
-    except ResumeError as err:
-        print(f"nnlab: requeued job: a new run ({err})", flush=True)
-        return None
-    check_config(point.config)
-    print(f"nnlab: requeued job: continuing run {run_id} from its last checkpoint", flush=True)
-    return point
-
-
-def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
-    """The stored config and last checkpoint of run `cfg.resume`, checked like any config."""
-    from nnlab.tracking.store.runs import get_client, tracking_uri
-    from nnlab.training.resume import load_resume_point
-
-    point = load_resume_point(
-        get_client(tracking_uri(cfg.tracking.uri)), cfg.resume, overrides, workdir
-    )
-    check_config(point.config)
-    print(f"nnlab: resuming run {point.run_id} from its last checkpoint", flush=True)
-    return point
-
-
-def resumed_population(cfg: DictConfig, point):
-    """The population that run `point` belongs to (nnlab.training.resume.PopulationResume), or
-    None."""
-    from nnlab.tracking.store.runs import get_client, tracking_uri
-    from nnlab.training.resume import population_of
-
-    population = population_of(get_client(tracking_uri(cfg.tracking.uri)), point)
-    if population is not None:
-        print(f"nnlab: resuming its population of {len(population.run_ids)} members", flush=True)
-    return population
-
-
-def one_line(err: Exception) -> str:
-    """Hydra's multi-line composition and parse errors as one line."""
-    text = str(err).split("Config search path")[0]
-    missing = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
-    if missing and not missing.group(1).startswith("hydra"):
-        # An unknown option of one of nnlab's config groups: name the choices.
-        group, option = missing.groups()
-        choices = sorted(
-            p.stem for p in (CONF_DIR / group).glob("*.yaml") if not p.stem.startswith("_")
-        )
-        return f"{group}={option}: allowed: {', '.join(choices)}"
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    cause = err.__cause__
-    if cause is not None and str(cause).splitlines() and str(cause).splitlines()[0] not in text:
-        text += f" ({str(cause).splitlines()[0]})"
-    return text.replace("To append to your config use", "to add a new key use")
-
-
-def check_overrides(args: list[str]) -> str | None:
-    """Parse and compose the command line's overrides the way Hydra will, so that a typo gets
-    one line instead of Hydra's multi-line report. Sweep values (a,b,c) are Hydra's to expand
-    and are left to it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    parser = OverridesParser.create()
-    parsed = []
-    for item in (a for a in args if not a.startswith("-") and "=" in a):
-        try:
-            parsed += parser.parse_overrides([item])
-        except HydraException as err:
-            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-            reason = lines[0] if lines else "syntax error"
-            shown = item if item.isprintable() else repr(item)  # a newline stays one line
-            reason = reason if reason.isprintable() else repr(reason)
-            return f"{shown}: cannot be parsed: {reason} (see Hydra's override grammar)"
-    plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-    if not plain:
-        return None  # nothing to compose beyond the defaults, which Hydra composes next (0.3 s)
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            compose("train", overrides=plain, return_hydra_config=True)
-    except HydraException as err:
-        return one_line(err)
-    return None
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nnlab.config.check import check_config
 from nnlab.config.rules import ConfigError
+from nnlab.sweeps.scheduler import unfinished_run_of_this_job
+from nnlab.tracking.store import sweep_protocol
 from nnlab.tracking.store.names import (
     HOST_TAG,
     MEMBER_TAG,
@@ -19,7 +22,7 @@ from nnlab.tracking.store.names import (
     REPEATS_TAG,
 )
 from nnlab.tracking.store.queries import metric_history
-from nnlab.tracking.store.runs import process_alive
+from nnlab.tracking.store.runs import get_client, process_alive, tracking_uri
 from nnlab.training.checkpoints import ARTIFACT_DIR, LAST, check_weights_only
 
 
@@ -134,3 +137,43 @@ def population_of(client, point: ResumePoint) -> PopulationResume | None:
         point.checkpoint,
         parent_id if own_parent else None,
     )
+
+
+# -- what nnlab-train continues: a run named by resume=, or a requeued job's own ----------
+def continue_requeued_job(cfg: DictConfig, workdir: Path):
+    """A job requeued by its scheduler continues the run its earlier attempt left unfinished
+    (nnlab.sweeps.scheduler); None when there is none, or it has no checkpoint to continue from."""
+
+    client = get_client(tracking_uri(cfg.tracking.uri))
+    parent = sweep_protocol.parent_run_id()
+    run_id = unfinished_run_of_this_job(client, cfg.tracking.experiment, parent)
+    if run_id is None:
+        return None
+    try:
+        point = load_resume_point(client, run_id, [], workdir)
+    except ResumeError as err:
+        print(f"nnlab: requeued job: a new run ({err})", flush=True)
+        return None
+    check_config(point.config)
+    print(f"nnlab: requeued job: continuing run {run_id} from its last checkpoint", flush=True)
+    return point
+
+
+def prepare_resume(cfg: DictConfig, overrides: list[str], workdir: Path):
+    """The stored config and last checkpoint of run `cfg.resume`, checked like any config."""
+
+    point = load_resume_point(
+        get_client(tracking_uri(cfg.tracking.uri)), cfg.resume, overrides, workdir
+    )
+    check_config(point.config)
+    print(f"nnlab: resuming run {point.run_id} from its last checkpoint", flush=True)
+    return point
+
+
+def resumed_population(cfg: DictConfig, point):
+    """The population that run `point` belongs to (PopulationResume), or None."""
+
+    population = population_of(get_client(tracking_uri(cfg.tracking.uri)), point)
+    if population is not None:
+        print(f"nnlab: resuming its population of {len(population.run_ids)} members", flush=True)
+    return population
