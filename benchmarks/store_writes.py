@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys
 from mlflow.entities import Metric, Param
-from nnlab.tracking.store.runs import get_client, open_run
+from nnlab.tracking.store.client import get_client
+from nnlab.tracking.store.runs import open_run
 uri, name, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = get_client(uri)
 for i in range(runs):
@@ -45,7 +46,7 @@ def free_port() -> int:
 
 
 def write(uri: str, writers: int, runs: int, credentials: dict | None = None) -> float:
-    from nnlab.tracking.store.runs import get_client
+    from nnlab.tracking.store.client import get_client
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, **(credentials or {})}
     os.environ.update(credentials or {})

@@ -127,7 +127,7 @@ def nnlab_epochs(
 ) -> float:
     """nnlab's own module, data and trainer; only fit is timed (test and artifacts are per-run
     costs, measured in section 3). `backend` may carry options: 'jax backend.jit=false'."""
-    from nnlab.tracking.store.runs import get_client
+    from nnlab.tracking.store.client import get_client
 
     name, *options = backend.split()
     cfg = config(*overrides, f"backend={name}", *options, f"trainer.max_epochs={epochs}")
@@ -274,7 +274,7 @@ def scaling_section(repeats: int, sizes: list[int]) -> list[str]:
 # -- 3. per-run fixed cost ------------------------------------------------------------------
 def fixed_cost_section(repeats: int, store: str) -> list[str]:
     from nnlab.tracking.describe import experiment_params
-    from nnlab.tracking.store.runs import get_client, log_params
+    from nnlab.tracking.store.client import get_client, log_params
     from nnlab.training.outputs import log_outputs
     from nnlab.training.setup import run_setup
 

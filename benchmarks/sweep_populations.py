@@ -44,8 +44,8 @@ WAYS = {
 
 
 def overheads(uri: str) -> list[float]:
+    from nnlab.tracking.store.client import get_client
     from nnlab.tracking.store.names import OVERHEAD_SECONDS_TAG
-    from nnlab.tracking.store.runs import get_client
 
     client = get_client(uri)
     exp = client.get_experiment_by_name("nnlab")

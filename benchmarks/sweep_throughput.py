@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from nnlab.tracking.store.client import get_client
 from nnlab.tracking.store.names import FIT_SECONDS_TAG, OVERHEAD_SECONDS_TAG, PARENT_TAG
 from nnlab.tracking.store.queries import search_all
-from nnlab.tracking.store.runs import get_client
 
 BIN = Path(sys.executable).parent
 

@@ -56,8 +56,8 @@ def main() -> int:
             configs[backend] = cfg
 
     from nnlab.plots.sweep_figures import overlaid_curves_figure
+    from nnlab.tracking.store.client import get_client
     from nnlab.tracking.store.queries import metric_history
-    from nnlab.tracking.store.runs import get_client
     from nnlab.training.run import run_training
 
     results = {b: run_training(cfg, args.overrides) for b, cfg in configs.items()}

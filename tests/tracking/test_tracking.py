@@ -4,7 +4,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
-from nnlab.tracking.store.runs import default_store_dir, open_run, tracking_uri
+from nnlab.tracking.store.client import default_store_dir, tracking_uri
+from nnlab.tracking.store.runs import open_run
 
 
 def test_default_store_is_sqlite_in_the_project_mlruns(monkeypatch, tmp_path):

@@ -80,7 +80,8 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
 WRITER = """
 import sys
 from mlflow.entities import Metric
-from nnlab.tracking.store.runs import get_client, open_run
+from nnlab.tracking.store.client import get_client
+from nnlab.tracking.store.runs import open_run
 client = get_client(sys.argv[1])
 for i in range(10):
     with open_run(client, "writers", sys.argv[1], f"w{sys.argv[2]}-{i}", {}) as run_id:
@@ -133,7 +134,7 @@ def test_the_server_going_away_mid_sweep(server, monkeypatch):
 
     wait_for(a_job_training, sweep, "a job started training")
     server.stop()
-    # MLflow's retries are bounded (nnlab.tracking.store.runs sets them): the sweep ends by itself.
+    # MLflow's retries are bounded (nnlab.tracking.store.client sets them): the sweep ends by itself.
     # A
     # hang would run into this test's pytest-timeout budget instead.
     out, err = sweep.communicate()

@@ -258,7 +258,7 @@ def objective_values(search, attrs: dict, returned: Any) -> list[float] | None:
 
 
 def _run_metrics(run_id: str) -> dict[str, float]:
-    from nnlab.tracking.store.runs import get_client, tracking_uri
+    from nnlab.tracking.store.client import get_client, tracking_uri
 
     return dict(get_client(tracking_uri()).get_run(run_id).data.metrics)
 
@@ -268,7 +268,8 @@ def settle_orphans(study, search) -> None:
     else FAILED (with their run) and queued again."""
     from optuna.trial import TrialState
 
-    from nnlab.tracking.store.runs import close_run, get_client, log_params, tracking_uri
+    from nnlab.tracking.store.client import get_client, log_params, tracking_uri
+    from nnlab.tracking.store.runs import close_run
 
     client = get_client(tracking_uri())
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -333,8 +334,9 @@ def _stand_in_run(client, study, trial, why: str) -> None:
     """A trial whose job never created its run still gets one (FAILED, saying why), so that
     every trial of the study is a run in the UI."""
     from nnlab.tracking.store import sweep_protocol
+    from nnlab.tracking.store.client import log_params
     from nnlab.tracking.store.names import JOB_NUM_TAG, OVERRIDES_TAG, PARENT_TAG
-    from nnlab.tracking.store.runs import close_run, log_params
+    from nnlab.tracking.store.runs import close_run
 
     parent_id = study.user_attrs.get(nnlab_study.PARENT_ATTR) or sweep_protocol.parent_run_id()
     if not parent_id:

@@ -15,14 +15,9 @@ import math
 import sys
 from pathlib import Path
 
+from nnlab.tracking.store.client import get_client, local_store_dir, tracking_uri
 from nnlab.tracking.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG, SWEEPER_TAG
-from nnlab.tracking.store.runs import (
-    close_run,
-    get_client,
-    local_store_dir,
-    process_alive,
-    tracking_uri,
-)
+from nnlab.tracking.store.runs import close_run, process_alive
 
 STATS_NOTE = (
     "mean and 95% CI over seeds (t interval); 'not distinguishable': its CI overlaps the "

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from nnlab.config.check import check_config
 from nnlab.data.splits import CSV, csv_table
+from nnlab.tracking.store.client import get_client, git_commit, tracking_uri
 from nnlab.tracking.store.names import (
     CSV_SHA256_TAG,
     GIT_COMMIT_TAG,
@@ -26,7 +27,6 @@ from nnlab.tracking.store.names import (
     REPRODUCES_TAG,
 )
 from nnlab.tracking.store.queries import metric_history
-from nnlab.tracking.store.runs import get_client, git_commit, tracking_uri
 
 
 def parse_args(argv):

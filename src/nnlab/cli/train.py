@@ -59,8 +59,8 @@ def train(cfg: DictConfig) -> float:
     except DataError as err:  # the user's CSV file, read by the check
         return give_up(f"bad data: {err}", 2)
 
+    from nnlab.tracking.store.client import tracking_uri
     from nnlab.tracking.store.preflight import store_failure
-    from nnlab.tracking.store.runs import tracking_uri
     from nnlab.training.engine import TrainingDiverged
     from nnlab.training.resume import continue_requeued_job, prepare_resume, resumed_population
     from nnlab.training.run import run_training
@@ -115,7 +115,7 @@ def train(cfg: DictConfig) -> float:
             raise  # an unexpected error: the traceback is what a developer needs
     parent_id = sweep_protocol.parent_run_id()
     if result.skipped and parent_id and in_sweep:
-        from nnlab.tracking.store.runs import get_client
+        from nnlab.tracking.store.client import get_client
 
         sweep_protocol.note_skipped_job(
             get_client(result.tracking_uri), parent_id, hydra_cfg.job.num, result.run_id
@@ -151,8 +151,8 @@ def guarded(cfg: DictConfig, give_up, train):
     """Run `train()` for several runs at once: (True, what it returned), or (False, give_up's
     value) when the store failed. Ctrl-C and SIGTERM exit 130, the runs marked KILLED; any
     other error is raised."""
+    from nnlab.tracking.store.client import tracking_uri
     from nnlab.tracking.store.preflight import store_failure
-    from nnlab.tracking.store.runs import tracking_uri
 
     try:
         return True, train()

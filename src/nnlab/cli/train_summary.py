@@ -10,7 +10,7 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
     """The run's result and where to see it. In a sweep only the result and the run's URL:
     the store and the UI command are printed once, by the sweep (nnlab.sweeps.callback)."""
     from nnlab.tracking.describe import charts_url, ui_command, ui_url
-    from nnlab.tracking.store.runs import get_client
+    from nnlab.tracking.store.client import get_client
 
     shown = "   ".join(
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
@@ -48,7 +48,7 @@ def print_group_lines(jobs, results, failures: list[str]) -> None:
 
 def print_group_where(group, experiment: str) -> None:
     from nnlab.tracking.describe import ui_command, ui_url
-    from nnlab.tracking.store.runs import get_client
+    from nnlab.tracking.store.client import get_client
 
     uri = group.members[0].tracking_uri
     experiment_id = get_client(uri).get_run(group.parent_run_id).info.experiment_id

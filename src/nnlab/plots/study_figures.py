@@ -57,9 +57,9 @@ def study_figures(study, objectives: list[str]) -> dict[str, object]:
 def log_study_figures(study, search, parent_run_id: str, configured_uri: str | None) -> None:
     import matplotlib.pyplot as plt
 
+    from nnlab.tracking.store.client import get_client, set_tags, tracking_uri
     from nnlab.tracking.store.names import STUDY_STORAGE_TAG, STUDY_TAG
     from nnlab.tracking.store.redact import redact
-    from nnlab.tracking.store.runs import get_client, set_tags, tracking_uri
 
     client = get_client(tracking_uri(configured_uri))
     set_tags(

@@ -98,7 +98,7 @@ class Reproduction:
         """Run `nnlab-train -m` (joblib workers) into this experiment; the children's rows."""
         from nnlab.report import tables as report
         from nnlab.tracking.store import queries, sweep_protocol
-        from nnlab.tracking.store.runs import get_client, tracking_uri
+        from nnlab.tracking.store.client import get_client, tracking_uri
 
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
         launcher = (
@@ -138,8 +138,9 @@ class Reproduction:
         from nnlab.nn.nets import TorchMLP
         from nnlab.nn.tasks import TASKS
         from nnlab.tracking.describe import experiment_params
+        from nnlab.tracking.store.client import get_client, log_params, tracking_uri
         from nnlab.tracking.store.names import DESCRIPTION_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
-        from nnlab.tracking.store.runs import get_client, log_params, open_run, tracking_uri
+        from nnlab.tracking.store.runs import open_run
         from nnlab.training.outputs import run_figures
         from nnlab.training.setup import RunResult
 
@@ -175,8 +176,8 @@ class Reproduction:
     @staticmethod
     def history(result, keys=None) -> dict[str, list[tuple[int, float]]]:
         """A run's per-epoch curves from the store: {key: [(epoch, value), ...]}."""
+        from nnlab.tracking.store.client import get_client
         from nnlab.tracking.store.queries import metric_history
-        from nnlab.tracking.store.runs import get_client
 
         client = get_client(result.tracking_uri)
         keys = keys or [k for k in result.metrics if k.startswith(("train/", "val/"))]
@@ -222,7 +223,8 @@ class Reproduction:
     def _log_summary(self) -> str:
         from mlflow.tracking import MlflowClient
 
-        from nnlab.tracking.store.runs import close_run, experiment_id, get_client, tracking_uri
+        from nnlab.tracking.store.client import experiment_id, get_client, tracking_uri
+        from nnlab.tracking.store.runs import close_run
 
         uri = tracking_uri()
         client: MlflowClient = get_client(uri)

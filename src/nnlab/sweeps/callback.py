@@ -79,8 +79,8 @@ class MlflowSweepCallback(Callback):
 
         quiet_startup()
         from nnlab.tracking.describe import sweep_name, swept_keys
+        from nnlab.tracking.store.client import experiment_id, get_client, log_params, tracking_uri
         from nnlab.tracking.store.preflight import check_store
-        from nnlab.tracking.store.runs import experiment_id, get_client, log_params, tracking_uri
 
         problem = launcher_problem(config)
         if problem is not None:  # before anything exists in the store
@@ -182,7 +182,7 @@ def earlier_parent(config: DictConfig) -> str | None:
 
 def reopen(client, run_id: str) -> bool:
     """Set a finished sweep parent RUNNING again, for this process; False if it is gone."""
-    from nnlab.tracking.store.runs import set_tags
+    from nnlab.tracking.store.client import set_tags
 
     try:
         client.get_run(run_id)
@@ -229,7 +229,7 @@ def summarise_sweep(client, run_id: str) -> int:
     from nnlab.report.dashboard import sweep_dashboard
     from nnlab.tracking.describe import groups_markdown
     from nnlab.tracking.describe import sweep_description as describe_sweep
-    from nnlab.tracking.store.runs import set_tags
+    from nnlab.tracking.store.client import set_tags
 
     now_ms = int(time.time() * 1000)
     parent = client.get_run(run_id)

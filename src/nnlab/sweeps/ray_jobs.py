@@ -19,7 +19,7 @@ def job_environment(tracking_uri: str | None) -> dict[str, str]:
     import os
 
     from nnlab.tracking.store import sweep_protocol
-    from nnlab.tracking.store.runs import tracking_uri as resolve
+    from nnlab.tracking.store.client import tracking_uri as resolve
 
     credentials = {k: os.environ[k] for k in CREDENTIAL_VARS if os.environ.get(k)}
     return {

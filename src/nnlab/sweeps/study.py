@@ -79,7 +79,7 @@ def search_definition(config: DictConfig, arguments: list[str]) -> SearchDefinit
     """The search this multirun asks for; StudyError (one line) for a setting nnlab cannot
     use. `arguments` are the command line's task overrides."""
     from nnlab.nn.tasks import higher_is_better
-    from nnlab.tracking.store.runs import local_store_dir, tracking_uri
+    from nnlab.tracking.store.client import local_store_dir, tracking_uri
 
     sweeper = config.hydra.sweeper
     for key, value, allowed in (

@@ -41,7 +41,7 @@ def log_dataset_inputs(client, run_id: str, data_cfg, splits: Splits) -> None:
     from mlflow.data.code_dataset_source import CodeDatasetSource
     from mlflow.entities import DatasetInput, InputTag
 
-    from nnlab.tracking.store.runs import code_source_tags
+    from nnlab.tracking.store.client import code_source_tags
 
     name = dataset_label(data_cfg)
     # The source the run itself names. Left to MLflow, each dataset would resolve it from the

@@ -27,15 +27,13 @@ from nnlab.plots.background import write_figures
 from nnlab.tracking.describe import (
     optimizer_name,
 )
+from nnlab.tracking.store.client import set_tags
 from nnlab.tracking.store.names import (
     BEST_EPOCH_TAG,
     FIT_SECONDS_TAG,
     OBJECTIVE_TAG,
     OVERHEAD_SECONDS_TAG,
     STOPPED_EARLY_TAG,
-)
-from nnlab.tracking.store.runs import (
-    set_tags,
 )
 from nnlab.training.checkpoints import ARTIFACT_DIR, LAST
 from nnlab.training.early_stopping import StopWhenStalled

@@ -35,6 +35,7 @@ from nnlab.nn.export import one_export_per_shape
 from nnlab.plots.background import FigureWriter, figure_workers
 from nnlab.sweeps.study import job_is_a_trial
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.tracking.store.client import get_client, set_tags, tracking_uri
 from nnlab.tracking.store.names import (
     JOB_NUM_TAG,
     MEMBER_TAG,
@@ -44,7 +45,7 @@ from nnlab.tracking.store.names import (
     SEED_SUFFIX,
 )
 from nnlab.tracking.store.preflight import check_store, store_failure
-from nnlab.tracking.store.runs import get_client, open_runs, set_tags, tracking_uri
+from nnlab.tracking.store.runs import open_runs
 from nnlab.tracking.store.sweep_protocol import note_skipped_job
 from nnlab.training.fit import fit_and_test, member_network, member_setups, population_module
 from nnlab.training.outputs import figure_recipes, finish_member, log_timings

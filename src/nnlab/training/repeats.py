@@ -30,6 +30,7 @@ from nnlab.nn.tasks import TRAIN_LOSS, VAL_LOSS
 from nnlab.plots.group_figures import group_curves_figure
 from nnlab.report.stats import summarize
 from nnlab.tracking.describe import group_description, run_name
+from nnlab.tracking.store.client import experiment_id, get_client, set_tags, tracking_uri
 from nnlab.tracking.store.names import (
     DESCRIPTION_TAG,
     GROUP_TAG,
@@ -46,7 +47,7 @@ from nnlab.tracking.store.names import (
 )
 from nnlab.tracking.store.preflight import store_failure
 from nnlab.tracking.store.queries import metric_history
-from nnlab.tracking.store.runs import close_run, experiment_id, get_client, set_tags, tracking_uri
+from nnlab.tracking.store.runs import close_run
 from nnlab.training.population import train_population, wanted
 from nnlab.training.run import run_training
 from nnlab.training.setup import layer_sizes

@@ -13,6 +13,7 @@ from nnlab.config.check import check_config
 from nnlab.config.rules import ConfigError
 from nnlab.sweeps.scheduler import unfinished_run_of_this_job
 from nnlab.tracking.store import sweep_protocol
+from nnlab.tracking.store.client import get_client, tracking_uri
 from nnlab.tracking.store.names import (
     HOST_TAG,
     MEMBER_TAG,
@@ -22,7 +23,7 @@ from nnlab.tracking.store.names import (
     REPEATS_TAG,
 )
 from nnlab.tracking.store.queries import metric_history
-from nnlab.tracking.store.runs import get_client, process_alive, tracking_uri
+from nnlab.tracking.store.runs import process_alive
 from nnlab.training.checkpoints import ARTIFACT_DIR, LAST, check_weights_only
 
 

@@ -30,6 +30,7 @@ from nnlab.tracking.describe import (
     run_name,
 )
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.tracking.store.client import code_source_tags, get_client, log_params, tracking_uri
 from nnlab.tracking.store.names import (
     CONFIG_HASH_TAG,
     CSV_COLUMNS_TAG,
@@ -44,13 +45,7 @@ from nnlab.tracking.store.names import (
 )
 from nnlab.tracking.store.preflight import check_store
 from nnlab.tracking.store.redact import redact
-from nnlab.tracking.store.runs import (
-    code_source_tags,
-    get_client,
-    log_params,
-    open_run,
-    tracking_uri,
-)
+from nnlab.tracking.store.runs import open_run
 from nnlab.training.early_stopping import StopWhenStalled
 from nnlab.training.engine import TrainingDiverged
 from nnlab.training.fit import fit_and_test, population_module

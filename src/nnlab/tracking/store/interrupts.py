@@ -1,0 +1,62 @@
+"""SIGINT and SIGTERM while a run is open: raised as RunInterrupted so that the run closes
+KILLED, but never in the middle of a store call (nnlab.tracking.store.client.SignalSafeClient
+holds them until the call returns)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised on SIGINT / SIGTERM so that the run closes as KILLED."""
+
+
+_held = {"depth": 0, "pending": None}  # store calls in progress on the main thread; a signal
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Let the block finish before an interrupt that arrives during it is raised (see
+    SignalSafeClient). Only the main thread receives signals, so only it counts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        pending = _held["pending"]
+        if _held["depth"] == 0 and pending is not None:
+            _held["pending"] = None
+            raise RunInterrupted(f"signal {pending}")
+
+
+@contextlib.contextmanager
+def interrupts_recorded() -> Iterator[dict[str, str]]:
+    """Turn SIGINT and SIGTERM into RunInterrupted, and remember which signal came.
+
+    The memory matters because Lightning catches KeyboardInterrupt itself and turns it into
+    `sys.exit(1)`: without it an interrupted run would look like a failed one.
+    """
+    received: dict[str, str] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals reach only the main thread; nothing to install here
+        return
+
+    def handler(signum, frame):
+        received["signal"] = signal.Signals(signum).name
+        if _held["depth"]:  # mid store call: raised when it returns
+            _held["pending"] = received["signal"]
+            return
+        raise RunInterrupted(f"signal {received['signal']}")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
