@@ -134,9 +134,8 @@ def test_the_server_going_away_mid_sweep(server, monkeypatch):
 
     wait_for(a_job_training, sweep, "a job started training")
     server.stop()
-    # MLflow's retries are bounded (nnlab.tracking.store.client sets them): the sweep ends by itself.
-    # A
-    # hang would run into this test's pytest-timeout budget instead.
+    # MLflow's retries are bounded (nnlab.tracking.store.client sets them): the sweep ends by
+    # itself. A hang would run into this test's pytest-timeout budget instead.
     out, err = sweep.communicate()
     assert sweep.returncode != 0, (out[-2000:], err[-2000:])
     failures = [ln for ln in err.splitlines() if "nnlab-train: job" in ln]
