@@ -325,7 +325,7 @@ def test_a_trial_killed_before_it_learnt_its_run_id_gets_that_run_closed(store, 
     RUNNING beside a stand-in."""
     from types import SimpleNamespace
 
-    from hydra_plugins.nnlab_sweepers.optuna_sweeper import settle_orphans
+    from nnlab.sweeps.trial_results import settle_orphans
     from nnlab.tracking.store.names import JOB_NUM_TAG, PARENT_TAG
 
     client = MlflowClient(store)

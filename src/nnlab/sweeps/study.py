@@ -291,3 +291,10 @@ def trial_of_this_job():
     """The one Optuna trial this job runs alone, or None outside nnlab's Optuna sweeper."""
     trials = trials_of_this_job()
     return next(iter(trials.values())) if len(trials) == 1 else None
+
+
+def as_override(value: Any) -> str:
+    """A trial's value as Hydra reads it on the command line (true, null, 0.01)."""
+    return (
+        "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
