@@ -23,7 +23,8 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 
-from nnlab.plots.run_figures import FIGURE_DPI, draw
+from nnlab.plots.recipes import draw
+from nnlab.plots.run_figures import FIGURE_DPI
 
 # A worker costs ~1 s of the other core to start (Python, NumPy, matplotlib): worth it from a
 # few members on. Below, figures are drawn in the training process as for a plain run.
@@ -32,7 +33,7 @@ RECIPES_FILE = "recipes.pickle"
 
 
 def write_figures(recipes: dict[str, tuple[str, dict]], folder: Path) -> str:
-    """Draw each recipe (nnlab.plots.run_figures.draw) into `folder`/<file name>."""
+    """Draw each recipe (nnlab.plots.recipes.draw) into `folder`/<file name>."""
     for file_name, recipe in recipes.items():
         draw(recipe).savefig(Path(folder) / file_name, dpi=FIGURE_DPI)
     return str(folder)

@@ -258,13 +258,3 @@ def weights_figure(
         fig.colorbar(image, ax=axes[:, i], shrink=0.6)
     fig.suptitle(title)
     return fig
-
-
-def draw(recipe: tuple[str, dict]) -> Figure:
-    """A figure from its recipe: (the name of a function here, or in layer_figures, and its
-    keyword arguments)."""
-    from nnlab.plots import layer_figures
-
-    name, kwargs = recipe
-    function = globals().get(name) or getattr(layer_figures, name)
-    return function(**kwargs)

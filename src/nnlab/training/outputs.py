@@ -24,6 +24,7 @@ from nnlab.nn.population_nets import TrainedMember
 from nnlab.nn.tasks import Task
 from nnlab.plots import run_figures as plots
 from nnlab.plots.background import write_figures
+from nnlab.plots.recipes import draw
 from nnlab.tracking.describe import (
     optimizer_name,
 )
@@ -159,7 +160,7 @@ def figure_recipes(cfg, net, splits: Splits, task: Task, history) -> dict[str, t
 def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
     """Figures for one run's trained network, keyed by their file name under plots/."""
     return {
-        name: plots.draw(r) for name, r in figure_recipes(cfg, net, splits, task, history).items()
+        name: draw(r) for name, r in figure_recipes(cfg, net, splits, task, history).items()
     }
 
 
