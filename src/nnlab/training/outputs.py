@@ -159,9 +159,7 @@ def figure_recipes(cfg, net, splits: Splits, task: Task, history) -> dict[str, t
 
 def run_figures(cfg, net, splits: Splits, task: Task, history) -> dict[str, Any]:
     """Figures for one run's trained network, keyed by their file name under plots/."""
-    return {
-        name: draw(r) for name, r in figure_recipes(cfg, net, splits, task, history).items()
-    }
+    return {name: draw(r) for name, r in figure_recipes(cfg, net, splits, task, history).items()}
 
 
 def module_title(cfg) -> str:
