@@ -41,8 +41,8 @@ from nnlab.nn.scratch import MLP
 from nnlab.nn.tasks import TASKS
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-from nnlab.training.engine import OneItem
 from nnlab.training.fit import build_trainer, fit_and_test, member_network, population_module
+from nnlab.training.population_data import OneItem
 from nnlab.training.setup import layer_sizes, quiet_lightning, run_setup
 
 BIN = Path(sys.executable).parent

@@ -102,7 +102,7 @@ def test_l1_penalty_shrinks_weights(store):
 
 def test_data_are_float64_tensors_at_precision_64():
     from nnlab.data.splits import make_splits
-    from nnlab.training.engine import population_data
+    from nnlab.training.population_data import population_data
 
     splits = make_splits(compose_config("data=moons").data, seed=0)
     data = population_data([splits], [0], torch.float64)

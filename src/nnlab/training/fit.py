@@ -21,9 +21,10 @@ from nnlab.nn.padding import crop_params, gradient_masks, pad_params, padded_siz
 from nnlab.nn.population_nets import MemberNet, member_params
 from nnlab.nn.scratch import init_params
 from nnlab.training.checkpoints import PeriodicCheckpoint
-from nnlab.training.engine import OneItem, PopulationModule, population_data
+from nnlab.training.engine import PopulationModule
 from nnlab.training.layer_watch import LayerWatch
 from nnlab.training.member_optimizer import member_l1, per_member_optimizer
+from nnlab.training.population_data import OneItem, population_data
 from nnlab.training.progress import EpochProgress
 from nnlab.training.setup import layer_sizes
 
