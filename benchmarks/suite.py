@@ -144,7 +144,7 @@ def nnlab_epochs(
     population_logger = PopulationLogger([logger])
     module.record_fn = population_logger.record
     with tempfile.TemporaryDirectory() as scratch:
-        trainer = build_trainer(cfg, population_logger, [], scratch)
+        trainer = build_trainer(cfg, module, population_logger, [], scratch)
         start = time.perf_counter()
         trainer.fit(module, train_dataloaders=OneItem())
         population_logger.flush()
@@ -306,9 +306,12 @@ def fixed_cost_section(repeats: int, store: str) -> list[str]:
         "compose + check the config": lambda: timed(lambda: check_config(config())),
         "make the data splits": lambda: timed(lambda: make_splits(cfg.data, cfg.seed)),
         "build module + trainer": lambda: timed(
-            lambda: (
-                build_trainer(cfg, None, [], tempfile.gettempdir())
-                and population_module(cfg, [cfg], [run_setup(cfg, splits)])
+            lambda: build_trainer(
+                cfg,
+                population_module(cfg, [cfg], [run_setup(cfg, splits)]),
+                None,
+                [],
+                tempfile.gettempdir(),
             )
         ),
         "create the run + log params": lambda: timed(

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
 import torch
 
+from nnlab.training.engine import EpochWatcher
 
-class StopWhenStalled(pl.Callback):
+
+class StopWhenStalled(EpochWatcher):
     def __init__(self, objective: str, patience: int, min_delta: float, maximize: bool):
         self.objective = objective
         self.patience = int(patience)
@@ -70,10 +71,7 @@ class StopWhenStalled(pl.Callback):
             return True
         return value > best + self.delta if self.maximize else value < best - self.delta
 
-    def on_train_epoch_end(self, trainer, module) -> None:
-        # The module computed and recorded the epoch's metrics in its training step, so they
-        # are there whichever order Lightning calls the hooks in.
-        epoch = trainer.current_epoch
+    def on_epoch_trained(self, module, epoch: int) -> None:
         for k in list(module.alive):
             value = module.epoch_metrics[k].get(self.objective)
             if value is None or math.isnan(value):

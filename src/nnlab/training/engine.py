@@ -13,8 +13,12 @@ Lightning's machinery around one step (hooks, closures, batch transfer, result c
 costs ~0.4 ms more; one `self.log` call alone costs ~0.7 ms. So Lightning does what happens
 once per epoch (the epoch loop, callbacks, checkpoints, test, the logger) and the module does
 the per-batch work itself:
-- one Lightning training step is one *epoch*: every mini-batch of it, one optimizer step
-  each (manual optimization), the same updates as a step per batch;
+- one Lightning training step is one or more *epochs* (`epochs_per_step`): every mini-batch
+  of each, one optimizer step each (manual optimization), the same updates as a step per
+  batch. An epoch of one or a few batches is cheaper than Lightning's own work per epoch
+  (~0.3 ms, and about as much again from running between the module's steps), so short
+  epochs are taken several to a Lightning step; what acts on each epoch (progress, early
+  stopping, pruning: an `EpochWatcher`) is called by the module after every one of them;
 - the validation split is evaluated at the end of each epoch, one forward pass;
 - epoch metrics go to `record(member, epoch, metrics)` (nnlab.member_logger), not through
   `self.log`, and are kept in `epoch_metrics[member]` for callbacks and the progress display.
@@ -40,6 +44,28 @@ class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite, or an optimizer step overflowed."""
 
 
+# How many optimizer steps one Lightning step takes at least, by taking several short epochs
+# (BENCHMARKS.md section 10): a full-batch epoch is one step, so 16 of them are one Lightning
+# step; an epoch of 16 batches or more is a Lightning step of its own.
+STEPS_PER_LIGHTNING_STEP = 16
+
+
+def epochs_per_step(rows: int, batch_size: int | None) -> int:
+    """The epochs one Lightning step trains, for `rows` training rows in batches of
+    `batch_size` (None: the full batch). A function of the config alone, so that a resumed run
+    trains as the run it continues did."""
+    batches = -(-rows // (batch_size or rows))
+    return max(1, STEPS_PER_LIGHTNING_STEP // batches)
+
+
+class EpochWatcher(pl.Callback):
+    """A callback that acts on each epoch's metrics, called by the module after every epoch it
+    trains (several may make one Lightning epoch; see `epochs_per_step`)."""
+
+    def on_epoch_trained(self, module: PopulationModule, epoch: int) -> None:
+        """Epoch `epoch` (0-based) is trained and its metrics are in module.epoch_metrics."""
+
+
 class PopulationModule(pl.LightningModule):
     """Trains a stacked network of N >= 1 members with the configured optimizer."""
 
@@ -55,6 +81,7 @@ class PopulationModule(pl.LightningModule):
         record: Callable[[int, int, dict], None] | None = None,
         gradient_masks=None,
         watch=None,
+        max_epochs: int = 1,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -76,6 +103,12 @@ class PopulationModule(pl.LightningModule):
         self.data = data
         self.batch_size = batch_size or data.rows
         self.shuffle = self.batch_size < data.rows
+        self.max_epochs = max_epochs
+        self.epochs_per_step = epochs_per_step(data.rows, batch_size)
+        # The next epoch to train (Lightning counts its own epochs, which may be several of
+        # these); a checkpoint holds it.
+        self.next_epoch = 0
+        self.watchers: list[EpochWatcher] = []  # the trainer's, found when the fit starts
         self.record_fn = record or (lambda k, epoch, metrics: None)
         self.engine = isinstance(net, EngineMLP)  # another framework computes the gradients
         self.alive = list(range(data.members))  # members still training
@@ -101,6 +134,17 @@ class PopulationModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.data.x_train.device != self.device:
             self.data = self.data.to(self.device)
+        self.watchers = [c for c in self.trainer.callbacks if isinstance(c, EpochWatcher)]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["nnlab_next_epoch"] = self.next_epoch
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A checkpoint written before epochs were taken several to a step has none: its
+        # Lightning epochs were epochs, and the epochs Lightning's loop had processed (where
+        # Lightning itself resumes) are where it stopped.
+        processed = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+        self.next_epoch = checkpoint.get("nnlab_next_epoch", processed)
 
     def configure_optimizers(self):
         return self.make_optimizer(self.net.parameters())
@@ -119,9 +163,21 @@ class PopulationModule(pl.LightningModule):
 
     # -- training ---------------------------------------------------------------------------
     def training_step(self, _item, batch_idx: int) -> None:
-        """One epoch for every member still training: every mini-batch, one step each."""
-        epoch = self.current_epoch
+        """The next `epochs_per_step` epochs, each followed by the epoch watchers."""
         optimizer = self.optimizers().optimizer  # the torch optimizer itself
+        first = self.next_epoch
+        for epoch in range(first, min(first + self.epochs_per_step, self.max_epochs)):
+            self.train_epoch(epoch, optimizer)
+            self.next_epoch = epoch + 1
+            for watcher in self.watchers:
+                watcher.on_epoch_trained(self, epoch)
+            if not self.alive:
+                return
+        if self.next_epoch >= self.max_epochs:
+            self.trainer.should_stop = True  # the Trainer itself runs without an epoch limit
+
+    def train_epoch(self, epoch: int, optimizer) -> None:
+        """One epoch for every member still training: every mini-batch, one step each."""
         x, y = self.data.epoch(epoch, self.shuffle)
         batch_losses = []  # (each member's batch mean, rows): summed once per epoch, cheaper
         watching = self.watch is not None and self.watch.watching(epoch)

@@ -93,6 +93,7 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
             if cfg.tracking.get("watch", False)
             else None
         ),
+        max_epochs=cfg.trainer.max_epochs,
     )
 
 
@@ -109,10 +110,14 @@ def optimizer_kernel(cfg: DictConfig) -> dict:
     return {"foreach": True}
 
 
-def build_trainer(cfg: DictConfig, logger, callbacks: list, root_dir: str) -> pl.Trainer:
-    """The Trainer every nnlab run uses (benchmarks build theirs here too)."""
+def build_trainer(
+    cfg: DictConfig, module: PopulationModule, logger, callbacks: list, root_dir: str
+) -> pl.Trainer:
+    """The Trainer every nnlab run uses to fit `module` (benchmarks build theirs here too)."""
     return pl.Trainer(
-        max_epochs=cfg.trainer.max_epochs,
+        # No epoch limit: a Lightning epoch may train several (module.epochs_per_step), and
+        # the module stops the fit after its max_epochs-th.
+        max_epochs=-1,
         accelerator=cfg.trainer.accelerator,
         devices=1,
         precision=f"{cfg.trainer.precision}-true",
@@ -142,7 +147,7 @@ def fit_and_test(cfg, module, logger, label: str, watchers=(), checkpoint=None):
         *[w for w in watchers if w is not None],
     ]
     with tempfile.TemporaryDirectory(prefix="nnlab-pl-") as scratch:
-        trainer = build_trainer(cfg, logger, callbacks, scratch)
+        trainer = build_trainer(cfg, module, logger, callbacks, scratch)
         try:
             trainer.fit(module, train_dataloaders=OneItem(), ckpt_path=checkpoint)
             if len(module.failures) + len(module.pruned) < module.members:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import sys
 
-import pytorch_lightning as pl
-
 from nnlab.nn.tasks import TRAIN_LOSS, VAL_LOSS
+from nnlab.training.engine import EpochWatcher
 
 
-class EpochProgress(pl.Callback):
+class EpochProgress(EpochWatcher):
     def __init__(self, mode: str, headline: str, label: str):
         self.mode = mode
         if mode == "auto":
@@ -29,10 +28,10 @@ class EpochProgress(pl.Callback):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
-                total=trainer.max_epochs,
+                total=module.max_epochs,
                 desc=self.label,
                 unit="epoch",
-                initial=trainer.current_epoch,
+                initial=module.next_epoch,  # where a resumed run starts
                 mininterval=0.25,
                 leave=True,
             )
@@ -48,17 +47,16 @@ class EpochProgress(pl.Callback):
         ]
         return " " + " ".join(shown) if shown else ""
 
-    # The module records an epoch's metrics in its training step: they are there by now.
-    def on_train_epoch_end(self, trainer, module) -> None:
-        done = trainer.current_epoch + 1
+    def on_epoch_trained(self, module, epoch: int) -> None:
+        done, total = epoch + 1, module.max_epochs
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
             self._bar.set_postfix_str(self._summary(module).lstrip(" :"), refresh=False)
         elif self.mode == "lines":
-            step = max(1, trainer.max_epochs // 10)
-            if done % step == 0 or done == trainer.max_epochs:
+            step = max(1, total // 10)
+            if done % step == 0 or done == total:
                 print(
-                    f"[{self.label}] epoch {done}/{trainer.max_epochs}{self._summary(module)}",
+                    f"[{self.label}] epoch {done}/{total}{self._summary(module)}",
                     file=sys.stderr,
                     flush=True,
                 )

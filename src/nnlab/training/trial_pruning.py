@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
-
 from nnlab.sweeps.study import OBJECTIVE_ATTR, PRUNED_ATTR, RUN_ATTR
 from nnlab.tracking.store.names import PRUNED_TAG
 from nnlab.tracking.store.runs import RunStopped
+from nnlab.training.engine import EpochWatcher
 
 
 class TrialPruned(RunStopped):
@@ -26,7 +25,7 @@ class TrialPruned(RunStopped):
 MAX_REPORTS = 100  # per trial: each report and each pruning check is a database round trip
 
 
-class TrialPruning(pl.Callback):
+class TrialPruning(EpochWatcher):
     """`trials`: member -> its Optuna trial (members without one are not reported)."""
 
     def __init__(self, trials: dict, objective: str, max_epochs: int):
@@ -44,24 +43,23 @@ class TrialPruning(pl.Callback):
         self.every = max(1, max_epochs // MAX_REPORTS)
         self.last_epoch = max_epochs - 1
 
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        epoch = trainer.current_epoch
+    def on_epoch_trained(self, module, epoch: int) -> None:
         if not self.reporting or (epoch % self.every and epoch != self.last_epoch):
             return
-        for k in list(pl_module.alive):
+        for k in list(module.alive):
             trial = self.trials.get(k)
-            value = pl_module.epoch_metrics[k].get(self.objective)
+            value = module.epoch_metrics[k].get(self.objective)
             if trial is None or value is None or math.isnan(value):
                 continue
             trial.report(value, epoch)
             if trial.should_prune():
                 trial.set_user_attr(PRUNED_ATTR, epoch)
-                pl_module.pruned[k] = TrialPruned(
+                module.pruned[k] = TrialPruned(
                     f"pruned at epoch {epoch} by the search's pruner: "
                     f"{self.objective}={value:.4g} is worse than other trials' at that epoch",
                     {PRUNED_TAG: f"epoch {epoch}"},
                 )
-                pl_module.stop_member(k)
+                module.stop_member(k)
 
     def note_run(self, k: int, run_id: str) -> None:
         """Which MLflow run is member k's trial's (the sweeper reads it back)."""
