@@ -8,7 +8,10 @@ MLP 2-20-10-1 tanh on circles (full-batch gradient descent, lr 0.1, 2000 epochs)
 MLP from scratch (numpy backend) beside PyTorch; the softmax MLP 4-10-8-3 on iris; and the
 exercises as sweeps on moons: architectures [2,5,1] [2,10,5,1] [2,20,10,5,1], activations
 relu/tanh/sigmoid, learning rates 0.001/0.01/0.1/1.0, L2 strengths, each over 5 seeds
-(repeats=5), every conclusion stated as a mean with its 95% interval.
+(repeats=5), every conclusion stated as a mean with its 95% interval; and the activation
+exercise deep (2-20-20-20-20-1, sigmoid against ReLU, tracking.watch): each one's ratio of the
+first layer's gradient norm to the last's, against the bound sigmoid' <= 1/4 gives
+(scripts/seed003_deep.py).
 Figures: activation functions and their derivatives, decision boundaries (linear vs MLP),
 loss and accuracy curves, weights before and after training.
 """
@@ -17,6 +20,7 @@ import sys
 
 import numpy as np
 from matplotlib.figure import Figure
+from seed003_deep import deep_variant
 
 from nnlab.nn.scratch import ACTIVATIONS, init_params
 from nnlab.plots.run_figures import (
@@ -169,6 +173,9 @@ def _exercises(rep: Reproduction) -> None:
         ">",
         _mean(l2["0.0"], "train/loss"),
     )
+
+    # The activation exercise, deep: vanishing gradients seen inside the net (tracking.watch).
+    deep_variant(rep, MOONS, repeats)
 
 
 def _groups(rows, key: str) -> dict:

@@ -176,11 +176,15 @@ def test_a_sweeps_gradient_flow_figure_draws_each_configuration_per_layer(store)
 
     client = MlflowClient(store)
     experiment = client.create_experiment("flow")
-    slopes = {"sigmoid": 0.1, "relu": 1.0}  # sigmoid's norm shrinks 10x per layer inwards
-    for activation, factor in slopes.items():
+    # sigmoid's norm shrinks 10x per layer inwards; it has two seeds, one with norms 4x the
+    # other's: its line is their geometric mean, 2x.
+    runs = [("sigmoid", 0.1, 1.0), ("sigmoid", 0.1, 4.0), ("relu", 1.0, 1.0)]
+    for activation, factor, scale in runs:
         run = client.create_run(experiment, tags={OVERRIDES_TAG: f"model.activation={activation}"})
         metrics = [
-            Metric(f"layers/{i}/grad_norm", factor ** (3 - i) * (2 if epoch else 1), 0, epoch)
+            Metric(
+                f"layers/{i}/grad_norm", scale * factor ** (3 - i) * (2 if epoch else 1), 0, epoch
+            )
             for i in (1, 2, 3)
             for epoch in (0, 10)
         ]
@@ -190,8 +194,31 @@ def test_a_sweeps_gradient_flow_figure_draws_each_configuration_per_layer(store)
     fig = gradient_flow(client, rows, ["model.activation"], "t")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("layer")
-    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["relu", "sigmoid"]
+    labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert labels == ["relu", "sigmoid (2 seeds)"]
+    assert ax.get_title() == "t: gradient flow, geometric mean over seeds"
     assert "epoch 0" in ax.get_legend().get_title().get_text()
     lines = {(ln.get_label(), ln.get_linestyle()): list(ln.get_ydata()) for ln in ax.lines}
-    assert lines[("sigmoid", "-")] == pytest.approx([0.02, 0.2, 2.0])  # epoch 10, layers 1-3
+    # epoch 10, layers 1-3: 2x the first seed's 0.02, 0.2, 2.0
+    assert lines[("sigmoid (2 seeds)", "-")] == pytest.approx([0.04, 0.4, 4.0])
+    assert lines[("relu", "-")] == pytest.approx([2.0, 2.0, 2.0])
     assert gradient_flow(client, [], ["model.activation"], "t") is None  # nothing watched
+
+
+def test_members_of_different_widths_count_only_their_own_units():
+    """Padded units (nnlab.nn.padding: zero weights, 0 before the activation) are not dead
+    units: a narrow member in a wide population reports its plain run's shares."""
+    for activation in ("relu", "sigmoid"):
+        widths = ["model.hidden=[5,3]", "model.hidden=[2,3]", "model.hidden=[4,1]"]
+        members = [
+            compose_config(*TINY, "trainer.max_epochs=2", f"model.activation={activation}", w)
+            for w in widths
+        ]
+        _, histories = fit(members[0], members)
+        for member, history in zip(members, histories, strict=True):
+            _, (plain,) = fit(member, [member])
+            for epoch in range(2):
+                want, got = watched(plain, epoch), watched(history, epoch)
+                assert set(got) == set(want)
+                for key, value in want.items():
+                    assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (activation, key)

@@ -8,6 +8,7 @@ objective against trial number with the best so far.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from nnlab.nn.tasks import higher_is_better
@@ -35,11 +36,14 @@ def sweep_dashboard(
 
 
 def gradient_flow(client, rows: Sequence[RunRow], keys: Sequence[str], title: str):
-    """Each job's `layers/<i>/grad_norm` at its first and last watched epoch (tracking.watch),
-    one line per job; None when no job watched its layers."""
+    """Each configuration's `layers/<i>/grad_norm` at its first and last watched epoch
+    (tracking.watch), one line per configuration: the geometric mean over its seeds when it
+    has several (norms spread over decades). None when no job watched its layers."""
     from nnlab.plots.layer_figures import gradient_flow_figure
 
-    flows, epochs = {}, set()
+    seen: dict[str, dict[str, list[list[float]]]] = {}  # label -> first/last -> per seed
+    epochs = set()
+    shown = [k for k in keys if k not in group_report.SEED_KEYS] or list(keys)
     for row in rows:
         layers = sorted(
             int(k.split("/")[1])
@@ -53,21 +57,36 @@ def gradient_flow(client, rows: Sequence[RunRow], keys: Sequence[str], title: st
         last = max(m.step for m in histories[0])
         epochs |= {first, last}
         at = lambda h, e: next(m.value for m in h if m.step == e)  # noqa: E731
-        shown = [k for k in keys if k not in group_report.SEED_KEYS] or list(keys)
         values = [row.overrides.get(k, row.params.get(k, "?")) for k in shown]
         label = (
             values[0]
             if len(values) == 1
             else " ".join(f"{k}={v}" for k, v in zip(shown, values, strict=True))
         )
-        label = label or row.name
-        flows[label[:60]] = {
-            "first": [at(h, first) for h in histories],
-            "last": [at(h, last) for h in histories],
-        }
-    if not flows:
+        flow = seen.setdefault((label or row.name)[:60], {"first": [], "last": []})
+        flow["first"].append([at(h, first) for h in histories])
+        flow["last"].append([at(h, last) for h in histories])
+    if not seen:
         return None
-    return gradient_flow_figure(flows, (min(epochs), max(epochs)), f"{title}: gradient flow")
+    flows = {}
+    for label, flow in seen.items():
+        seeds = len(flow["first"])
+        shown_label = f"{label} ({seeds} seeds)" if seeds > 1 else label
+        flows[shown_label] = {when: _geometric_mean(flow[when]) for when in ("first", "last")}
+    repeated = any(len(flow["first"]) > 1 for flow in seen.values())
+    heading = f"{title}: gradient flow" + (", geometric mean over seeds" if repeated else "")
+    return gradient_flow_figure(flows, (min(epochs), max(epochs)), heading)
+
+
+def _geometric_mean(per_seed: list[list[float]]) -> list[float]:
+    """Layer by layer, over seeds; a zero norm (a dead layer) keeps the mean at zero."""
+    layers = min(len(values) for values in per_seed)
+    return [
+        0.0
+        if any(v[i] <= 0 for v in per_seed)
+        else math.exp(sum(math.log(v[i]) for v in per_seed) / len(per_seed))
+        for i in range(layers)
+    ]
 
 
 def trial_history(groups: Sequence[group_report.Group], title: str):

@@ -89,7 +89,11 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
         record=record,
         gradient_masks=gradient_masks(member_sizes, sizes) if padded else None,
         watch=(
-            LayerWatch(cfg.tracking.watch_every, cfg.model.activation)
+            LayerWatch(
+                cfg.tracking.watch_every,
+                cfg.model.activation,
+                member_sizes if padded else None,
+            )
             if cfg.tracking.get("watch", False)
             else None
         ),

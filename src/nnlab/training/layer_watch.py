@@ -8,7 +8,8 @@ epochs, for each member and each layer i (1 = the first):
 - for a hidden layer, on the validation split: `layers/<i>/dead_fraction` (ReLU and leaky
   ReLU: units never active, pre-activation <= 0 on every row) or
   `layers/<i>/saturated_fraction` (tanh: |a| > 0.99; sigmoid: a within 0.01 of 0 or 1; the
-  share of the layer's activations, units x rows, that are saturated).
+  share of the layer's activations, units x rows, that are saturated). In a population of
+  different widths a member's padded units are not counted.
 
 Norms are Frobenius norms of the weight matrix (biases left out), computed in float64 from the
 stacked tensors every backend trains (nnlab.nn.population_nets: the same tensors whichever
@@ -32,9 +33,12 @@ class LayerWatch:
     is watched; around the epoch's last optimizer step the engine calls `before_step` and
     `after_step`; `epoch_metrics` gives each member's values."""
 
-    def __init__(self, every: int, activation: str):
+    def __init__(self, every: int, activation: str, member_sizes=None):
         self.every = int(every)
         self.activation = activation
+        # Members of different widths (nnlab.nn.padding): each one's layer sizes, so that its
+        # padded units (zero weights, always 0 before the activation) are not counted.
+        self.member_sizes = member_sizes
         self._before: list[torch.Tensor] | None = None
         self._grads: list[torch.Tensor] | None = None
         self._after: list[torch.Tensor] | None = None
@@ -94,17 +98,30 @@ class LayerWatch:
         biases = [b.detach().double() for b in _biases(net)]
         h = x.double()
         shares = []
-        for w, b in list(zip(weights, biases, strict=True))[:-1]:  # the hidden layers
-            pre = torch.baddbmm(b.unsqueeze(1), h, w)
+        for layer, (w, b) in enumerate(list(zip(weights, biases, strict=True))[:-1]):
+            pre = torch.baddbmm(b.unsqueeze(1), h, w)  # the hidden layers
             h = act(pre)
+            real = self._real_units(layer, w)  # (members, units): not padding
             if name == "dead_fraction":  # a unit never active on any row
-                share = (pre <= 0).all(dim=1).double().mean(dim=1)
-            elif self.activation == "tanh":
-                share = (h.abs() > 1 - SATURATION).double().mean(dim=(1, 2))
+                flagged = (pre <= 0).all(dim=1) & real
+                share = flagged.sum(dim=1).double() / real.sum(dim=1)
             else:
-                share = ((h < SATURATION) | (h > 1 - SATURATION)).double().mean(dim=(1, 2))
+                if self.activation == "tanh":
+                    saturated = h.abs() > 1 - SATURATION
+                else:
+                    saturated = (h < SATURATION) | (h > 1 - SATURATION)
+                flagged = saturated & real.unsqueeze(1)
+                share = flagged.sum(dim=(1, 2)).double() / (real.sum(dim=1) * h.shape[1])
             shares.append((name, share))
         return shares
+
+    def _real_units(self, layer: int, w: torch.Tensor) -> torch.Tensor:
+        """(members, units) True for each member's own units of hidden layer `layer`."""
+        members, _, units = w.shape
+        if self.member_sizes is None:
+            return torch.ones(members, units, dtype=torch.bool)
+        widths = torch.tensor([sizes[layer + 1] for sizes in self.member_sizes])
+        return torch.arange(units).unsqueeze(0) < widths.unsqueeze(1)
 
 
 def _norms(t: torch.Tensor) -> torch.Tensor:
