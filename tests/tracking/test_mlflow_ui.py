@@ -43,8 +43,11 @@ def browser_page():
 
 
 def fill_store(store):
-    """One run, and a sweep with a finished and a diverging (FAILED) job."""
-    single = run_cli("nnlab-train", *TINY, check=True)
+    """One run (its layers watched), and a sweep with a finished and a diverging (FAILED)
+    job."""
+    single = run_cli(
+        "nnlab-train", *TINY, "tracking.watch=true", "tracking.watch_every=1", check=True
+    )
     sweep = spawn_cli(
         "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=0.01,1e8", *TINY
     )
@@ -94,6 +97,21 @@ def test_ui_lands_on_runs_with_the_sweep_nested_and_pages_explain_each_run(store
     link.first.wait_for(timeout=60_000)
     assert "Logged models (1)" in page.locator("body").inner_text()
     page.screenshot(path=SCREENSHOTS / "child_run.png", full_page=True)
+
+    # tracking.watch: the single run's Model metrics tab has a section per layer, layers/1 ...,
+    # each with its gradient, weight and update norms and its dead share.
+    client = MlflowClient(store)
+    (watched,) = [r for r in client.search_runs([experiment]) if r.info.run_name == single_name]
+    route, _, query = run_link(experiment, watched.info.run_id).partition("?")
+    page.goto(f"{ui}/{route}/model-metrics?{query}")
+    page.get_by_text("layers/1", exact=False).first.wait_for(timeout=60_000)
+    metrics_tab = page.locator("body").inner_text()
+    for layer in (1, 2, 3):
+        assert f"layers/{layer}" in metrics_tab
+    for quantity in ("grad_norm", "weight_norm", "update_ratio", "dead_fraction"):
+        assert quantity in metrics_tab
+    page.get_by_text("Step").first.wait_for(timeout=60_000)  # the charts have drawn
+    page.screenshot(path=SCREENSHOTS / "layer_metrics.png", full_page=True)
 
     # A failed run's page says where and why it stopped.
     page.goto(f"{ui}/{run_link(experiment, failed.info.run_id)}")
