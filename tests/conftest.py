@@ -125,10 +125,11 @@ def store(migrated_store, tmp_path, monkeypatch) -> str:
     return uri
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     """A Ray head on 127.0.0.1 with 2 CPUs, in its own temp dir (socket paths must be short),
-    started once for the session's Ray tests (each start costs ~10 s). It is started with a
+    started once for a module's Ray tests (each start costs ~10 s) and stopped after them: an
+    idle head still takes ~4% of a core, which the rest of the session needs. It is started with a
     decoy MLFLOW_TRACKING_URI and without nnlab's variables: a job that logs to the right store
     got it through the launcher's runtime_env, not by inheriting the head's environment."""
     import subprocess
