@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import json
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import mlflow
+import mlflow.pyfunc
 import numpy as np
 import torch
+from mlflow.models import Model, ModelSignature
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.utils import requirements_utils
 from torch import nn
 
 from nnlab.nn.nets import TorchMLP
@@ -86,9 +93,6 @@ def model_schema(setup, dtype) -> dict:
 
 def model_signature(schema: dict):
     """Named input columns, the default output, and the `output` param."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
-
     inputs = Schema(
         [ColSpec("string" if c in schema["categories"] else "double", c) for c in schema["columns"]]
     )
@@ -102,14 +106,6 @@ def log_model(
     run_id: str, tracking_uri: str, model: StandardisedNet, x_example: np.ndarray, schema: dict
 ):
     """Log `model` as the run's MLflow Model (nnlab.nn.served_model); returns its URI."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    import mlflow
-    import mlflow.pyfunc
-    from mlflow.models import Model
-
     # Model.log finds the store, and the experiment that will own the model, from MLflow's
     # globals, not from run_id: unset, the model lands in experiment 0 (and for a sqlite store
     # in ./mlruns/0/ of the current directory), where the run's page never lists it.
@@ -152,8 +148,6 @@ def _skip_the_installed_packages_scan() -> None:
     torch, both imported by now, so the map needs those two entries; MLflow keeps its own
     map if it has built one. (`_MODULES_TO_PACKAGES` is private: mlflow is pinned in
     constraints.txt, and tests/nn/test_logged_model.py checks the logged requirements.)"""
-    from mlflow.utils import requirements_utils
-
     if getattr(requirements_utils, "_MODULES_TO_PACKAGES", None) is None:
         requirements_utils._MODULES_TO_PACKAGES = {"mlflow": ["mlflow"], "torch": ["torch"]}
 

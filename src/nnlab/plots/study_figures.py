@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import warnings
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import optuna
+import optuna.visualization.matplotlib as vis
+from optuna.trial import TrialState
+
+from nnlab.tracking.store.client import get_client, set_tags, tracking_uri
+from nnlab.tracking.store.names import STUDY_STORAGE_TAG, STUDY_TAG
+from nnlab.tracking.store.redact import redact
 
 
 def _figure(axes):
@@ -16,12 +25,7 @@ def _figure(axes):
 def study_figures(study, objectives: list[str]) -> dict[str, object]:
     """file name -> Figure; a figure Optuna cannot draw yet (too few finished trials) is left
     out rather than drawn empty."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import optuna
-    import optuna.visualization.matplotlib as vis
-    from optuna.trial import TrialState
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -55,11 +59,6 @@ def study_figures(study, objectives: list[str]) -> dict[str, object]:
 
 
 def log_study_figures(study, search, parent_run_id: str, configured_uri: str | None) -> None:
-    import matplotlib.pyplot as plt
-
-    from nnlab.tracking.store.client import get_client, set_tags, tracking_uri
-    from nnlab.tracking.store.names import STUDY_STORAGE_TAG, STUDY_TAG
-    from nnlab.tracking.store.redact import redact
 
     client = get_client(tracking_uri(configured_uri))
     set_tags(

@@ -13,16 +13,38 @@ import operator
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from nnlab.config.check import check_config
 from nnlab.env import environ_snapshot
+from nnlab.nn.metrics import evaluate
+from nnlab.nn.nets import TorchMLP
+from nnlab.nn.tasks import TASKS
 from nnlab.paths import CONF_DIR
-from nnlab.tracking.store.names import QUICK_TAG, REPRODUCTION_TAG
+from nnlab.report import tables as report
+from nnlab.tracking.describe import experiment_params
+from nnlab.tracking.store import queries, sweep_protocol
+from nnlab.tracking.store.client import experiment_id, get_client, log_params, tracking_uri
+from nnlab.tracking.store.names import (
+    DESCRIPTION_TAG,
+    QUICK_TAG,
+    REPRODUCTION_TAG,
+    SOURCE_NAME_TAG,
+    SOURCE_TYPE_TAG,
+)
+from nnlab.tracking.store.queries import metric_history
+from nnlab.tracking.store.runs import close_run, open_run
+from nnlab.training.outputs import run_figures
+from nnlab.training.run import run_training
+from nnlab.training.setup import RunResult
 
 OPS = {">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt}
 QUICK_EPOCHS = 3
@@ -87,8 +109,6 @@ class Reproduction:
         return cfg
 
     def train(self, *overrides: str):
-        from nnlab.training.run import run_training
-
         cfg = self.config(*overrides)
         result = run_training(cfg, list(overrides))
         print(f"  trained {result.run_name}: {cfg.objective}={result.objective:.4g}", flush=True)
@@ -96,10 +116,6 @@ class Reproduction:
 
     def sweep(self, *overrides: str) -> list:
         """Run `nnlab-train -m` (joblib workers) into this experiment; the children's rows."""
-        from nnlab.report import tables as report
-        from nnlab.tracking.store import queries, sweep_protocol
-        from nnlab.tracking.store.client import get_client, tracking_uri
-
         extra = [f"trainer.max_epochs={QUICK_EPOCHS}"] if self.args.quick else []
         launcher = (
             ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={self.args.workers}"]
@@ -129,21 +145,6 @@ class Reproduction:
         logged into this experiment as nnlab logs a run: the config's params plus `variant`,
         the per-epoch `history` ({key: [value per epoch]}), test metrics (at step 0) and the
         curves and predictions figures, from its final `params` [(W, b), ...]."""
-        import time
-
-        import torch
-        from mlflow.entities import Metric
-
-        from nnlab.nn.metrics import evaluate
-        from nnlab.nn.nets import TorchMLP
-        from nnlab.nn.tasks import TASKS
-        from nnlab.tracking.describe import experiment_params
-        from nnlab.tracking.store.client import get_client, log_params, tracking_uri
-        from nnlab.tracking.store.names import DESCRIPTION_TAG, SOURCE_NAME_TAG, SOURCE_TYPE_TAG
-        from nnlab.tracking.store.runs import open_run
-        from nnlab.training.outputs import run_figures
-        from nnlab.training.setup import RunResult
-
         task = TASKS[splits.task]
         loss = task.resolve_loss(cfg.model.loss)
         net = TorchMLP.from_params(params, cfg.model.activation, torch.float64)
@@ -176,9 +177,6 @@ class Reproduction:
     @staticmethod
     def history(result, keys=None) -> dict[str, list[tuple[int, float]]]:
         """A run's per-epoch curves from the store: {key: [(epoch, value), ...]}."""
-        from nnlab.tracking.store.client import get_client
-        from nnlab.tracking.store.queries import metric_history
-
         client = get_client(result.tracking_uri)
         keys = keys or [k for k in result.metrics if k.startswith(("train/", "val/"))]
         return {k: metric_history(client, result.run_id, k) for k in keys}
@@ -221,11 +219,6 @@ class Reproduction:
         return 1 if failed else 0
 
     def _log_summary(self) -> str:
-        from mlflow.tracking import MlflowClient
-
-        from nnlab.tracking.store.client import experiment_id, get_client, tracking_uri
-        from nnlab.tracking.store.runs import close_run
-
         uri = tracking_uri()
         client: MlflowClient = get_client(uri)
         run = client.create_run(
