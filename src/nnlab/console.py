@@ -6,6 +6,7 @@ per call site; a user needs neither.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 _already_said: set[str] = set()
@@ -22,7 +23,6 @@ def quiet_startup() -> None:
     """A first run's console: matplotlib's "generated new fontManager" and MLflow's "Creating
     initial MLflow database tables" / "Updating database tables" say nothing a user acts on
     (nnlab's store preflight prints "creating the store at ..." instead)."""
-    import logging
 
     for name in ("matplotlib", "mlflow.store.db.utils", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)

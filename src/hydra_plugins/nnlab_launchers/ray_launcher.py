@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 class NnlabRayLauncher(RayLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int):
+        # Hydra imports every plugin module at start-up: Ray loads only when this launches.
         import ray
         from hydra_plugins.hydra_ray_launcher._launcher_util import launch_job_on_ray, start_ray
 

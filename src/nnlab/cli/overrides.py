@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
 from nnlab.paths import CONF_DIR
 
 
@@ -30,9 +34,6 @@ def check_overrides(args: list[str]) -> str | None:
     """Parse and compose the command line's overrides the way Hydra will, so that a typo gets
     one line instead of Hydra's multi-line report. Sweep values (a,b,c) are Hydra's to expand
     and are left to it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
 
     parser = OverridesParser.create()
     parsed = []

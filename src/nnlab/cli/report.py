@@ -6,6 +6,9 @@ nnlab-report --runs -e nnlab --sort val/loss --filter model.activation=relu
 nnlab-report --csv out.csv --plots out/    # the same table as CSV, the sweep's figures
 nnlab-report --group                       # runs grouped by configuration over seeds
 nnlab-report --runs --compare GROUP_A GROUP_B   # is A really better than B?
+
+Each command's imports wait inside its function: `--stale` needs neither the report tables
+nor matplotlib, and answers in about a second.
 """
 
 from __future__ import annotations

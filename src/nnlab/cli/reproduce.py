@@ -5,6 +5,9 @@ like any config, trained again into the same experiment (tag `nnlab.reproduces=<
 and every metric's whole per-epoch history is compared with the original's. On the CPU with
 the same code the numbers match exactly; any difference exits 1. A different git commit
 than the logged one is warned about, since code changes can change results.
+
+The training stack is imported inside the functions that train: an unknown run id or a
+tampered config is answered before it loads.
 """
 
 from __future__ import annotations

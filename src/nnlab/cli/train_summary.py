@@ -1,5 +1,8 @@
 """What `nnlab-train` prints when it is done: each run's result and where to see it, and one
-line per group of repeats."""
+line per group of repeats.
+
+Its imports wait inside each function: nnlab-train imports this module before the config is
+checked, and a bad config is answered before MLflow and torch load."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nnlab import backends
@@ -216,7 +217,6 @@ def _as_written(key: str, value: Any, written: dict[str, str]) -> str:
 
 def _written_overrides() -> dict[str, str]:
     """key -> the text of its command-line override, in a Hydra app (else empty)."""
-    from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
         return {}

@@ -32,7 +32,7 @@ class EncodedFeatures:
 
 def encode_features(frame, columns, shown_path, categorical: str, dropna: bool) -> EncodedFeatures:
     """`frame`: the feature columns as pandas parsed them (numbers, or text as object)."""
-    from pandas.api.types import is_numeric_dtype
+    from pandas.api.types import is_numeric_dtype  # pandas for data=csv only (csv_table)
 
     rows = len(frame)
     blocks, names, categories = [], [], {}

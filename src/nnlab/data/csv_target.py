@@ -50,7 +50,7 @@ class TargetColumn:
 def read_target(column, file: Path, fmt: CsvFormat, target: str) -> TargetColumn:
     """`column` as pandas parsed it. Integer text parses as int64; with a missing cell it
     parses as float64, so integral floats are told apart by reading the column's text."""
-    from pandas.api.types import is_numeric_dtype
+    from pandas.api.types import is_numeric_dtype  # pandas for data=csv only (csv_table)
 
     if is_numeric_dtype(column):
         numbers = column.to_numpy(dtype=np.float64)

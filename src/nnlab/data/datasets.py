@@ -46,6 +46,7 @@ def _seed_int(rng: np.random.Generator) -> int:
 
 
 def _moons(n, noise, _k, rng):
+    # scikit-learn (~1 s) loads for the dataset asked for, not for every config check.
     from sklearn.datasets import make_moons
 
     return make_moons(n_samples=n, noise=noise, random_state=_seed_int(rng))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nnlab.nn.metrics import evaluate
 from nnlab.nn.torch_functions import ACTIVATIONS
 
 
@@ -94,6 +95,5 @@ class TrainedMember(nn.Module):
 
     @torch.no_grad()
     def evaluate_split(self, x: torch.Tensor, y: torch.Tensor, stage: str) -> dict[str, float]:
-        from nnlab.nn.metrics import evaluate
 
         return evaluate(self.task, self.loss_name, self.net(x), y, stage)

@@ -117,7 +117,7 @@ class FigureWriter:
 def _serve() -> None:
     """The worker: for each (task, folder) read from stdin, draw the recipes in that folder;
     answer (task, error)."""
-    import matplotlib
+    import matplotlib  # the worker's own: Agg chosen before anything is drawn
 
     matplotlib.use("Agg")
     requests, replies = sys.stdin.buffer, sys.stdout.buffer

@@ -39,6 +39,7 @@ def gradient_flow(client, rows: Sequence[RunRow], keys: Sequence[str], title: st
     """Each configuration's `layers/<i>/grad_norm` at its first and last watched epoch
     (tracking.watch), one line per configuration: the geometric mean over its seeds when it
     has several (norms spread over decades). None when no job watched its layers."""
+    # matplotlib loads with the figures, not with the tables (`nnlab-report --stale` draws none).
     from nnlab.plots.layer_figures import gradient_flow_figure
 
     seen: dict[str, dict[str, list[list[float]]]] = {}  # label -> first/last -> per seed

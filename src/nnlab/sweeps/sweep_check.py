@@ -13,11 +13,15 @@ it searches are left to each trial, which checks its own values and fails alone)
 
 from __future__ import annotations
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from nnlab.config.check import check_config
 from nnlab.config.rules import RULES, ConfigError, check_rules, overrides_as_written
 from nnlab.data.datasets import DataError
+from nnlab.sweeps.study import is_sweep_override
 
 SWEEP_WIDE_KEYS = ("tracking.uri", "tracking.experiment")
 GRID_SWEEPERS = ("BasicSweeper", "NnlabPopulationSweeper")
@@ -48,8 +52,6 @@ def sweep_problems(config: DictConfig) -> list[str]:
 def grid_jobs(config: DictConfig) -> list[list[str]]:
     """Every job's overrides, in the order and with the numbers Hydra's basic sweep gives them
     (nnlab's population sweeper numbers its jobs the same way)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()]
@@ -60,7 +62,6 @@ def grid_jobs(config: DictConfig) -> list[list[str]]:
 
 def _job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
     """The config the job with `overrides` gets, as its task function sees it."""
-    from hydra.core.global_hydra import GlobalHydra
 
     job = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
     with open_dict(job):
@@ -70,7 +71,6 @@ def _job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
 
 def _swept(config: DictConfig, overrides: list[str]) -> list[str]:
     """A job's overrides of the keys the sweep varies (the others every job shares)."""
-    from nnlab.sweeps.study import is_sweep_override
 
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     keys = {str(k) for k in params}
@@ -81,7 +81,6 @@ def _swept(config: DictConfig, overrides: list[str]) -> list[str]:
 def _fixed_config_problems(config: DictConfig, written: dict[str, str]) -> list[str]:
     """An Optuna search's config with its fixed overrides only, checked; a problem with a
     key it searches is left to the trials."""
-    from nnlab.sweeps.study import is_sweep_override
 
     searched = {str(k) for k in (OmegaConf.select(config, "hydra.sweeper.params") or {})}
     searched |= {k for k, v in written.items() if is_sweep_override(f"{k}={v}")}

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import hashlib
 
+import mlflow.data
 import numpy as np
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.entities import DatasetInput, InputTag
 
 from nnlab.data.splits import Splits, dataset_label
+from nnlab.tracking.store.client import code_source_tags
 
 CONTEXT_TAG = "mlflow.data.context"  # MLflow's name for a dataset's role in a run
 SPLITS = (("train", "training"), ("val", "validation"), ("test", "test"))
@@ -37,11 +41,6 @@ def split_digests(splits: Splits) -> dict[str, str]:
 
 
 def log_dataset_inputs(client, run_id: str, data_cfg, splits: Splits) -> None:
-    import mlflow.data
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.entities import DatasetInput, InputTag
-
-    from nnlab.tracking.store.client import code_source_tags
 
     name = dataset_label(data_cfg)
     # The source the run itself names. Left to MLflow, each dataset would resolve it from the

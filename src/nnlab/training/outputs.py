@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from mlflow.entities import Metric
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from omegaconf import DictConfig
 
 from nnlab.data.datasets import MULTICLASS, REGRESSION
@@ -87,7 +89,6 @@ def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhe
 def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> dict[str, float]:
     """Member k's best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying
     which epoch was kept and why training stopped."""
-    from mlflow.entities import Metric
 
     best = {f"best/{key}": v for key, v in stopper.best_metrics[k].items()}
     now = int(time.time() * 1000)
@@ -198,7 +199,6 @@ def log_outputs(client, run_id, cfg, net, setup: RunSetup, history, drawn=None) 
 def drop_resume_checkpoint(client, run_id: str) -> None:
     """A finished run needs no resume point: its periodic checkpoints/last.ckpt would only sit
     beside the final model as a stale copy."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
     if any(f.path == f"{ARTIFACT_DIR}/{LAST}" for f in repo.list_artifacts(ARTIFACT_DIR)):

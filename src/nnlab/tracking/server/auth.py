@@ -70,6 +70,7 @@ def add_user(url: str, data: Path, name: str, experiment: str | None, permission
     """Create user `name` with a generated password (its own env file; an existing user gets
     a new one), and grant it `permission` on `experiment` (created if need be). Returns the
     env file."""
+    # The server's auth client brings Flask: only the admin commands that call this need it.
     from mlflow.server.auth.client import AuthServiceClient
     from mlflow.tracking import MlflowClient
 
