@@ -46,7 +46,18 @@ def layers_figure(history: Mapping[str, Curve], title: str = "") -> Figure:
         ax.set(xlabel="epoch", ylabel=label, title=label)
         if name == "update_ratio":
             ax.axhline(1e-3, color="grey", linestyle=":", linewidth=1)
-            ax.annotate("1e-3", (0.01, 1e-3), xycoords=("axes fraction", "data"), color="grey")
+            # Labelled at the right end, clear of the first epochs where the ratios start high.
+            ax.annotate(
+                "1e-3",
+                (0.99, 1e-3),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                color="grey",
+                fontsize=8,
+            )
         ax.legend(fontsize=8)
     share_ax = axes[3]
     if share is None:
