@@ -36,6 +36,15 @@ def watched(history: dict, epoch: int = 0) -> dict[str, float]:
     return {k: dict(points)[epoch] for k, points in history.items() if k.startswith("layers/")}
 
 
+def assert_same_watch(got_history: dict, want_history: dict, epochs: int, label: str) -> None:
+    """Every watched epoch holds the same layer metrics, each equal to 1e-9."""
+    for epoch in range(epochs):
+        want, got = watched(want_history, epoch), watched(got_history, epoch)
+        assert set(got) == set(want)
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (label, key)
+
+
 def test_the_quantities_are_what_they_say_on_a_tiny_network():
     """Epoch 0 of full-batch SGD, by hand: the step is -lr * gradient of the mean loss at the
     initial weights; the hidden activations are recomputed after it on the validation split."""
@@ -112,11 +121,7 @@ def test_every_backend_reports_the_same_values(backend):
     _, (expected,) = fit(reference, [reference])
     cfg = compose_config(*TINY, "trainer.max_epochs=3", f"backend={backend}", shrink=False)
     _, (history,) = fit(cfg, [cfg])
-    for epoch in range(3):
-        want, got = watched(expected, epoch), watched(history, epoch)
-        assert set(got) == set(want)
-        for key, value in want.items():
-            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (backend, key)
+    assert_same_watch(history, expected, 3, backend)
 
 
 def test_population_members_get_their_own_values_equal_to_their_plain_runs():
@@ -217,8 +222,4 @@ def test_members_of_different_widths_count_only_their_own_units():
         _, histories = fit(members[0], members)
         for member, history in zip(members, histories, strict=True):
             _, (plain,) = fit(member, [member])
-            for epoch in range(2):
-                want, got = watched(plain, epoch), watched(history, epoch)
-                assert set(got) == set(want)
-                for key, value in want.items():
-                    assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (activation, key)
+            assert_same_watch(history, plain, 2, activation)

@@ -77,8 +77,9 @@ def population_data(splits: Sequence, order_seeds: Sequence[int], dtype) -> Popu
 
 
 class OneItem:
-    """A loader of one item, so that Lightning runs one step per epoch (training) or one for
-    the whole split (test). Not a list: Lightning would read a list as several loaders."""
+    """A loader of one item, so that Lightning runs one step per Lightning epoch (training: the
+    module trains one or more epochs in it) or one for the whole split (test). Not a list:
+    Lightning would read a list as several loaders."""
 
     def __len__(self) -> int:
         return 1
