@@ -4,10 +4,12 @@ stderr, so a test reads the same whichever it uses.
 
 Why two: a child process pays the 7-11 s import of the training stack every time; in-process the
 test process pays it once. A test spawns only where the process boundary is what it tests:
-signals and exit codes of a killed process, lazy imports, two processes agreeing, multiruns
-(launchers and sweepers start their own processes), servers. Each group of tests keeps one
-`spawn_cli` case, so the real executable's one-line stderr and exit code stay checked end to
-end. Tests that spawn are marked `slow`; conftest.py fails a test that spawns unmarked.
+signals and exit codes of a killed process, lazy imports, two processes agreeing, launchers
+that start their own processes (joblib, Ray, submitit), servers. A multirun on Hydra's basic
+launcher runs its jobs one after another in the calling process, so `run_cli` runs it as the
+executable would. Each group of tests keeps one `spawn_cli` case, so the real executable's
+one-line stderr and exit code stay checked end to end. Tests that spawn are marked `slow`;
+conftest.py fails a test that spawns unmarked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 MULTIRUN_FLAGS = ("-m", "--multirun")
+LAUNCHER_OVERRIDE = "hydra/launcher="
+
+
+def starts_its_own_processes(args: tuple[str, ...]) -> bool:
+    """A multirun whose launcher is not Hydra's basic one (the default, which runs the jobs in
+    the calling process): joblib, Ray and submitit start processes of their own."""
+    multirun = any(a in MULTIRUN_FLAGS for a in args)
+    launchers = [a.removeprefix(LAUNCHER_OVERRIDE) for a in args if a.startswith(LAUNCHER_OVERRIDE)]
+    return multirun and any(launcher != "basic" for launcher in launchers)
 
 
 def spawn_cli(
@@ -90,8 +101,8 @@ def run_cli(
     Hydra's global state is cleared and nnlab's once-per-process warnings are forgotten.
     `timeout` is accepted for symmetry with spawn_cli; pytest-timeout bounds an in-process call.
     """
-    if any(a in MULTIRUN_FLAGS for a in args):
-        raise ValueError("a multirun starts its own processes: use spawn_cli for it")
+    if starts_its_own_processes(args):
+        raise ValueError("this launcher starts its own processes: use spawn_cli for it")
     from hydra.core.global_hydra import GlobalHydra
 
     import nnlab.tracking.store.runs  # noqa: F401 (sets its MLflow defaults in os.environ, as a CLI does)

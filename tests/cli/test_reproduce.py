@@ -41,7 +41,7 @@ def test_reproduces_a_numpy_run_exactly_and_catches_a_tampered_metric(store):
 
 @pytest.mark.slow
 def test_reproduces_a_sweep_child_and_catches_a_tampered_config(store):
-    spawn_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
+    run_cli("nnlab-train", "-m", "backend=torch_scratch,torch", *TINY, check=True)
     client, runs = _runs(store)
     child = next(r for r in runs if r.data.params.get("backend") == "torch_scratch")
     assert "reproduced exactly" in run_cli("nnlab-reproduce", child.info.run_id, check=True).stdout

@@ -243,7 +243,7 @@ def test_a_sweep_with_bad_jobs_or_a_bad_sweep_wide_key_exits_2_before_any_run(st
     ]
     assert all_runs(store) == []
     single = run_cli("nnlab-train", "tracking.experiment=1e3", "trainer.max_epochs=1")
-    sweep = spawn_cli(
+    sweep = run_cli(
         "nnlab-train",
         "-m",
         "tracking.experiment=1e3",

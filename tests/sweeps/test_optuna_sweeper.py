@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from nnlab.sweeps import study as nnlab_study
 from nnlab.tracking.store.names import JOB_NUM_TAG
-from tests.commands import BIN, spawn_cli, wait_for
+from tests.commands import BIN, run_cli, spawn_cli, wait_for
 
 TINY = [
     "trainer.max_epochs=3",
@@ -27,7 +27,7 @@ TINY = [
 
 def optuna_search(*overrides: str):
     """`nnlab-train -m` with nnlab's Optuna sweeper and only the given search space."""
-    return spawn_cli("nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd", *overrides)
+    return run_cli("nnlab-train", "-m", "hydra/sweeper=nnlab_optuna", "optimizer=sgd", *overrides)
 
 
 def the_study(store: str) -> optuna.Study:
@@ -77,7 +77,7 @@ def test_a_search_killed_mid_trial_resumes_to_exactly_n_trials_each_with_one_run
     finished_before = [t for t in the_study(store).trials if t.state == TrialState.COMPLETE]
     assert len(finished_before) >= 2
 
-    proc = spawn_cli(*[Path(command[0]).name, *command[1:]])
+    proc = run_cli(*[Path(command[0]).name, *command[1:]])  # the driver, started again
     assert proc.returncode == 0, proc.stderr
     assert "queued to run again" in proc.stdout
 
@@ -267,8 +267,8 @@ def test_a_named_study_refuses_another_search_space_in_one_line(store):
         "hydra.sweeper.n_trials=1",
         *TINY,
     ]
-    spawn_cli(*first, check=True)
-    again = spawn_cli(*first, "width=choice(2,3)")
+    run_cli(*first, check=True)
+    again = run_cli(*first, "width=choice(2,3)")
     assert again.returncode != 0
     lines = again.stderr.strip().splitlines()
     assert lines[-1].startswith("nnlab-train: hydra.sweeper.study_name=mine: this study searched")
@@ -285,7 +285,7 @@ def test_a_named_study_refuses_another_search_space_in_one_line(store):
 )
 @pytest.mark.slow
 def test_a_bad_sweeper_setting_gets_one_line_and_no_run(store, override, key):
-    proc = spawn_cli("nnlab-train", "-m", "sweep=optuna", override, *TINY)
+    proc = run_cli("nnlab-train", "-m", "sweep=optuna", override, *TINY)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith(f"nnlab-train: {key}")
     assert runs(store) == ([], [])

@@ -16,7 +16,7 @@ from nnlab.tracking.store.names import (
     OVERRIDES_TAG,
     POPULATION_TAG,
 )
-from tests.commands import run_cli, spawn_cli
+from tests.commands import run_cli
 from tests.sweeps.test_sweeps import sweep_runs
 
 ANY_JOB = lambda overrides: True  # noqa: E731
@@ -77,7 +77,7 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
         "tracking.log_model=false",
         "tracking.log_plots=false",
     ]
-    proc = spawn_cli(
+    proc = run_cli(
         "nnlab-train",
         "-m",
         "hydra/sweeper=nnlab_population",
@@ -132,7 +132,7 @@ def test_jobs_with_repeats_train_as_one_population_equal_to_each_job_alone(store
         "tracking.log_model=false",
         "tracking.log_plots=false",
     ]
-    proc = spawn_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *common, check=True)
+    proc = run_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *common, check=True)
     assert proc.stdout.count("trained as one population of 4") == 1
     assert proc.stdout.count("nnlab: group ") == 2  # one summary line per job, as repeats print
     for lr in ("0.003", "0.03"):

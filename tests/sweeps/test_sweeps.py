@@ -106,7 +106,7 @@ def overrides(run) -> dict[str, str]:
 @pytest.mark.slow
 def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
     # lr=1e8 diverges; accelerator=tpu raises inside Lightning (no TPU anywhere here).
-    proc = spawn_cli(
+    proc = run_cli(
         "nnlab-train",
         "-m",
         "data=sine",
@@ -137,9 +137,7 @@ def test_diverging_and_erroring_jobs_fail_alone_and_the_sweep_goes_on(store):
 
 @pytest.mark.slow
 def test_sweep_where_every_job_fails_exits_nonzero(store):
-    proc = spawn_cli(
-        "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=1e8,1e9", *TINY
-    )
+    proc = run_cli("nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=1e8,1e9", *TINY)
     assert proc.returncode != 0
     _, (parent,), children = sweep_runs(store)
     assert parent.info.status == "FAILED" and len(children) == 2
@@ -202,8 +200,8 @@ def test_two_parallel_workers_lose_no_run(store):
 @pytest.mark.slow
 def test_skip_finished_skips_jobs_already_done(store):
     args = ["-m", "optimizer.lr=0.01,0.1", *TINY, "tracking.skip_finished=true"]
-    spawn_cli("nnlab-train", *args, check=True)
-    again = spawn_cli("nnlab-train", *args, check=True)
+    run_cli("nnlab-train", *args, check=True)
+    again = run_cli("nnlab-train", *args, check=True)
     _, parents, children = sweep_runs(store)
     assert len(parents) == 2 and len(children) == 2  # the second sweep trained nothing
     assert again.stdout.count("skipped") == 2
@@ -216,7 +214,7 @@ def test_skip_finished_skips_jobs_already_done(store):
 
 @pytest.mark.slow
 def test_optuna_sweep_runs_trials_as_children(store):
-    spawn_cli("nnlab-train", "-m", "sweep=optuna", "hydra.sweeper.n_trials=3", *TINY, check=True)
+    run_cli("nnlab-train", "-m", "sweep=optuna", "hydra.sweeper.n_trials=3", *TINY, check=True)
     _, (parent,), children = sweep_runs(store)
     assert len(children) == 3 and parent.info.status == "FINISHED"
     assert "optuna" in parent.data.tags["mlflow.nnlab.sweeper"].lower()
@@ -276,7 +274,7 @@ def test_sweep_logs_to_a_real_tracking_server(tmp_path, migrated_store):
 
 @pytest.mark.slow
 def test_report_prints_the_latest_sweep_and_writes_csv_and_figures(store, tmp_path):
-    spawn_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *TINY, check=True)
+    run_cli("nnlab-train", "-m", "optimizer.lr=0.003,0.03", *TINY, check=True)
     out = run_cli(
         "nnlab-report",
         "--csv",

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.paths import PROJECT_ROOT
 from nnlab.tracking.describe import run_link
-from tests.commands import run_cli, spawn_cli
+from tests.commands import run_cli
 from tests.servers import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -48,7 +48,7 @@ def fill_store(store):
     single = run_cli(
         "nnlab-train", *TINY, "tracking.watch=true", "tracking.watch_every=1", check=True
     )
-    sweep = spawn_cli(
+    sweep = run_cli(
         "nnlab-train", "-m", "data=sine", "optimizer=sgd", "optimizer.lr=0.01,1e8", *TINY
     )
     assert sweep.returncode == 0, sweep.stderr

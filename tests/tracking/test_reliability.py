@@ -313,16 +313,9 @@ def test_credentials_in_the_tracking_uri_are_redacted():
 
 @pytest.mark.slow
 def test_same_config_gives_identical_metrics_in_two_processes(store):
-    for _ in range(2):
-        spawn_cli(
-            "nnlab-train",
-            "-m",
-            "backend=numpy,torch_scratch,torch",
-            *TINY,
-            "tracking.log_plots=false",
-            "tracking.log_model=false",
-            check=True,
-        )
+    sweep = ["-m", "backend=numpy,torch_scratch,torch", *TINY, "tracking.log_plots=false"]
+    spawn_cli("nnlab-train", *sweep, "tracking.log_model=false", check=True)  # a child process
+    run_cli("nnlab-train", *sweep, "tracking.log_model=false", check=True)  # and this one
     client = MlflowClient(store)
     children = [r for r in all_runs(store) if "mlflow.parentRunId" in r.data.tags]
     by_backend = {}

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.tracking.server.postgres import as_db_user, pg_bin
 from nnlab.tracking.server.secrets import read_env_file
-from tests.commands import spawn_cli
+from tests.commands import run_cli, spawn_cli
 from tests.servers import TRACKING_SERVER, TrackingServer
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,7 @@ def test_a_sweep_lands_with_credentials_fails_in_one_line_without_and_leaks_no_p
             if not wrong:  # no credentials at all
                 for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
                     os.environ.pop(key)
-            refused = spawn_cli(
+            refused = run_cli(
                 "nnlab-train", "-m", "model.activation=relu,tanh",
                 "tracking.experiment=refused", *TINY,
             )  # fmt: skip

@@ -11,7 +11,7 @@ from nnlab.tracking.store.names import GROUP_TAG, MEMBER_TAG, PARENT_TAG, REPEAT
 from nnlab.tracking.store.queries import metric_history
 from nnlab.training.repeats import run_group
 from nnlab.training.run import run_training
-from tests.commands import run_cli, spawn_cli
+from tests.commands import run_cli
 from tests.conftest import compose_config
 
 CURVES = ("train/loss", "val/loss", "val/acc")
@@ -109,7 +109,7 @@ def test_cli_sweep_with_repeats_dashboard_and_report(store, tmp_path):
     """2 learning rates x 2 seeds on sine with plain SGD: lr=1e8 diverges for every seed."""
     common = ["data=sine", "optimizer=sgd", "repeats=2", "trainer.max_epochs=3"]
     common += ["data.n_samples=200", "trainer.progress=none", "tracking.log_model=false"]
-    proc = spawn_cli("nnlab-train", "-m", "optimizer.lr=0.05,1e8", *common, check=True)
+    proc = run_cli("nnlab-train", "-m", "optimizer.lr=0.05,1e8", *common, check=True)
     client = MlflowClient(store)
     runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
     (sweep,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
