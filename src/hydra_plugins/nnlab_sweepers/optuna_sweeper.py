@@ -123,6 +123,7 @@ class NnlabOptunaSweeper(Sweeper):
 
     # -- settings ---------------------------------------------------------------------------
     def _sampler(self, distributions, seed: int):
+        # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
         import optuna
 
         name = self.config.hydra.sweeper.sampler
@@ -143,6 +144,7 @@ class NnlabOptunaSweeper(Sweeper):
         return optuna.samplers.GridSampler(grid, seed=seed)
 
     def _remember_parent(self, study) -> None:
+        # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
         from nnlab.tracking.store import sweep_protocol
 
         parent = sweep_protocol.parent_run_id()
@@ -151,6 +153,7 @@ class NnlabOptunaSweeper(Sweeper):
 
     def _log_study(self, study, search) -> None:
         """The study's figures and identity on the sweep's parent run."""
+        # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
         from nnlab.plots.study_figures import log_study_figures
         from nnlab.tracking.store import sweep_protocol
 
@@ -164,6 +167,7 @@ def search_space(space: dict[str, str]) -> dict[str, Any]:
     """Hydra sweep expressions as Optuna distributions: interval -> float (tag(log, ...) on a
     log scale; int(interval(...)) for integers: Hydra makes a bare interval's ends floats),
     choice and range -> categorical."""
+    # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
     import optuna.distributions as d
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
@@ -189,6 +193,7 @@ def search_space(space: dict[str, str]) -> dict[str, Any]:
 
 
 def _shown(storage: str) -> str:
+    # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
     from nnlab.tracking.store.redact import redact
 
     return redact(storage)
@@ -200,6 +205,7 @@ def finished(study) -> int:
 
 def waiting(study) -> int:
     """Trials queued and not yet run: `enqueue`, or an interrupted trial's retry."""
+    # lazy: Hydra imports plugins at start-up; Optuna loads when a search runs
     from optuna.trial import TrialState
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

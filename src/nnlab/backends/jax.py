@@ -96,6 +96,7 @@ class JaxPopulationEngine(JaxEngine):
 
 
 def network(sizes, activation, init, seed, dtype, jit: bool = True):
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
 
     return EngineMLP(JaxEngine(activation, jit), sizes, init, seed, dtype=dtype)
@@ -103,6 +104,7 @@ def network(sizes, activation, init, seed, dtype, jit: bool = True):
 
 def population_network(member_params, activation, dtype, jit: bool = True):
     """Repeats as one network (nnlab.training.population): `jax.vmap` over the member axis."""
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
     from nnlab.nn.population_nets import stacked_params
 

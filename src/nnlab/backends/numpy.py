@@ -32,6 +32,7 @@ class NumpyEngine:
 
 
 def network(sizes, activation, init, seed, dtype):
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
 
     return EngineMLP(NumpyEngine(sizes, activation), sizes, init, seed, dtype=dtype)
@@ -41,6 +42,7 @@ def population_network(member_params, activation, dtype):
     """Repeats as one network (nnlab.training.population): the same hand-written forward and
     backward
     on stacked arrays, NumPy's matmul broadcasting over the member axis."""
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
     from nnlab.nn.population_nets import stacked_params
 

@@ -135,6 +135,7 @@ class TensorFlowEngine:
 
 
 def network(sizes, activation, init, seed, dtype, jit: bool = True):
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
 
     return EngineMLP(TensorFlowEngine(activation, jit), sizes, init, seed, dtype=dtype)
@@ -142,6 +143,7 @@ def network(sizes, activation, init, seed, dtype, jit: bool = True):
 
 def population_network(member_params, activation, dtype, jit: bool = True):
     """N networks as one (nnlab.training.engine): einsum with a member index, one tape for all."""
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import EngineMLP
     from nnlab.nn.population_nets import stacked_params
 

@@ -15,6 +15,7 @@ __all__ = ["ACTIVATIONS", "LOSSES", "MEMBER_LOSSES", "network", "population_netw
 
 
 def network(sizes, activation, init, seed, dtype):
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import TorchMLP
 
     return TorchMLP(sizes, activation, init, seed, dtype=dtype)
@@ -22,6 +23,7 @@ def network(sizes, activation, init, seed, dtype):
 
 def population_network(member_params, activation, dtype):
     """N >= 1 networks as one (nnlab.training.engine): each layer is one batched matmul."""
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.population_nets import PopulationMLP
 
     return PopulationMLP(member_params, activation, dtype, layer="baddbmm")

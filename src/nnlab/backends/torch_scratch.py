@@ -28,6 +28,7 @@ __all__ = [
 
 
 def network(sizes, activation, init, seed, dtype):
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.nets import ScratchTorchMLP
 
     return ScratchTorchMLP(sizes, activation, init, seed, dtype=dtype)
@@ -35,6 +36,7 @@ def network(sizes, activation, init, seed, dtype):
 
 def population_network(member_params, activation, dtype):
     """Repeats as one network (nnlab.training.population): einsum with a member index."""
+    # lazy: nets imports torch; the config check reads this module first
     from nnlab.nn.population_nets import PopulationMLP
 
     return PopulationMLP(member_params, activation, dtype, layer="einsum")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import socket
 import sys
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nnlab-report: no store at {uri} (train something first: make run)", file=sys.stderr)
         return 1
 
+    # lazy: `--stale` needs neither the tables nor matplotlib
     from nnlab.report import groups as group_report
     from nnlab.report import tables as report
     from nnlab.report.dashboard import sweep_dashboard
@@ -175,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def stale_runs(client, exp_ids, mark_killed: bool) -> int:
     """RUNNING runs started on this host by a process that no longer exists."""
-    import socket
-
+    # lazy: the queries load only for the commands that search
     from nnlab.tracking.store import queries
 
     host = socket.gethostname()
@@ -209,6 +210,7 @@ def stale_runs(client, exp_ids, mark_killed: bool) -> int:
 
 def sort_rows(rows, key: str, ascending: bool):
     """Sort by a metric, a param or the objective; runs without a value go last."""
+    # lazy: needed only when rows are sorted
     from nnlab.nn.tasks import higher_is_better
 
     def value(r):

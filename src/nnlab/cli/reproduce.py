@@ -102,12 +102,14 @@ def retrain(cfg, overrides: list[str], original):
     """Train the run's config again. A member of a population (nnlab.training.population) is trained
     in its population again, since in float32 a batched matmul rounds differently from a
     plain one and training amplifies the difference; only that member gets a run."""
+    # lazy: torch and Lightning load once the run is found
     from nnlab.training.run import run_training
 
     tags = {REPRODUCES_TAG: original.info.run_id}
     population = original.data.tags.get(POPULATION_TAG)
     if population is None:
         return run_training(cfg, overrides, tags)
+    # lazy: torch and Lightning load once the run is found
     from nnlab.training.population import train_population
 
     k, n = int(original.data.tags[MEMBER_TAG]), int(population.split()[0])
@@ -122,6 +124,7 @@ def retrain(cfg, overrides: list[str], original):
 def compare_data(original, reproduced) -> bool:
     """Whether the regenerated training, validation and test data differ from the original's
     (by the content digests both runs logged); prints the verdict."""
+    # lazy: torch and Lightning load once the run is found
     from nnlab.tracking.dataset_inputs import logged_digests
 
     before, after = logged_digests(original), logged_digests(reproduced)
@@ -141,6 +144,7 @@ def changed_data_file(cfg, tags: dict) -> str | None:
     logged = tags.get(CSV_SHA256_TAG)
     if cfg.data.name != CSV or not logged:
         return None
+    # lazy: torch and Lightning load once the run is found
     from nnlab.data.csv_table import file_sha256
 
     now = file_sha256(csv_table(cfg.data).path)

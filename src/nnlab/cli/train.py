@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import hydra
@@ -59,6 +60,7 @@ def train(cfg: DictConfig) -> float:
     except DataError as err:  # the user's CSV file, read by the check
         return give_up(f"bad data: {err}", 2)
 
+    # lazy: torch, Lightning, MLflow load once the config passed
     from nnlab.tracking.store.client import tracking_uri
     from nnlab.tracking.store.preflight import store_failure
     from nnlab.training.engine import TrainingDiverged
@@ -115,6 +117,7 @@ def train(cfg: DictConfig) -> float:
             raise  # an unexpected error: the traceback is what a developer needs
     parent_id = sweep_protocol.parent_run_id()
     if result.skipped and parent_id and in_sweep:
+        # lazy: torch, Lightning, MLflow load once the config passed
         from nnlab.tracking.store.client import get_client
 
         sweep_protocol.note_skipped_job(
@@ -129,6 +132,7 @@ def train_group(
 ) -> float:
     """`repeats=N`: the group's members (nnlab.training.repeats), or the interrupted population
     `resume` continued; returns the mean objective over the members that finished."""
+    # lazy: torch, Lightning, MLflow load once the config passed
     from nnlab.training.repeats import run_group
 
     try:
@@ -151,6 +155,7 @@ def guarded(cfg: DictConfig, give_up, train):
     """Run `train()` for several runs at once: (True, what it returned), or (False, give_up's
     value) when the store failed. Ctrl-C and SIGTERM exit 130, the runs marked KILLED; any
     other error is raised."""
+    # lazy: torch, Lightning, MLflow load once the config passed
     from nnlab.tracking.store.client import tracking_uri
     from nnlab.tracking.store.preflight import store_failure
 
@@ -172,8 +177,7 @@ def train_jobs(cfg: DictConfig, overrides: list[str], members, swept, give_up) -
     run under the sweep's parent; an Optuna search's trials, each its own member. A job whose
     config is bad fails alone, before training; returns the mean objective of the jobs that
     finished (each trial's own goes to its trial)."""
-    from dataclasses import replace
-
+    # lazy: torch, Lightning, MLflow load once the config passed
     from nnlab.sweeps.population_jobs import job_config
     from nnlab.sweeps.study import trials_of_this_job
     from nnlab.training.population import Member, repeat_members, train_population

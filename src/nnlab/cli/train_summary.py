@@ -12,6 +12,7 @@ from nnlab.tracking.store.redact import redact
 def print_summary(result, experiment: str, in_sweep: bool) -> None:
     """The run's result and where to see it. In a sweep only the result and the run's URL:
     the store and the UI command are printed once, by the sweep (nnlab.sweeps.callback)."""
+    # lazy: MLflow loads for the summary, after the config check
     from nnlab.tracking.describe import charts_url, ui_command, ui_url
     from nnlab.tracking.store.client import get_client
 
@@ -33,6 +34,7 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
 
 def print_group_lines(jobs, results, failures: list[str]) -> None:
     """One summary line per job with repeats, as `repeats=N` prints for its group."""
+    # lazy: MLflow loads for the summary, after the config check
     from nnlab.config.seeds import group_id
     from nnlab.training.repeats import GroupResult
 
@@ -50,6 +52,7 @@ def print_group_lines(jobs, results, failures: list[str]) -> None:
 
 
 def print_group_where(group, experiment: str) -> None:
+    # lazy: MLflow loads for the summary, after the config check
     from nnlab.tracking.describe import ui_command, ui_url
     from nnlab.tracking.store.client import get_client
 

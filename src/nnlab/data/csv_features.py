@@ -93,6 +93,7 @@ def encode_features(frame, columns, shown_path, categorical: str, dropna: bool) 
 
 def _text_in_numbers(text) -> str | None:
     """'x' (row 5), ... when most of a text column's cells are numbers; else None."""
+    # lazy: pandas (~0.5 s) loads only for a CSV dataset
     import pandas as pd
 
     present = text.dropna()

@@ -67,6 +67,7 @@ def read_target(column, file: Path, fmt: CsvFormat, target: str) -> TargetColumn
 
 
 def _column_text(file: Path, fmt: CsvFormat, name: str):
+    # lazy: pandas (~0.5 s) loads only for a CSV dataset
     import pandas as pd
 
     column = pd.read_csv(
@@ -81,6 +82,7 @@ def resolve_target(
 ) -> tuple[np.ndarray, str, tuple[str, ...]]:
     """The target as class indices or reals, the task, and the class labels (no missing
     cells left)."""
+    # lazy: pandas (~0.5 s) loads only for a CSV dataset
     import pandas as pd
 
     numbers, integers = labels.numbers, labels.integers

@@ -53,6 +53,7 @@ def _moons(n, noise, _k, rng):
 
 
 def _circles(n, noise, _k, rng):
+    # lazy: scikit-learn (~1 s) loads only for the datasets it makes
     from sklearn.datasets import make_circles
 
     return make_circles(n_samples=n, noise=noise, factor=0.5, random_state=_seed_int(rng))
@@ -77,6 +78,7 @@ def _spiral(n, noise, k, rng):
 
 
 def _blobs(n, noise, k, rng):
+    # lazy: scikit-learn (~1 s) loads only for the datasets it makes
     from sklearn.datasets import make_blobs
 
     return make_blobs(
@@ -85,6 +87,7 @@ def _blobs(n, noise, k, rng):
 
 
 def _tabular10(n, noise, _k, rng):
+    # lazy: scikit-learn (~1 s) loads only for the datasets it makes
     from sklearn.datasets import make_classification
 
     return make_classification(
@@ -110,6 +113,7 @@ def subsample_with_noise(x, y, n, noise, rng):
 
 
 def _iris(n, noise, _k, rng):
+    # lazy: scikit-learn (~1 s) loads only for the datasets it makes
     from sklearn.datasets import load_iris
 
     return subsample_with_noise(*load_iris(return_X_y=True), n, noise, rng)

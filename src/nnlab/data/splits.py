@@ -53,6 +53,7 @@ class Splits:
 
 def csv_table(data_cfg: Any):
     """The user's CSV named by a `data=csv` config, read and checked (cached per file state)."""
+    # lazy: pandas (~0.5 s) loads only for a CSV dataset
     from nnlab.data.csv_table import read_csv_table
 
     features = data_cfg.get("features")
@@ -163,6 +164,7 @@ def check_split_classes(splits: Splits, n_samples: int | None = None) -> None:
     """A class missing from the training split cannot be learnt: refused. A class missing from
     the validation or test split leaves some metrics undefined, and a tiny split measures
     coarsely: both are said once, as warnings."""
+    # lazy: needed only when a split lacks a class
     from nnlab.console import warn
 
     name = splits.spec.name
@@ -260,6 +262,7 @@ def epoch_order(n: int, seed: int, epoch: int):
     """The training split's order in `epoch` (a torch permutation): a function of the seed and
     the epoch alone, so every backend, a resumed run and code outside nnlab (seed 001's
     TensorFlow and JAX variants) see the same batches."""
+    # lazy: torch; the config check reads this module first
     import torch
 
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
@@ -268,6 +271,7 @@ def epoch_order(n: int, seed: int, epoch: int):
 def as_tensors(task: str, x: np.ndarray, y: np.ndarray, dtype):
     """A split as the tensors a network trains on: features in `dtype`; targets as class
     indices (multiclass) or as a column of `dtype` values."""
+    # lazy: torch; the config check reads this module first
     import torch
 
     if task == MULTICLASS:

@@ -92,6 +92,7 @@ def _geometric_mean(per_seed: list[list[float]]) -> list[float]:
 
 def trial_history(groups: Sequence[group_report.Group], title: str):
     """One point per trial (a trial's repeats share its job number: their mean)."""
+    # lazy: only a search's history figure needs these
     from nnlab.plots.group_figures import objective_vs_trial_figure
     from nnlab.report.stats import summarize
 

@@ -187,6 +187,7 @@ def group_figures(client, groups: Sequence[Group], keys: Sequence[str], title: s
     group_curves.png             train and val loss per group: mean, band from min to max
     objective_vs_<key>.png       objective against each swept key: mean and 95% CI per group
     """
+    # lazy: matplotlib loads only when group figures are drawn
     from nnlab.plots.group_figures import group_curves_figure, objective_errorbar_figure
     from nnlab.tracking.store.queries import metric_history
 

@@ -97,6 +97,7 @@ def difference_interval(
 ) -> tuple[float, float, float] | None:
     """mean(a) - mean(b) with Welch's t interval (no equal-variance assumption):
     (difference, low, high); None when either has fewer than 2 values."""
+    # lazy: scipy (~0.7 s) loads only for an interval
     from scipy import stats
 
     x, y = _finite(a), _finite(b)

@@ -229,6 +229,7 @@ def sweep_figures(
 def _download_boundaries(
     client: MlflowClient, rows: Sequence[RunRow], keys: Sequence[str]
 ) -> list[tuple[str, np.ndarray]]:
+    # lazy: matplotlib loads only to read a boundary image
     from matplotlib.image import imread
 
     images = []

@@ -65,10 +65,12 @@ def sweep_description(config: DictConfig) -> dict[str, str]:
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _active, _previous_sigterm
+        # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
         from nnlab.console import quiet_startup
         from nnlab.sweeps.sweep_check import sweep_problems
 
         quiet_startup()
+        # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
         from nnlab.tracking.describe import sweep_name, swept_keys
         from nnlab.tracking.store.client import experiment_id, get_client, log_params, tracking_uri
         from nnlab.tracking.store.preflight import check_store
@@ -86,6 +88,7 @@ class MlflowSweepCallback(Callback):
                     file=sys.stderr,
                 )
             raise SystemExit(2)
+        # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
         from nnlab.tracking.store.preflight import StoreError
 
         uri = tracking_uri(config.tracking.uri)
@@ -166,6 +169,7 @@ def earlier_parent(config: DictConfig) -> str | None:
     target = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
     if not target.endswith("NnlabOptunaSweeper"):
         return None
+    # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
     from nnlab.sweeps.study import StudyError, parent_run_of, search_definition
 
     try:
@@ -177,6 +181,7 @@ def earlier_parent(config: DictConfig) -> str | None:
 
 def reopen(client, run_id: str) -> bool:
     """Set a finished sweep parent RUNNING again, for this process; False if it is gone."""
+    # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
     from nnlab.tracking.store.client import set_tags
 
     try:
@@ -192,6 +197,7 @@ def launcher_problem(config: DictConfig) -> str | None:
     """Why the configured launcher cannot start, in one line (an unreachable Ray head)."""
     target = str(OmegaConf.select(config, "hydra.launcher._target_", default=""))
     if target.endswith("NnlabRayLauncher"):
+        # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
         from nnlab.sweeps.ray_jobs import check_head
 
         return check_head(OmegaConf.select(config, "hydra.launcher.ray.init.address"))
@@ -201,6 +207,7 @@ def launcher_problem(config: DictConfig) -> str | None:
 def close_orphans(client, run_id: str) -> None:
     """Every job has returned when the sweep ends: a child still RUNNING lost its process
     (a worker killed mid-job) before it could close its run. Close it FAILED, saying so."""
+    # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
     from nnlab.tracking.store.runs import close_run
 
     parent = client.get_run(run_id)
@@ -223,6 +230,7 @@ def _close(status: str, error: str | None) -> None:
     sweep_protocol.withdraw()
     if _previous_sigterm is not None:
         signal.signal(signal.SIGTERM, _previous_sigterm)
+    # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
     from nnlab.tracking.store.runs import close_run
 
     try:
@@ -236,6 +244,7 @@ def _close(status: str, error: str | None) -> None:
 def _kill_running_children(client, run_id: str) -> None:
     """Jobs in worker processes may be killed with their pool before they can close their own
     runs: close whatever of this sweep is still RUNNING."""
+    # lazy: Hydra imports callbacks at start-up; MLflow loads at a multirun
     from nnlab.tracking.store.runs import close_run
 
     parent = client.get_run(run_id)

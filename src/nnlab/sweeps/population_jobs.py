@@ -75,6 +75,7 @@ def _varies_per_member(override: str) -> bool:
 
 def _depth(override: str) -> int | None:
     """How many hidden layers `model.hidden=[...]` asks for (None: not a plain list)."""
+    # lazy: the override parser loads when a sweep groups jobs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -88,6 +89,7 @@ def shares_a_population(hydra_context, sweep_config, overrides, in_a_trial: bool
     """Whether that job's config lets it train as a member: an elementwise optimizer on the
     cpu, populations not turned off, not a resumed run, and for an Optuna trial, no repeats
     (a trial follows one run: nnlab.config.member_keys.why_not_population)."""
+    # lazy: the override parser loads when a sweep groups jobs
     from nnlab.config.member_keys import why_not_population
 
     cfg = hydra_context.config_loader.load_sweep_config(sweep_config, list(overrides))
@@ -100,6 +102,7 @@ def shares_a_population(hydra_context, sweep_config, overrides, in_a_trial: bool
 
 def members_of(job: Sequence[str]) -> list[int]:
     """The job numbers a launched job (from group_jobs) trains."""
+    # lazy: the override parser loads when a sweep groups jobs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     override = next(o for o in job if o.startswith(f"{MEMBERS_KEY}="))
@@ -118,6 +121,7 @@ def decode(entries: Sequence[str]) -> list[tuple[int, list[str]]]:
 
 def job_config(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """The group job's config with one member's overrides applied: that job's own config."""
+    # lazy: the override parser loads when a sweep groups jobs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     member = OmegaConf.to_container(cfg, resolve=True)

@@ -4,6 +4,9 @@ the sweep callback checks the head before it creates anything in the store."""
 
 from __future__ import annotations
 
+import os
+import socket
+
 # A server with authentication (scripts/tracking_server.py) needs the driver's credentials in
 # every job; they travel in the task's runtime_env, which nnlab logs nowhere.
 CREDENTIAL_VARS = (
@@ -16,8 +19,7 @@ CREDENTIAL_VARS = (
 def job_environment(tracking_uri: str | None) -> dict[str, str]:
     """The variables every job needs: the sweep protocol's, where the store is, and the
     credentials it takes."""
-    import os
-
+    # lazy: MLflow loads only when a Ray job is sent
     from nnlab.tracking.store import sweep_protocol
     from nnlab.tracking.store.client import tracking_uri as resolve
 
@@ -32,8 +34,6 @@ def job_environment(tracking_uri: str | None) -> dict[str, str]:
 def check_head(address: str | None, timeout_s: float = 10.0) -> str | None:
     """None if the Ray head at `address` ("host:port") answers, else why not, in one line.
     `address` None or "auto"/"local" starts a local Ray: nothing to check."""
-    import socket
-
     if not address or address in ("auto", "local") or address.startswith("ray://"):
         return None
     host, _, port = address.rpartition(":")

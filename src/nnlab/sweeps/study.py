@@ -67,6 +67,7 @@ class SearchDefinition:
 def is_sweep_override(item: str) -> bool:
     """Whether a command-line override sweeps (a,b; choice(...); interval(...)), as Hydra
     parses it: `model.hidden=[8,4]` is one value."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -78,6 +79,7 @@ def is_sweep_override(item: str) -> bool:
 def search_definition(config: DictConfig, arguments: list[str]) -> SearchDefinition:
     """The search this multirun asks for; StudyError (one line) for a setting nnlab cannot
     use. `arguments` are the command line's task overrides."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     from nnlab.nn.tasks import higher_is_better
     from nnlab.tracking.store.client import local_store_dir, tracking_uri
 
@@ -138,6 +140,7 @@ def search_definition(config: DictConfig, arguments: list[str]) -> SearchDefinit
 
 
 def _storage(url: str):
+    # lazy: Optuna (~1 s) loads only when a search runs
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # nnlab prints what matters
@@ -149,6 +152,7 @@ def _storage(url: str):
 
 def existing_study(search: SearchDefinition):
     """The study of this search if it exists (checked against the search), else None."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     import optuna
 
     try:
@@ -178,6 +182,7 @@ def _render(record: dict[str, Any]) -> str:
 def open_study(search: SearchDefinition, pruner, enqueue=()):
     """The study, created on the first run of the search and loaded on every later one.
     `enqueue`: parameters of trials to run first, queued when the study is created."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     import optuna
 
     study = existing_study(search)
@@ -207,6 +212,7 @@ def this_driver() -> str:
 
 def driver_is_gone(driver: str | None) -> bool:
     """A trial's driver (host:pid) is known dead only on this host."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     from nnlab.tracking.store.runs import process_alive
 
     if not driver:
@@ -229,6 +235,7 @@ def pruner_spec(sweeper: DictConfig, max_epochs: int) -> str:
 
 def make_pruner(spec: str):
     """`pruner_spec` back into an Optuna pruner (Optuna stores none with the study)."""
+    # lazy: Optuna (~1 s) loads only when a search runs
     import optuna
 
     name, startup, warmup, max_epochs = spec.split()
@@ -273,6 +280,7 @@ def trials_of_this_job() -> dict:
     one, or one per member of a population of trials."""
     if not os.environ.get(TRIAL_ENV):
         return {}
+    # lazy: Optuna (~1 s) loads only when a search runs
     import optuna
 
     study = optuna.load_study(

@@ -25,6 +25,7 @@ class EpochProgress(EpochWatcher):
 
     def on_train_start(self, trainer, module) -> None:
         if self.mode == "bar":
+            # lazy: tqdm loads only when a bar is shown
             from tqdm.auto import tqdm
 
             self._bar = tqdm(

@@ -63,6 +63,7 @@ def _check_sqlite(db: Path) -> None:
 
 
 def _check_server(uri: str) -> None:
+    # lazy: requests loads only for an HTTP store
     import requests
 
     base = uri.rstrip("/")

@@ -68,6 +68,7 @@ def note_skipped_job(client, parent_id: str, job_num: int, stand_in_run_id: str)
 
 def sweep_children(client, parent) -> list:
     """The parent's job runs, in job order."""
+    # lazy: the queries load only to read a sweep's jobs
     from nnlab.tracking.store.queries import search_all
 
     children = search_all(
