@@ -66,6 +66,9 @@ def log_study_figures(study, search, parent_run_id: str, configured_uri: str | N
         parent_run_id,
         {STUDY_TAG: search.study_name, STUDY_STORAGE_TAG: redact(search.storage)},
     )
-    for name, fig in study_figures(study, search.objectives).items():
-        client.log_figure(parent_run_id, fig, f"optuna/{name}")
-        plt.close(fig)
+    # Optuna's plots switch the whole process to matplotlib's ggplot style (plt.style.use): in
+    # this context it ends with them, and the sweep's own figures drawn later keep nnlab's.
+    with plt.rc_context():
+        for name, fig in study_figures(study, search.objectives).items():
+            client.log_figure(parent_run_id, fig, f"optuna/{name}")
+            plt.close(fig)
