@@ -347,3 +347,32 @@ def test_a_trial_killed_before_it_learnt_its_run_id_gets_that_run_closed(store, 
     assert settled.user_attrs[nnlab_study.RUN_ATTR] == orphan.info.run_id
     children = client.search_runs([experiment], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
     assert [c.info.run_id for c in children] == [orphan.info.run_id]  # no stand-in beside it
+
+
+def test_the_studys_figures_leave_the_process_in_nnlabs_matplotlib_style(store):
+    """Optuna's plots call plt.style.use("ggplot"). Drawn in the sweep's process, that style
+    used to stay and restyle every figure drawn after: the sweep's own, and those of jobs that
+    run in the same process (a worker's decision boundaries then differed from the inline
+    ones)."""
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    from nnlab.plots.study_figures import log_study_figures
+
+    study = optuna.create_study()
+    for lr in (0.01, 0.1, 0.3):
+        study.enqueue_trial({"lr": lr})
+        study.optimize(lambda t: (t.suggest_float("lr", 1e-3, 1.0, log=True) - 0.1) ** 2, 1)
+    client = MlflowClient(store)
+    parent = client.create_run(client.create_experiment("study")).info.run_id
+    search = SimpleNamespace(study_name="s", storage="sqlite:///x.db", objectives=["val/loss"])
+
+    def style():  # every setting but the backend, which study_figures sets to Agg
+        return {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
+
+    before = style()
+    log_study_figures(study, search, parent, store)
+    assert style() == before
+    logged = {a.path for a in client.list_artifacts(parent, "optuna")}
+    assert "optuna/optimization_history.png" in logged  # and the figures were drawn
