@@ -8,5 +8,8 @@ uri="${MLFLOW_TRACKING_URI:-sqlite:///$root/mlruns/mlflow.db}"
 if [[ -z "${MLFLOW_DISABLE_TELEMETRY:-}" && -z "${DO_NOT_TRACK:-}" ]]; then
   export MLFLOW_DISABLE_TELEMETRY=true
 fi
+# MLflow 3 starts a job runner (a huey consumer and its worker processes, each importing
+# MLflow) for its GenAI jobs; nnlab runs none, so the UI starts without it unless asked.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 exec "$root/.venv/bin/mlflow" ui --backend-store-uri "$uri" \
   --host "${NNLAB_UI_HOST:-127.0.0.1}" --port "${1:-5000}"

@@ -92,6 +92,11 @@ def serve(args) -> int:
         **os.environ,
         "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
         "PGPASSFILE": str(pgpass_file(data)),  # the database password, on no command line
+        # MLflow 3's job runner (a huey consumer and its worker processes) serves GenAI jobs,
+        # which nnlab never sends: off unless the environment asks for it.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"
+        ),
     }
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",

@@ -58,7 +58,13 @@ def read_lines_until(stream, pattern: re.Pattern, timeout_s: float, seen: list[s
 def mlflow_server(*args: str, env: dict | None = None) -> Iterator[str]:
     """`mlflow <args> --port 0` (ui or server) on 127.0.0.1; yields its URL and stops it."""
     command = [str(BIN / "mlflow"), *args, "--host", "127.0.0.1", "--port", "0"]
-    environment = {**environ_snapshot(), "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
+    # Without MLflow 3's job runner, as scripts/mlflow_ui.sh and tracking_server.py start it.
+    environment = {
+        **environ_snapshot(),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **(env or {}),
+    }
     with ExitStack() as stack:
         proc = subprocess.Popen(
             command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
