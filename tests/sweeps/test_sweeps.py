@@ -250,7 +250,7 @@ def test_sweep_logs_to_a_real_tracking_server(tmp_path, migrated_store):
     with mlflow_server(
         "server", *backend, "--artifacts-destination", str(served), "--workers", "1"
     ) as uri:
-        spawn_cli(
+        run_cli(
             "nnlab-train",
             "-m",
             "optimizer.lr=0.01,0.1",

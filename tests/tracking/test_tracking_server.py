@@ -42,7 +42,7 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
         "-m",
         "hydra/launcher=nnlab_ray",
         f"hydra.launcher.ray.init.address={address}",
-        "optimizer.lr=0.001,0.003,0.01,0.03,0.1,0.3",
+        "optimizer.lr=0.001,0.01,0.1",
         *TINY,
         timeout=900,
     )
@@ -52,9 +52,9 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
     runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if r.data.tags.get("nnlab.sweep") == "true"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 6 and {c.info.status for c in children} == {"FINISHED"}
-    # The six learning rates are one population (the population sweeper), one Ray job.
-    assert {c.data.tags[POPULATION_TAG] for c in children} == {"6 members trained together"}
+    assert len(children) == 3 and {c.info.status for c in children} == {"FINISHED"}
+    # The three learning rates are one population (the population sweeper), one Ray job.
+    assert {c.data.tags[POPULATION_TAG] for c in children} == {"3 members trained together"}
     assert len({c.data.tags[PID_TAG] for c in children}) == 1
     with tempfile.TemporaryDirectory() as tmp:
         for child in children:
@@ -64,7 +64,7 @@ def test_a_ray_sweep_logs_everything_over_http(server, ray_head, monkeypatch):
             assert "optimizer" in config.read_text()  # uploaded by a worker, served by HTTP
             assert len(child.outputs.model_outputs) == 1
         summary = client.download_artifacts(parent.info.run_id, "sweep_summary.csv", tmp)
-        assert Path(summary).read_text().count("FINISHED") == 6
+        assert Path(summary).read_text().count("FINISHED") == 3
     # The artifacts live on the server's side only, under its artifact root.
     assert list((server.data / "artifacts").rglob("config.yaml"))
     # The credentials travelled to the Ray workers in their runtime_env, and no further: the
