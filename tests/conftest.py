@@ -47,7 +47,8 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("NNLAB_HYPOTHESIS_PROFILE", "ci"))
 
-# `slow` means exactly "starts a subprocess, server or browser": `pytest -m "not slow"` is the
+# `slow` means "starts a subprocess, server or browser" (or runs a whole multirun, which on Hydra's
+# basic launcher stays in this process but takes seconds): `pytest -m "not slow"` is the
 # inner loop and must start none. A test that spawns without the mark fails, naming the command
 # (also where a library caught the refusal and went on: the attempt is remembered).
 _spawning_allowed = True
