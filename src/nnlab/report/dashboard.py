@@ -22,10 +22,10 @@ def sweep_dashboard(
     client, rows: Sequence[RunRow], keys: Sequence[str], title: str = "", sweeper: str = ""
 ) -> dict:
     groups = group_report.group_rows(rows, keys)
-    figures = report.sweep_figures(client, rows, keys, title)
-    if group_report.has_repeats(groups):
-        for loose in ("curves.png", "objective_vs_lr.png", "objective_vs_value.png"):
-            figures.pop(loose, None)
+    repeated = group_report.has_repeats(groups)
+    # With repeats, one mean and spread per configuration replaces the line per job.
+    figures = report.sweep_figures(client, rows, keys, title, per_job_lines=not repeated)
+    if repeated:
         figures.update(group_report.group_figures(client, groups, keys, title))
     if "optuna" in sweeper.lower():
         figures["objective_vs_trial.png"] = trial_history(groups, title)
