@@ -99,6 +99,9 @@ def run_cli(
 
     What a fresh process would not carry over is reset: sys.argv and os.environ are restored,
     Hydra's global state is cleared and nnlab's once-per-process warnings are forgotten.
+    What the command must not change is checked: matplotlib's settings. A command that left
+    them changed would restyle every figure drawn after it in the same process (Optuna's
+    plots did, with plt.style.use), so the call fails, naming the settings.
     `timeout` is accepted for symmetry with spawn_cli; pytest-timeout bounds an in-process call.
     """
     if starts_its_own_processes(args):
@@ -115,6 +118,7 @@ def run_cli(
     sys.argv = [str(BIN / args[0]), *args[1:]]
     os.environ.update(env or {})
     console._already_said.clear()
+    styled = matplotlib_settings()
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -135,7 +139,17 @@ def run_cli(
     proc = subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    changed = sorted(k for k, v in matplotlib_settings().items() if styled.get(k) != v)
+    if changed:
+        raise AssertionError(f"{args} left matplotlib's settings changed: {changed[:10]}")
     return proc
+
+
+def matplotlib_settings() -> dict:
+    """matplotlib's rcParams but the backend (which figures drawn off-screen set to Agg)."""
+    import matplotlib
+
+    return {k: v for k, v in matplotlib.rcParams.items() if k != "backend"}
 
 
 def wait_for(condition, proc: subprocess.Popen, what: str, poll_s: float = 0.2):
