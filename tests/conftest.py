@@ -171,6 +171,7 @@ def ray_head(tmp_path_factory):
                     break
                 time.sleep(0.1)
         assert not processes_naming(temp), "Ray processes left running"
+        shutil.rmtree(temp, ignore_errors=True)  # its logs and sockets
 
 
 def processes_naming(text: str) -> list[int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,6 +139,15 @@ class TrackingServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=120)
+
+    def remove(self) -> None:
+        """Stop it and delete its data folder and log: each server's PostgreSQL cluster is
+        ~75 MB in /tmp, and a test session starts two."""
+        self.stop()
+        if getattr(self, "log", None) is not None:
+            self.log.close()
+            Path(self.log.name).unlink(missing_ok=True)
+        shutil.rmtree(self.data, ignore_errors=True)
 
     def postgres_running(self) -> bool:
         found = subprocess.run(["pgrep", "-f", f"postgres -D {self.data}/pg"], capture_output=True)

@@ -32,7 +32,7 @@ def server():
     try:
         yield s
     finally:
-        s.stop()
+        s.remove()
 
 
 def add_user(server, name: str, experiment: str, permission: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ def server():
     finally:
         s.stop()
         assert not s.postgres_running()  # both servers stopped
+        s.remove()
 
 
 @pytest.mark.timeout(1000)  # a whole sweep; its command has 900 s
