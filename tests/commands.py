@@ -18,6 +18,7 @@ import contextlib
 import io
 import logging
 import os
+import runpy
 import subprocess
 import sys
 import time
@@ -106,16 +107,32 @@ def run_cli(
     """
     if starts_its_own_processes(args):
         raise ValueError("this launcher starts its own processes: use spawn_cli for it")
+    return run_in_process(console_script(args[0]), [str(BIN / args[0]), *args[1:]], check, env)
+
+
+def run_script(script: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """Run one of scripts/*.py inside this process, as `python script args` would: its module
+    run under another name than `__main__` (so it does not start itself), then its `main()`
+    with sys.argv set; what run_cli resets and checks, this does too."""
+    namespace = runpy.run_path(str(script), run_name="nnlab_script")
+    return run_in_process(namespace["main"], [str(script), *args], check, None)
+
+
+def run_in_process(
+    entry, argv: list[str], check: bool, env: dict[str, str] | None
+) -> subprocess.CompletedProcess:
+    """`entry()` with `argv` as sys.argv and `env` added to os.environ: run_cli's and
+    run_script's common part."""
     from hydra.core.global_hydra import GlobalHydra
 
     import nnlab.tracking.store.runs  # noqa: F401 (sets its MLflow defaults in os.environ, as a CLI does)
     from nnlab import console
 
-    entry = console_script(args[0])
+    args = [Path(argv[0]).name, *argv[1:]]  # as the messages name the command
     saved_argv, saved_environ = sys.argv, dict(os.environ)
     saved_logging = hide_logging_handlers()
     out, err = io.StringIO(), io.StringIO()
-    sys.argv = [str(BIN / args[0]), *args[1:]]
+    sys.argv = list(argv)
     os.environ.update(env or {})
     console._already_said.clear()
     styled = matplotlib_settings()
@@ -123,7 +140,9 @@ def run_cli(
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                entry()
+                returned = entry()
+                if isinstance(returned, int) and returned:  # a script's `sys.exit(main())`
+                    code = returned
             except SystemExit as done:
                 code, text = exit_status(done.code)
                 err.write(text)

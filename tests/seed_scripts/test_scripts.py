@@ -1,14 +1,12 @@
 """Scripts and presets as users run them."""
 
-import subprocess
-import sys
-
 import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from nnlab import backends
 from nnlab.paths import PROJECT_ROOT
+from tests.commands import run_script
 from tests.conftest import compose_config
 
 PRESETS = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "experiment").glob("*.yaml"))
@@ -17,21 +15,15 @@ PRESETS = sorted(p.stem for p in (PROJECT_ROOT / "conf" / "experiment").glob("*.
 @pytest.mark.slow
 def test_compare_backends_overlays_every_backends_agreeing_runs(store, tmp_path):
     out = tmp_path / "overlay.png"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "scripts" / "compare_backends.py"),
-            "data.n_samples=150",
-            "trainer.max_epochs=5",
-            "optimizer=sgd",
-            "trainer.progress=none",
-            "tracking.log_model=false",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_script(
+        PROJECT_ROOT / "scripts" / "compare_backends.py",
+        "data.n_samples=150",
+        "trainer.max_epochs=5",
+        "optimizer=sgd",
+        "trainer.progress=none",
+        "tracking.log_model=false",
+        "--out",
+        str(out),
     )
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 10_000
@@ -107,17 +99,8 @@ def test_expectations_hold_or_fail_as_stated():
 
 @pytest.mark.slow
 def test_seed000_reproduction_quick_mode_logs_a_summary(store, tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT_ROOT / "scripts" / "reproduce_seed000.py"),
-            "--quick",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = run_script(
+        PROJECT_ROOT / "scripts" / "reproduce_seed000.py", "--quick", "--out", str(tmp_path)
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "RESULT seed000: 2/2 expectations hold (quick mode)" in proc.stdout
