@@ -1,6 +1,7 @@
 """nnlab's console scripts as a test calls them: in this process (`run_cli`) or as a real child
-process (`spawn_cli`). Both return a `subprocess.CompletedProcess` with the exit code, stdout and
-stderr, so a test reads the same whichever it uses.
+process (`spawn_cli`); the scripts in scripts/ in this process (`run_script`). All return a
+`subprocess.CompletedProcess` with the exit code, stdout and stderr, so a test reads the same
+whichever it uses.
 
 Why two: a child process pays the 7-11 s import of the training stack every time; in-process the
 test process pays it once. A test spawns only where the process boundary is what it tests:
