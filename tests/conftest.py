@@ -206,6 +206,10 @@ def backend_params(names: list[str]) -> list:
 # goes, whole (its module-scoped server starts once), to the start of the chunk with the least
 # estimated time so far; the short tests fill the chunks to xdist's sizes. The estimates are
 # seconds on this machine (`pytest --durations`); a wrong one costs time, never correctness.
+# They also decide which long modules run at the same time: the two with a Ray head
+# (test_tracking_server, test_ray_launcher) must not start together. Tried with estimates that
+# put them at the start of two chunks: both heads at once on 2 cores, and the killed-worker
+# Ray test took 333 s instead of ~80 (the suite 646 s instead of ~500).
 LONG_MODULES = {
     "tests/tracking/test_reliability.py": 200,
     "tests/tracking/test_tracking_server.py": 180,
