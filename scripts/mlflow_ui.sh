@@ -9,7 +9,8 @@ if [[ -z "${MLFLOW_DISABLE_TELEMETRY:-}" && -z "${DO_NOT_TRACK:-}" ]]; then
   export MLFLOW_DISABLE_TELEMETRY=true
 fi
 # MLflow 3 starts a job runner (a huey consumer and its worker processes, each importing
-# MLflow) for its GenAI jobs; nnlab runs none, so the UI starts without it unless asked.
+# MLflow) for its GenAI jobs; nnlab runs none, so the UI starts without it unless asked
+# (nnlab.env.MLFLOW_SERVER_DEFAULTS, for the servers nnlab starts from Python).
 export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 exec "$root/.venv/bin/mlflow" ui --backend-store-uri "$uri" \
   --host "${NNLAB_UI_HOST:-127.0.0.1}" --port "${1:-5000}"

@@ -38,6 +38,7 @@ from pathlib import Path
 # MLflow's server imports a Starlette module that Starlette says it will drop: not ours to fix.
 warnings.filterwarnings("ignore", message=".*starlette.middleware.wsgi is deprecated.*")
 
+from nnlab.env import MLFLOW_SERVER_DEFAULTS  # noqa: E402
 from nnlab.tracking.server.auth import PERMISSIONS, add_user, admin_env_file, prepare_auth  # noqa: E402
 from nnlab.tracking.server.postgres import pgpass_file, start_postgres, stop_postgres  # noqa: E402
 from nnlab.tracking.server.secrets import CERT_VAR, read_env_file, write_env_file  # noqa: E402
@@ -89,14 +90,9 @@ def serve(args) -> int:
     artifacts = data / "artifacts"
     artifacts.mkdir(exist_ok=True)
     env = {
+        **MLFLOW_SERVER_DEFAULTS,  # unless the environment sets them
         **os.environ,
-        "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
         "PGPASSFILE": str(pgpass_file(data)),  # the database password, on no command line
-        # MLflow 3's job runner (a huey consumer and its worker processes) serves GenAI jobs,
-        # which nnlab never sends: off unless the environment asks for it.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get(
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"
-        ),
     }
     command = [
         str(Path(sys.executable).parent / "mlflow"), "server",

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from nnlab.env import environ_snapshot
+from nnlab.env import MLFLOW_SERVER_DEFAULTS, environ_snapshot
 from nnlab.paths import PROJECT_ROOT
 from nnlab.tracking.server.secrets import read_env_file
 from tests.commands import BIN
@@ -59,13 +59,7 @@ def read_lines_until(stream, pattern: re.Pattern, timeout_s: float, seen: list[s
 def mlflow_server(*args: str, env: dict | None = None) -> Iterator[str]:
     """`mlflow <args> --port 0` (ui or server) on 127.0.0.1; yields its URL and stops it."""
     command = [str(BIN / "mlflow"), *args, "--host", "127.0.0.1", "--port", "0"]
-    # Without MLflow 3's job runner, as scripts/mlflow_ui.sh and tracking_server.py start it.
-    environment = {
-        **environ_snapshot(),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        **(env or {}),
-    }
+    environment = {**environ_snapshot(), **MLFLOW_SERVER_DEFAULTS, **(env or {})}
     with ExitStack() as stack:
         proc = subprocess.Popen(
             command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True

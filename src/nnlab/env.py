@@ -16,6 +16,14 @@ from __future__ import annotations
 import os
 
 TELEMETRY_SWITCHES = ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
+# What an MLflow server or UI process nnlab starts runs with, unless the environment says
+# otherwise: no usage telemetry, and no job runner (MLflow 3's huey consumer and its worker
+# processes, each importing MLflow, serve GenAI jobs, which nnlab never sends).
+# scripts/mlflow_ui.sh, a shell script, sets the same two.
+MLFLOW_SERVER_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
 
 
 def environ_snapshot(attempts: int = 20) -> dict[str, str]:
