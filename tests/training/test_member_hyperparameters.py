@@ -1,13 +1,20 @@
 """Members with their own hyperparameters (nnlab.training.member_optimizer): a sweep's jobs that
 differ in lr, weight decay, momentum, betas, L1 or init train as one population, and member k
 equals job k trained alone, to 1e-9 relative in float64, on every backend that trains
-populations."""
+populations. SGD, Adam and AdamW step as one stacked optimizer (nnlab.training.stacked_optimizers)
+with the default fused kernel, and as torch's own, a parameter group per setting, with foreach
+or where the settings have no stacked form."""
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from nnlab.config.member_keys import is_member_key, members_differ_in_optimizer
+from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+from nnlab.training.fit import fit_and_test, member_setups, population_module
+from nnlab.training.setup import run_setup
+from nnlab.training.stacked_optimizers import StackedAdam, StackedOptimizer, StackedSGD
 from tests.conftest import backend_params, compose_config
 from tests.training.test_population import FAST, POPULATION_BACKENDS, fit, plain_curves
 
@@ -47,8 +54,12 @@ def job_configs(optimizer: str, jobs: list[dict], *overrides: str) -> list:
     return configs
 
 
-def assert_each_member_equals_its_job(configs: list):
+def assert_each_member_equals_its_job(configs: list, stepped_by=None):
+    """`stepped_by`: the optimizer class the population must have used."""
     module, curves = fit(configs[0], configs)
+    if stepped_by is not None:
+        (optimizer,) = module.trainer.optimizers
+        assert type(optimizer) is stepped_by
     for cfg, history in zip(configs, curves, strict=True):
         got = {k: v for k, v in history.items() if not k.startswith("test/")}
         expected = plain_curves(cfg)
@@ -74,16 +85,19 @@ def test_members_with_their_own_sgd_settings_and_widths_equal_their_jobs(backend
     """Sigmoid, whose act(0) = 0.5 would leak into the next layer if padded weights ever left
     zero; momentum, weight decay and L1, which must keep them zero."""
     configs = job_configs("sgd", SGD_JOBS, f"backend={backend}", "model.activation=sigmoid")
-    assert_padding_stayed_zero(assert_each_member_equals_its_job(configs))
+    module = assert_each_member_equals_its_job(configs, stepped_by=StackedSGD)
+    assert_padding_stayed_zero(module)
 
 
-@pytest.mark.parametrize("kernel", ["fused", "foreach"])
-def test_members_with_their_own_adam_settings_equal_their_jobs(kernel):
+@pytest.mark.parametrize(
+    "kernel, stepped_by", [("fused", StackedAdam), ("foreach", torch.optim.Adam)]
+)
+def test_members_with_their_own_adam_settings_equal_their_jobs(kernel, stepped_by):
     configs = job_configs(
         "adam", ADAM_JOBS, f"trainer.optimizer_kernel={kernel}", "model.activation=sigmoid"
     )
     assert members_differ_in_optimizer(configs)
-    module = assert_each_member_equals_its_job(configs)
+    module = assert_each_member_equals_its_job(configs, stepped_by)
     # Adam's moments of a padded entry stay 0: member 1 ([4, 5] of [6, 5]) keeps rows 4-5 zero.
     assert module.net.weights[1].detach()[1][4:].abs().sum() == 0
 
@@ -92,9 +106,45 @@ def test_full_batch_with_per_member_lr():
     assert_each_member_equals_its_job(job_configs("sgd", SGD_JOBS[:2], "data.batch_size=null"))
 
 
+def test_adamw_members_with_their_own_lr_betas_and_decoupled_decay_equal_their_jobs():
+    jobs = [
+        {"optimizer.lr": 0.02, "optimizer.weight_decay": 0.05, "optimizer.eps": 1e-6},
+        {"optimizer.lr": 0.005, "optimizer.betas": [0.85, 0.95], "optimizer.weight_decay": 0.0},
+        {"optimizer.lr": 0.01, "optimizer.weight_decay": 0.3},
+    ]
+    assert_each_member_equals_its_job(job_configs("adamw", jobs), stepped_by=StackedAdam)
+
+
+def test_sgd_members_with_nesterov_and_their_own_momentum_and_dampening_equal_their_jobs():
+    """A zero-momentum member beside damped ones: torch keeps no buffer for it, so its
+    gradient must not be damped."""
+    jobs = [
+        {"optimizer.lr": 0.1, "optimizer.momentum": 0.9, "optimizer.nesterov": True},
+        {"optimizer.lr": 0.05, "optimizer.momentum": 0.5, "optimizer.nesterov": True},
+    ]
+    assert_each_member_equals_its_job(job_configs("sgd", jobs), stepped_by=StackedSGD)
+    damped = [
+        {"optimizer.lr": 0.1, "optimizer.momentum": 0.0, "optimizer.dampening": 0.5},
+        {"optimizer.lr": 0.05, "optimizer.momentum": 0.8, "optimizer.dampening": 0.3},
+    ]
+    assert_each_member_equals_its_job(job_configs("sgd", damped), stepped_by=StackedSGD)
+
+
+def test_settings_without_a_stacked_form_keep_torchs_optimizer():
+    """amsgrad has no stacked form; members differing in nesterov would need a branch: both
+    step as torch's own optimizer, a parameter group per setting, and still equal their jobs."""
+    amsgrad = [{"optimizer.lr": 0.01, "optimizer.amsgrad": True}, {"optimizer.lr": 0.03}]
+    assert_each_member_equals_its_job(job_configs("adam", amsgrad), torch.optim.Adam)
+    nesterov = [
+        {"optimizer.lr": 0.1, "optimizer.momentum": 0.9, "optimizer.nesterov": True},
+        {"optimizer.lr": 0.1, "optimizer.momentum": 0.9},
+    ]
+    assert_each_member_equals_its_job(job_configs("sgd", nesterov), torch.optim.SGD)
+
+
 def test_which_keys_may_differ_between_members():
     assert all(map(is_member_key, ["seed", "optimizer.lr", "optimizer.betas", "model.l1"]))
-    assert all(map(is_member_key, ["model.init", "seeds.init", "+optimizer.momentum"]))
+    assert all(map(is_member_key, ["model.init", "seeds.init", "optimizer.momentum"]))
     # What changes the network's shape, the data, the class of optimizer or the backend does not.
     for key in ["optimizer._target_", "optimizer", "model.hidden", "data.batch_size", "backend"]:
         assert not is_member_key(key), key
@@ -104,6 +154,31 @@ def test_consecutive_members_with_the_same_settings_share_one_parameter_group():
     """A job's repeats have the same optimizer settings: they step as one group over their
     slice of the stacked tensors (3 members, 2 groups), each still equal to its plain run."""
     jobs = [{"optimizer.lr": 0.05, "seed": 1}, {"optimizer.lr": 0.05, "seed": 2}, SGD_JOBS[1]]
-    module = assert_each_member_equals_its_job(job_configs("sgd", jobs))
+    configs = job_configs("sgd", jobs, "trainer.optimizer_kernel=foreach")
+    module = assert_each_member_equals_its_job(configs, stepped_by=torch.optim.SGD)
     (optimizer,) = module.trainer.optimizers
     assert [len(g["params"][0]) for g in optimizer.param_groups] == [2, 1]
+
+
+@pytest.mark.parametrize("optimizer, jobs", [("adam", ADAM_JOBS), ("sgd", SGD_JOBS)])
+def test_a_stacked_optimizer_resumes_from_a_checkpoint_as_if_never_stopped(
+    optimizer, jobs, tmp_path
+):
+    """Its per-member hyperparameters, moments, momentum buffers and step count go into the
+    checkpoint: 4 epochs, a checkpoint, 4 more from it equal 8 straight, to 1e-12."""
+
+    def trained(epochs: int, checkpoint=None):
+        configs = job_configs(optimizer, jobs, f"trainer.max_epochs={epochs}")
+        module = population_module(configs[0], configs, member_setups(configs, run_setup))
+        loggers = [BufferedMlflowLogger(None, None) for _ in configs]
+        fit_and_test(configs[0], module, PopulationLogger(loggers), "t", checkpoint=checkpoint)
+        assert isinstance(module.trainer.optimizers[0], StackedOptimizer)
+        return module, [lg.history["val/loss"] for lg in loggers]
+
+    first, _ = trained(4)
+    first.trainer.save_checkpoint(tmp_path / "last.ckpt")
+    _, resumed = trained(8, checkpoint=str(tmp_path / "last.ckpt"))
+    _, straight = trained(8)
+    for got, want in zip(resumed, straight, strict=True):
+        assert [e for e, _ in got] == [4, 5, 6, 7]
+        np.testing.assert_allclose([v for _, v in got], [v for _, v in want[4:]], rtol=1e-12)

@@ -5,8 +5,8 @@ shape, backend, data pipeline and optimizer class (any torch.optim one: an optim
 looks across a tensor's elements steps each member alone, nnlab.training.member_optimizer).
 What may differ, member by member:
 - the seeds (a group's repeats);
-- the optimizer's hyperparameters (lr, weight decay, momentum, betas, ...): each member gets
-  its own parameter group (nnlab.training.member_optimizer);
+- the optimizer's hyperparameters (lr, weight decay, momentum, betas, ...): stacked one per
+  member, or a parameter group per setting (nnlab.training.member_optimizer);
 - `model.l1` (a penalty weighted per member) and `model.init` (weights drawn per member);
 - the widths of the hidden layers, when the depth is the same (nnlab.nn.padding).
 

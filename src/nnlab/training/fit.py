@@ -74,7 +74,7 @@ def population_module(cfg: DictConfig, members: list[DictConfig], setups: list, 
     kernel = optimizer_kernel(cfg)
     if cfg.optimizer._target_ not in ELEMENTWISE_OPTIMIZERS:  # it would mix stacked members
         make_optimizer = per_member_optimizer(members, kernel, each_alone=True)
-    elif members_differ_in_optimizer(members):  # one parameter group per member
+    elif members_differ_in_optimizer(members):  # stacked hyperparameters, or a group each
         make_optimizer = per_member_optimizer(members, kernel)
     else:
         make_optimizer = lambda params: instantiate(cfg.optimizer)(params, **kernel)  # noqa: E731

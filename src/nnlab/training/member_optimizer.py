@@ -11,7 +11,10 @@ nnlab offers works.
 
 The cost: one optimizer call per group and step (consecutive members with the same settings,
 a job's repeats, share a group); the forward and backward stay one batched call
-(BENCHMARKS.md section 11: 8 groups cost 22% against one at full batch).
+(BENCHMARKS.md section 11: 8 groups cost 22% against one at full batch). So SGD, Adam and
+AdamW, with the default `trainer.optimizer_kernel=fused`, step instead as one call with their
+hyperparameters stacked, one per member (nnlab.training.stacked_optimizers); with `foreach`,
+chosen to match plain runs bit for bit, they keep torch's optimizer and its groups.
 
 An optimizer that looks across a tensor's elements (Adafactor factors a weight's second moment
 over its rows and columns; nnlab.config.choices.ELEMENTWISE_OPTIMIZERS lists those that do not)
@@ -26,15 +29,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from nnlab.config.member_keys import optimizer_settings
+from nnlab.training.stacked_optimizers import can_stack, stacked_optimizer, with_defaults
 
 
 def per_member_optimizer(members: list[DictConfig], kernel: dict, each_alone: bool = False):
-    """make_optimizer(stacked parameters) for members whose optimizer settings differ: one
+    """make_optimizer(stacked parameters) for members whose optimizer settings differ: the
+    stacked form of SGD, Adam or AdamW with a fused kernel, else one
     parameter group per run of consecutive members with the same settings (a sweep's job and
     its repeats are consecutive), so 4 learning rates x 5 seeds step as 4 groups, not 20.
     `each_alone`: one group per member, over its own layer shapes (a non-elementwise
     optimizer)."""
-    settings = [optimizer_settings(m) for m in members]
+    target = members[0].optimizer._target_
+    # Every group names every setting: one left out would take member 0's, the constructor's.
+    settings = with_defaults(target, [optimizer_settings(m) for m in members])
+    if kernel.get("fused") and not each_alone and can_stack(target, settings):
+        return lambda params: stacked_optimizer(target, params, settings)
     segments = []  # (first member, one past the last, their settings)
     for k, these in enumerate(settings):
         if segments and segments[-1][2] == these and not each_alone:
