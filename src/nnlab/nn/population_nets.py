@@ -40,7 +40,11 @@ class PopulationMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+        # The lists' registered parameters, in order: the same tensors as iterating the
+        # ParameterLists, whose __getitem__ (index checks, getattr) cost ~25 us of a ~60 us
+        # forward of a 3-layer net, once per training step.
+        layers = zip(self.weights._parameters.values(), self.biases._parameters.values())
+        for i, (w, b) in enumerate(layers):
             if self.layer == "einsum":
                 x = torch.einsum("pni,pio->pno", x, w) + b.unsqueeze(1)
             else:
