@@ -41,9 +41,10 @@ class PopulationMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.weights) - 1
         # The lists' registered parameters, in order: the same tensors as iterating the
-        # ParameterLists, whose __getitem__ (index checks, getattr) cost ~25 us of a ~60 us
+        # ParameterLists, whose __getitem__ (index checks, getattr) cost ~15 us of an ~86 us
         # forward of a 3-layer net, once per training step.
-        layers = zip(self.weights._parameters.values(), self.biases._parameters.values())
+        weights, biases = self.weights._parameters.values(), self.biases._parameters.values()
+        layers = zip(weights, biases, strict=True)
         for i, (w, b) in enumerate(layers):
             if self.layer == "einsum":
                 x = torch.einsum("pni,pio->pno", x, w) + b.unsqueeze(1)
