@@ -4,15 +4,15 @@ hyperparameters: one optimizer call steps the whole population whatever its sett
 torch.optim takes one lr (one momentum, one betas) per parameter group, so a population whose
 members differ in them can use torch's own optimizers only as one group per setting
 (nnlab.training.member_optimizer), each group one more Python pass and kernel call a step:
-~70 us a group on this machine, so a sweep of 20 learning rates paid ~1.4 ms a step for an
-optimizer that costs ~0.1 ms as one call (BENCHMARKS.md section 11). Here every
-hyperparameter is a tensor with one entry per member, broadcast over the member axis, and each
-update is a handful of `torch._foreach_*` calls over all the stacked tensors.
+~50-70 us a group on this machine (fused Adam over 20 members: ~0.1 ms as one group, ~0.24-0.3
+ms as 4; BENCHMARKS.md section 11). Here every hyperparameter is a float (shared) or one value
+per member, broadcast over the member axis, and each update is ~10 `torch._foreach_*` calls
+over all the stacked tensors, however many settings there are: ~0.2 ms.
 
 The arithmetic is torch's, written out (torch/optim/sgd.py, adam.py: the default options,
 neither amsgrad nor maximize), in the same order of operations; products with a per-member
 factor round apart from torch's fused multiply-adds in the last bit, so member k equals its
-plain run to ~1e-15 in float64, not bit for bit (`trainer.optimizer_kernel=foreach` keeps
+plain run to 1e-9 in float64 (tested), not bit for bit (`trainer.optimizer_kernel=foreach` keeps
 torch's own optimizers, bit for bit; member_optimizer chooses).
 """
 
