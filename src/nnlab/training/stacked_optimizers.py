@@ -116,6 +116,13 @@ class StackedOptimizer(torch.optim.Optimizer):
             self._factors[key] = self.spread(compute(self.param_groups[0]), params)
         return self._factors[key]
 
+    def with_l2(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list:
+        """grad + weight_decay * param: weight decay as SGD and Adam take it (L2)."""
+        if not nonzero(self.param_groups[0]["weight_decay"]):
+            return grads
+        decay = self.factor("weight_decay", params, lambda g: g["weight_decay"])
+        return torch._foreach_add(grads, torch._foreach_mul(params, decay))
+
     def stepped(self) -> tuple[list, list, list[dict]]:
         """The group's parameters that have a gradient, their gradients and their states."""
         group = self.param_groups[0]
@@ -143,9 +150,7 @@ class StackedSGD(StackedOptimizer):
         if not params:
             return None
         at = lambda name, compute: self.factor(name, params, compute)  # noqa: E731
-        if nonzero(group["weight_decay"]):  # grad + weight_decay * param (L2)
-            decay = at("weight_decay", lambda g: g["weight_decay"])
-            grads = torch._foreach_add(grads, torch._foreach_mul(params, decay))
+        grads = self.with_l2(params, grads)
         if nonzero(group["momentum"]):
             momentum = at("momentum", lambda g: g["momentum"])
             if "momentum_buffer" not in states[0]:  # torch's first step: the gradient itself
@@ -185,13 +190,11 @@ class StackedAdam(StackedOptimizer):
                 state["exp_avg_sq"] = torch.zeros_like(p)
         group["step"] += 1
         step, lr, beta1, beta2 = group["step"], group["lr"], group["beta1"], group["beta2"]
-        if nonzero(group["weight_decay"]):
-            if group["decoupled"]:  # AdamW: param * (1 - lr * weight_decay)
-                kept = at("1 - lr * weight_decay", lambda g: 1 - g["lr"] * g["weight_decay"])
-                torch._foreach_mul_(params, kept)
-            else:  # Adam's L2: grad + weight_decay * param
-                decay = at("weight_decay", lambda g: g["weight_decay"])
-                grads = torch._foreach_add(grads, torch._foreach_mul(params, decay))
+        if not group["decoupled"]:
+            grads = self.with_l2(params, grads)
+        elif nonzero(group["weight_decay"]):  # AdamW: param * (1 - lr * weight_decay)
+            kept = at("1 - lr * weight_decay", lambda g: 1 - g["lr"] * g["weight_decay"])
+            torch._foreach_mul_(params, kept)
         exp_avgs = [s["exp_avg"] for s in states]
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         torch._foreach_lerp_(exp_avgs, grads, at("1 - beta1", lambda g: 1 - g["beta1"]))
