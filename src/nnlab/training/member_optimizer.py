@@ -14,7 +14,7 @@ a job's repeats, share a group); the forward and backward stay one batched call
 (BENCHMARKS.md section 11: 8 groups cost 22% against one at full batch). So SGD, Adam and
 AdamW, with the default `trainer.optimizer_kernel=fused`, step instead as one call with their
 hyperparameters stacked, one per member (nnlab.training.stacked_optimizers); with `foreach`,
-chosen to match plain runs bit for bit, they keep torch's optimizer and its groups.
+chosen to keep plain runs' own arithmetic, they keep torch's optimizer and its groups.
 
 An optimizer that looks across a tensor's elements (Adafactor factors a weight's second moment
 over its rows and columns; nnlab.config.choices.ELEMENTWISE_OPTIMIZERS lists those that do not)
