@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import signal
+import sqlite3
 import sys
 import zlib
 from pathlib import Path
@@ -111,6 +112,10 @@ def migrated_store(tmp_path_factory) -> Path:
 
     db = tmp_path_factory.mktemp("template") / "mlflow.db"
     MlflowClient(f"sqlite:///{db}").search_experiments()  # creates and migrates the schema
+    # The store is in WAL mode (nnlab.tracking.store.sqlite_wal): the migration sits in
+    # mlflow.db-wal until checkpointed, and the tests copy mlflow.db alone.
+    with sqlite3.connect(db) as con:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return db
 
 

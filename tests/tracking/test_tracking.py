@@ -60,3 +60,30 @@ def test_artifacts_of_a_local_store_live_beside_it(store):
         pass
     uri = MlflowClient(store).get_run(run_id).info.artifact_uri
     assert uri.startswith("file://" + store.removeprefix("sqlite:///").removesuffix("mlflow.db"))
+
+
+def test_a_sqlite_store_writes_ahead_and_a_copy_of_it_after_a_checkpoint_is_whole(tmp_path):
+    """nnlab's sqlite stores are in WAL mode with synchronous=NORMAL (sqlite_wal): commits
+    append to mlflow.db-wal instead of syncing the store each time. What a process committed
+    is in the store for every other connection at once, and in mlflow.db itself once
+    checkpointed."""
+    import sqlite3
+
+    from nnlab.tracking.store.client import get_client
+
+    db = tmp_path / "mlflow.db"
+    client = get_client(f"sqlite:///{db}")
+    with open_run(client, "wal", f"sqlite:///{db}", "r", {}) as run_id:
+        client.set_tag(run_id, "k", "v")
+    with client._tracking_client.store.engine.connect() as con:  # MLflow's own engine
+        assert con.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with sqlite3.connect(db) as other:  # another connection sees the committed run
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert other.execute("SELECT value FROM tags WHERE key='k'").fetchone()[0] == "v"
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db.read_bytes())  # the store file alone, as a backup would take it
+    (run,) = MlflowClient(f"sqlite:///{copy}").search_runs(
+        [MlflowClient(f"sqlite:///{copy}").get_experiment_by_name("wal").experiment_id]
+    )
+    assert run.data.tags["k"] == "v" and run.info.status == "FINISHED"

@@ -30,6 +30,7 @@ from mlflow.entities import Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
+from nnlab.tracking.store import sqlite_wal  # noqa: E402, F401  (sqlite stores in WAL mode)
 from nnlab.tracking.store.chart_view import ensure_chart_view  # noqa: E402
 from nnlab.tracking.store.interrupts import interrupts_held  # noqa: E402
 from nnlab.tracking.store.names import (  # noqa: E402
