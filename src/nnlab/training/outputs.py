@@ -45,20 +45,20 @@ from nnlab.training.setup import DTYPES, RunResult, RunSetup
 
 
 def finish_member(
-    client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name, drawn=None,
-    net=None,
+    client, run_id, cfg, setup: RunSetup, module, k: int, stopper, logger, name,
+    figures_elsewhere: bool = False, net=None,
 ):  # fmt: skip
     """Member k's outputs (best epoch, figures, checkpoint, model) into its run, whichever
     population it trained in (a plain run is member 0 of one). Returns its RunResult.
-    `drawn`: its figures, already being drawn in a worker (log_outputs); `net`: member k on
-    its own, when already built for them."""
+    `figures_elsewhere`: its figures are drawn in a worker and logged by the caller
+    (nnlab.training.population); `net`: member k on its own, when already built."""
     net = net if net is not None else member_network(cfg, module, k, setup)
     metrics = {key: points[-1][1] for key, points in logger.history.items()}
     objective = metrics.get(str(cfg.objective), math.nan)
     if stopper is not None and stopper.best_epoch[k] is not None:
         metrics.update(record_best_epoch(client, run_id, stopper, k))
         objective = stopper.best_value[k]  # what the run reports: its best epoch's
-    log_outputs(client, run_id, cfg, net, setup, logger.history, drawn)
+    log_outputs(client, run_id, cfg, net, setup, logger.history, figures_elsewhere)
     trained = TrainedMember(net, setup.task, setup.loss_name)
     return RunResult(
         run_id,
@@ -171,13 +171,15 @@ def module_title(cfg) -> str:
     )
 
 
-def log_outputs(client, run_id, cfg, net, setup: RunSetup, history, drawn=None) -> None:
-    """The trained network's figures, its weights as `checkpoints/model.ckpt` (nn.Linear
-    layers' state_dict) and its MLflow Model. `drawn`: the figures already being drawn
-    elsewhere (a Future of their folder, nnlab.plots.background), else they are drawn here."""
+def log_outputs(
+    client, run_id, cfg, net, setup: RunSetup, history, figures_elsewhere: bool = False
+) -> None:
+    """The trained network's figures (unless `figures_elsewhere`: drawn in a worker,
+    nnlab.plots.background, and logged by the caller), its weights as `checkpoints/model.ckpt`
+    (nn.Linear layers' state_dict) and its MLflow Model."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
-        if cfg.tracking.log_plots and drawn is None:
+        if cfg.tracking.log_plots and not figures_elsewhere:
             (out / "plots").mkdir()
             recipes = figure_recipes(cfg, net, setup.splits, setup.task, history)
             write_figures(recipes, out / "plots")
@@ -191,8 +193,6 @@ def log_outputs(client, run_id, cfg, net, setup: RunSetup, history, drawn=None) 
         model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
         log_model(run_id, client.tracking_uri, model, raw_test, model_schema(setup, setup.dtype))
-    if cfg.tracking.log_plots and drawn is not None:
-        client.log_artifacts(run_id, drawn.result(), "plots")  # raises what drawing raised
     drop_resume_checkpoint(client, run_id)
 
 

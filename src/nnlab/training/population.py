@@ -218,11 +218,18 @@ def train_population(
             )
             fit_seconds = time.perf_counter() - fit_started
             drawn = _draw_figures(figures, Path(folder), logged, members, setups, module, loggers)
+            finished = []
             for i, k in enumerate(logged):
                 result = _finish_member(
                     client, runs, i, k, specs[k].line, members[k], setups[k], module, stopper,
                     loggers[k], drawn.get(k),
                 )  # fmt: skip
+                finished.append((i, k, result))
+            # The figures last: the worker drew them while the members' other outputs were
+            # written, so the training process does not wait for it member by member.
+            for i, k, result in finished:
+                if not isinstance(result, str) and k in drawn:
+                    result = _log_figures(client, runs, i, specs[k].line, drawn[k][1], result)
                 if isinstance(result, str):
                     failures.append(result)
                     print(f"nnlab-train: {result}", file=sys.stderr)
@@ -278,11 +285,28 @@ def _finish_member(client, runs, i, k, line, member, setup, module, stopper, log
     net, figures = drawn or (None, None)
     try:
         return finish_member(
-            client, runs.ids[i], member, setup, module, k, stopper, logger, name, figures, net
-        )
+            client, runs.ids[i], member, setup, module, k, stopper, logger, name,
+            figures is not None, net,
+        )  # fmt: skip
     except Exception as err:
-        if store_failure(err) is not None:
-            raise
-        error = f"{type(err).__name__}: {err}"
-        runs.close(i, "FAILED", error)
-        return f"{line}: {error}; its run is marked FAILED"
+        return _failed(runs, i, line, err)
+
+
+def _log_figures(client, runs, i, line, figures, result):
+    """Member `line`'s figures, drawn by the worker (`figures`: the Future of their folder),
+    into its run (`runs`' i-th): `result`, or the line saying why its run is now FAILED."""
+    try:
+        client.log_artifacts(runs.ids[i], figures.result(), "plots")  # raises what drawing raised
+    except Exception as err:
+        return _failed(runs, i, line, err)
+    return result
+
+
+def _failed(runs, i, line, err: Exception) -> str:
+    """Close the i-th run FAILED for `err` (a store's failure is raised instead: every run
+    closes on it) and say so in a line."""
+    if store_failure(err) is not None:
+        raise err
+    error = f"{type(err).__name__}: {err}"
+    runs.close(i, "FAILED", error)
+    return f"{line}: {error}; its run is marked FAILED"
