@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from nnlab.plots.run_figures import Tabulated
+from nnlab.tracking.store.names import ERROR_TAG, MEMBER_TAG
 from tests.conftest import compose_config
 
 FIGURES = {"plots/curves.png", "plots/decision_boundary.png"}
@@ -53,3 +54,42 @@ def test_tabulated_outputs_answer_only_their_own_inputs():
     assert table(grid.copy()).tolist() == [1.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="not computed on"):
         table(grid + 1e-9)
+
+
+@pytest.mark.slow  # the worker is a process
+def test_a_member_whose_figures_fail_to_draw_fails_alone(store, monkeypatch):
+    """The figures are logged after every member's model (the worker draws meanwhile): a
+    member whose figures the worker cannot draw is FAILED with why, after its model, and the
+    others finish with all of theirs."""
+    from nnlab.training import population
+    from nnlab.training.repeats import run_group
+
+    real = population.figure_recipes
+    calls = []
+
+    def recipes(cfg, net, splits, task, history):
+        calls.append(None)
+        drawn = real(cfg, net, splits, task, history)
+        if len(calls) == 2:  # the second member's: a figure function plots does not have
+            drawn["curves.png"] = ("no_such_figure", {})
+        return drawn
+
+    monkeypatch.setattr(population, "figure_recipes", recipes)
+    cfg = compose_config(
+        "repeats=3",
+        "tracking.figure_workers=1",
+        "tracking.log_plots=true",
+        "tracking.log_model=true",
+    )
+    group = run_group(cfg, [], {})
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("nnlab").experiment_id])
+    members = sorted(
+        (r for r in runs if MEMBER_TAG in r.data.tags), key=lambda r: int(r.data.tags[MEMBER_TAG])
+    )
+    assert [r.info.status for r in members] == ["FINISHED", "FAILED", "FINISHED"]
+    assert "drawing the figures failed" in members[1].data.tags[ERROR_TAG]
+    assert len(members[1].outputs.model_outputs) == 1  # its model was in before its figures
+    for r in (members[0], members[2]):
+        assert {a.path for a in client.list_artifacts(r.info.run_id, "plots")} == FIGURES
+    assert len(group.members) == 2 and len(group.failures) == 1
