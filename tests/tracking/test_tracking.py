@@ -1,5 +1,7 @@
 """The store: where it is, and that a run always ends in a final state."""
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -87,3 +89,30 @@ def test_a_sqlite_store_writes_ahead_and_a_copy_of_it_after_a_checkpoint_is_whol
         [MlflowClient(f"sqlite:///{copy}").get_experiment_by_name("wal").experiment_id]
     )
     assert run.data.tags["k"] == "v" and run.info.status == "FINISHED"
+
+
+def test_a_store_on_a_network_filesystem_keeps_sqlites_default_journal(tmp_path):
+    """WAL needs shared memory that NFS or SMB cannot give between machines: the mount that
+    holds the store decides, the longest matching mount point winning."""
+    from nnlab.tracking.store.sqlite_wal import NETWORK_FILESYSTEMS, filesystem_type
+
+    mounts = "\n".join(
+        [
+            "/dev/vda / ext4 rw 0 0",
+            "server:/export /mnt/lab nfs4 rw 0 0",
+            "/dev/vdb /mnt/lab/local xfs rw 0 0",
+            "//nas/share /mnt/my\\040share cifs rw 0 0",
+        ]
+    )
+    kinds = {
+        where: filesystem_type(Path(where), mounts)
+        for where in ("/home/me/mlruns", "/mnt/lab/mlruns", "/mnt/lab/local/mlruns", "/mnt/labx")
+    }
+    assert kinds == {
+        "/home/me/mlruns": "ext4",
+        "/mnt/lab/mlruns": "nfs4",
+        "/mnt/lab/local/mlruns": "xfs",  # a local disk mounted inside the share
+        "/mnt/labx": "ext4",  # a sibling of the share's mount point, not inside it
+    }
+    assert filesystem_type(Path("/mnt/my share/mlruns"), mounts) == "cifs"
+    assert {"nfs4", "cifs"} <= NETWORK_FILESYSTEMS and "ext4" not in NETWORK_FILESYSTEMS
