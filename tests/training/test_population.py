@@ -224,6 +224,8 @@ def test_diverging_members_fail_alone_from_the_command_line(store):
     lines = [ln for ln in proc.stderr.splitlines() if "epoch" in ln and "members training" in ln]
     assert len(lines) == 10 and lines[0].endswith("epoch 3/30: 6 of 6 members training")
     assert lines[-1].endswith(f"epoch 30/30: {6 - len(failed)} of 6 members training")
+    # Then what the wait is for: the members' outputs, after the training.
+    assert "trained; writing the 6 members' outputs" in proc.stderr.split(lines[-1], 1)[1]
 
 
 @pytest.mark.slow

@@ -217,6 +217,11 @@ def train_population(
                 cfg, module, PopulationLogger(loggers), label, (stopper, pruning), checkpoint
             )
             fit_seconds = time.perf_counter() - fit_started
+            if cfg.trainer.progress != "none":  # ~0.25 s a member: say what the wait is
+                print(
+                    f"[{label}] trained; writing the {len(logged)} members' outputs",
+                    file=sys.stderr,
+                )
             drawn = _draw_figures(figures, Path(folder), logged, members, setups, module, loggers)
             finished = []
             for i, k in enumerate(logged):
