@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import sqlalchemy
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from sqlalchemy.engine import Engine
 
-import sqlalchemy  # noqa: E402
-from mlflow.entities import Metric  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-
-from nnlab.tracking.store import sqlite_wal  # noqa: E402
+from nnlab.tracking.store import sqlite_wal
 
 
 def per_call_ms(db: Path, wal: bool, calls: int) -> dict[str, float]:

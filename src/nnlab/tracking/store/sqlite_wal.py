@@ -25,7 +25,6 @@ create. A store that cannot switch (read-only, locked by another writer) keeps i
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def _write_ahead_log(connection, _record) -> None:
     cursor = connection.cursor()
     try:
         files = [row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"]
-        if not files or not files[0] or on_a_network_filesystem(Path(os.path.abspath(files[0]))):
+        if not files or not files[0] or on_a_network_filesystem(Path(files[0])):
             return  # in memory, or on a filesystem WAL cannot share: the default journal
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
