@@ -190,6 +190,29 @@ def processes_naming(text: str) -> list[int]:
     return [pid for pid in found if pid != os.getpid()]
 
 
+def assert_model_records_what_mlflow_would(client, run_id: str) -> None:
+    """The run's logged model (nnlab.nn.export.log_model) holds what mlflow.models.Model.log
+    gives a model logged for a run: READY, from this run and its experiment, the run's params,
+    and the run's step-0 metrics linked to it, each exactly once in the run's own curves."""
+    run = client.get_run(run_id)
+    (output,) = run.outputs.model_outputs
+    assert output.step == 0
+    model = client.get_logged_model(output.model_id)
+    assert (str(model.status), model.source_run_id) == ("READY", run_id)
+    assert model.experiment_id == run.info.experiment_id
+    assert model.params == run.data.params and model.params
+    step_zero = sorted(
+        (m.key, m.value, m.timestamp)
+        for key in run.data.metrics
+        for m in client.get_metric_history(run_id, key)
+        if m.step == 0
+    )
+    assert len({(key, v) for key, v, _ in step_zero}) == len(step_zero)  # no point twice
+    linked = sorted((m.key, m.value, m.timestamp) for m in model.metrics)
+    assert linked == step_zero and {k for k, *_ in linked} >= {"model/parameters", "train/loss"}
+    assert model.tags["mlflow.source.name"] == run.data.tags["mlflow.source.name"]
+
+
 def backend_params(names: list[str]) -> list:
     """Backends as test parameters. Outside CI, one whose extra is not installed is skipped,
     with what to install as the reason; in CI (`.ci/run` sets NNLAB_CI=1) it runs and fails."""

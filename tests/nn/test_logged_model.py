@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab import backends
 from nnlab.training.run import run_training
-from tests.conftest import backend_params, compose_config
+from tests.conftest import assert_model_records_what_mlflow_would, backend_params, compose_config
 
 
 @pytest.mark.parametrize("backend", backend_params(backends.names()))
@@ -32,6 +32,7 @@ def test_logged_model_predicts_what_the_trained_module_does(store, backend, data
         "trainer.checkpoint_every_s=0.001",
     )
     result = run_training(cfg)
+    assert_model_records_what_mlflow_would(MlflowClient(store), result.run_id)
     run = MlflowClient(store).get_run(result.run_id)
     (output,) = run.outputs.model_outputs  # the Models column links this
     # The run's page lists the models of the run's own experiment, stored beside its store.
@@ -84,6 +85,7 @@ def test_each_member_of_a_population_logs_a_model_of_its_own_weights(store):
     mlflow.set_tracking_uri(store)
     predictions = []
     for member in group.members:
+        assert_model_records_what_mlflow_would(MlflowClient(store), member.run_id)
         (output,) = MlflowClient(store).get_run(member.run_id).outputs.model_outputs
         model = mlflow.pyfunc.load_model(f"models:/{output.model_id}")
         splits = member.splits

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from nnlab.tracking.store import preflight
 from tests.commands import BIN, run_cli, spawn_cli, wait_for
+from tests.conftest import assert_model_records_what_mlflow_would
 from tests.servers import START_TIMEOUT_S, UVICORN_READY, listening_addresses, read_lines_until
 
 TINY = [
@@ -365,10 +366,18 @@ def test_resume_continues_a_killed_run_exactly(store):
     proc.wait()
     done = max(m.step for m in client.get_metric_history(run_id, "train/loss"))
     target = done + 40
-    resumed = run_cli("nnlab-train", f"resume={run_id}", f"trainer.max_epochs={target}", check=True)
+    resumed = run_cli(
+        "nnlab-train",
+        f"resume={run_id}",
+        f"trainer.max_epochs={target}",
+        "tracking.log_model=true",
+        check=True,
+    )
     assert "resuming run" in resumed.stdout
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
+    # Its model links the step-0 metrics the killed process wrote, as well as this one's.
+    assert_model_records_what_mlflow_would(client, run_id)
     curve = client.get_metric_history(run_id, "train/loss")
     assert [m.step for m in sorted(curve, key=lambda m: m.step)] == list(range(target))
 

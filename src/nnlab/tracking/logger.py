@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
+from nnlab.tracking.store.client import log_metrics
 
 
 class BufferedMlflowLogger(Logger):
@@ -35,6 +35,10 @@ class BufferedMlflowLogger(Logger):
         self.flush_every_s = flush_every_s
         self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
         self._last_flush = time.monotonic()
+        # The step-0 values as written (timestamps included): MLflow links a run's step-0
+        # metrics to the model it logs (nnlab.nn.export.log_model), and a copy that differs in
+        # its timestamp would be a second point in the run's curve.
+        self.step_zero: list[Metric] = []
         # key -> [(epoch, value)]: what the run holds. A resumed run starts from its stored
         # curves, and values for epochs it already has are not written again (recomputed
         # epochs after a checkpoint are identical), so no epoch appears twice.
@@ -72,17 +76,15 @@ class BufferedMlflowLogger(Logger):
                 continue  # this epoch is already in the run (see __init__)
             known.append((epoch, value))
             self._pending.append((key, value, now_ms, epoch))
+            if epoch == 0:
+                self.step_zero.append(Metric(key, value, now_ms, 0))
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
         if self.client is not None and self.run_id is not None:
-            while self._pending:
-                batch = self._pending[:MAX_METRICS_PER_BATCH]
-                self.client.log_batch(self.run_id, metrics=[Metric(*m) for m in batch])
-                del self._pending[: len(batch)]
-        else:
-            self._pending.clear()
+            log_metrics(self.client, self.run_id, [Metric(*m) for m in self._pending])
+        self._pending.clear()
         self._last_flush = time.monotonic()
 
     @rank_zero_only

@@ -55,10 +55,13 @@ def finish_member(
     net = net if net is not None else member_network(cfg, module, k, setup)
     metrics = {key: points[-1][1] for key, points in logger.history.items()}
     objective = metrics.get(str(cfg.objective), math.nan)
+    best: list[Metric] = []
     if stopper is not None and stopper.best_epoch[k] is not None:
-        metrics.update(record_best_epoch(client, run_id, stopper, k))
+        best = record_best_epoch(client, run_id, stopper, k)
+        metrics.update({m.key: m.value for m in best})
         objective = stopper.best_value[k]  # what the run reports: its best epoch's
-    log_outputs(client, run_id, cfg, net, setup, logger.history, figures_elsewhere)
+    step_zero = [*logger.step_zero, *(m for m in best if m.step == 0)]
+    log_outputs(client, run_id, cfg, net, setup, logger.history, step_zero, figures_elsewhere)
     trained = TrainedMember(net, setup.task, setup.loss_name)
     return RunResult(
         run_id,
@@ -86,14 +89,13 @@ def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhe
     )
 
 
-def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> dict[str, float]:
+def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> list[Metric]:
     """Member k's best epoch's metrics as `best/<key>` (step = that epoch), and the tags saying
-    which epoch was kept and why training stopped."""
-
-    best = {f"best/{key}": v for key, v in stopper.best_metrics[k].items()}
+    which epoch was kept and why training stopped. Returns the metrics as written."""
     now = int(time.time() * 1000)
     epoch = stopper.best_epoch[k]
-    client.log_batch(run_id, metrics=[Metric(key, v, now, epoch) for key, v in best.items()])
+    best = [Metric(f"best/{key}", v, now, epoch) for key, v in stopper.best_metrics[k].items()]
+    client.log_batch(run_id, metrics=best)
     set_tags(client, run_id, {BEST_EPOCH_TAG: str(epoch), STOPPED_EARLY_TAG: stopper.summary(k)})
     return best
 
@@ -172,11 +174,12 @@ def module_title(cfg) -> str:
 
 
 def log_outputs(
-    client, run_id, cfg, net, setup: RunSetup, history, figures_elsewhere: bool = False
+    client, run_id, cfg, net, setup: RunSetup, history, step_zero, figures_elsewhere=False
 ) -> None:
     """The trained network's figures (unless `figures_elsewhere`: drawn in a worker,
     nnlab.plots.background, and logged by the caller), its weights as `checkpoints/model.ckpt`
-    (nn.Linear layers' state_dict) and its MLflow Model."""
+    (nn.Linear layers' state_dict) and its MLflow Model, which links the run's step-0 metrics
+    `step_zero` (nnlab.nn.export.log_model)."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
         if cfg.tracking.log_plots and not figures_elsewhere:
@@ -188,18 +191,28 @@ def log_outputs(
             plain = as_torch_mlp(net, cfg.model.activation, setup.dtype)
             torch.save({"state_dict": plain.state_dict()}, out / "checkpoints" / "model.ckpt")
         client.log_artifacts(run_id, str(out))
+    run = client.get_run(run_id)  # its experiment, params and artifact folder, read once
     if cfg.tracking.log_model:
         splits = setup.splits
         model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
-        log_model(run_id, client.tracking_uri, model, raw_test, model_schema(setup, setup.dtype))
-    drop_resume_checkpoint(client, run_id)
+        step_zero = _stored_step_zero(client, run_id, history, step_zero)
+        log_model(client, run, model, raw_test, model_schema(setup, setup.dtype), step_zero)
+    drop_resume_checkpoint(run.info.artifact_uri)
 
 
-def drop_resume_checkpoint(client, run_id: str) -> None:
+def _stored_step_zero(client, run_id: str, history, step_zero: list[Metric]) -> list[Metric]:
+    """`step_zero` with the step-0 points this process did not write: a resumed run's, written
+    by the process that began it (read back, as MLflow itself would)."""
+    missing = {k for k, points in history.items() if points and points[0][0] == 0}
+    missing -= {m.key for m in step_zero}
+    stored = [m for key in sorted(missing) for m in client.get_metric_history(run_id, key)]
+    return [*step_zero, *(m for m in stored if m.step == 0)]
+
+
+def drop_resume_checkpoint(artifact_uri: str) -> None:
     """A finished run needs no resume point: its periodic checkpoints/last.ckpt would only sit
-    beside the final model as a stale copy."""
-
-    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    beside the final model as a stale copy. `artifact_uri`: the run's artifact folder."""
+    repo = get_artifact_repository(artifact_uri)
     if any(f.path == f"{ARTIFACT_DIR}/{LAST}" for f in repo.list_artifacts(ARTIFACT_DIR)):
         repo.delete_artifacts(f"{ARTIFACT_DIR}/{LAST}")
