@@ -1,6 +1,8 @@
 """A population's figures drawn in a worker process (nnlab.plots.background): every member's
 figures are in its run, pixel for pixel those drawn in the training process."""
 
+from pathlib import Path
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -93,3 +95,29 @@ def test_a_member_whose_figures_fail_to_draw_fails_alone(store, monkeypatch):
     for r in (members[0], members[2]):
         assert {a.path for a in client.list_artifacts(r.info.run_id, "plots")} == FIGURES
     assert len(group.members) == 2 and len(group.failures) == 1
+
+
+@pytest.mark.slow  # the worker is a process
+def test_the_training_process_draws_what_the_worker_has_not_begun(tmp_path):
+    """draw_unstarted: the training process takes the figures from the end of the queue while
+    the worker takes them from the front; each member's figures are drawn once, by one of
+    them, and equal those drawn in process."""
+    from nnlab.plots.background import RECIPES_FILE, FigureWriter, write_figures
+
+    def recipes(k: int) -> dict:
+        curve = [(e, 1.0 / (e + 1 + k)) for e in range(30)]
+        history = {"train/loss": curve, "val/loss": curve, "val/acc": curve}
+        return {"curves.png": ("curves_figure", {"history": history, "metric": "acc"})}
+
+    with FigureWriter(1) as writer:
+        futures = [writer.submit(recipes(k), tmp_path / str(k)) for k in range(6)]
+        writer.draw_unstarted()  # the worker is still starting: this process takes the last
+        folders = [f.result(timeout=60) for f in futures]
+    assert 5 in writer.drawn_here
+    for k, folder in enumerate(folders):
+        assert sorted(p.name for p in Path(folder).iterdir()) == ["curves.png"], RECIPES_FILE
+        inline = tmp_path / f"inline{k}"
+        inline.mkdir()
+        write_figures(recipes(k), inline)
+        drawn = matplotlib.image.imread(Path(folder) / "curves.png")
+        assert np.array_equal(drawn, matplotlib.image.imread(inline / "curves.png"))

@@ -5,7 +5,10 @@ Drawing is the largest piece of a member's outputs: ~0.2 s for its two figures o
 machine, against ~0.1 s for its MLflow Model and ~0.06 s of store writes. A figure needs
 only arrays (nnlab.training.outputs.figure_recipes computes the network's outputs first), so
 a worker draws them, in order, while the members' other outputs are written; each member's
-figures land in a folder of their own, logged into its run when they are done.
+figures land in a folder of their own, logged into its run when they are done. Once the
+training process has written the rest, it draws from the other end of the queue
+(`FigureWriter.draw_unstarted`) rather than wait: whoever claims a member's figures first
+draws them (a claim is a file created exclusively), so both cores work until the last.
 
 The worker is `python -m nnlab.plots.background`, fed pickled recipes on its stdin, not a
 multiprocessing pool: a pool's spawned child re-imports the parent's main script, and a
@@ -15,12 +18,13 @@ NumPy only.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import subprocess
 import sys
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 
 from nnlab.plots.recipes import draw
@@ -30,6 +34,17 @@ from nnlab.plots.run_figures import FIGURE_DPI
 # few members on. Below, figures are drawn in the training process as for a plain run.
 MIN_MEMBERS_FOR_A_WORKER = 4
 RECIPES_FILE = "recipes.pickle"
+CLAIMED = "claimed"  # the worker's reply for figures the training process claimed first
+
+
+def claim(folder: Path) -> bool:
+    """Whether this process may draw the figures of `folder`: the first to ask wins. The claim
+    sits beside the folder, which is logged as the run's plots/."""
+    try:
+        os.close(os.open(f"{folder}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 def write_figures(recipes: dict[str, tuple[str, dict]], folder: Path) -> str:
@@ -53,6 +68,7 @@ class FigureWriter:
     def __init__(self, workers: int):
         self.worker = None
         self.pending: dict[int, tuple[Future, str]] = {}  # task -> (its Future, its folder)
+        self.drawn_here: list[int] = []  # the tasks this process drew (draw_unstarted)
         self.lock = threading.Lock()
         if workers > 0:
             self.worker = subprocess.Popen(
@@ -86,6 +102,23 @@ class FigureWriter:
             future.set_exception(RuntimeError(f"the figure worker is gone ({err})"))
         return future
 
+    def draw_unstarted(self) -> None:
+        """Draw, in this process, the figures the worker has not begun, from the last
+        submitted back; stop at the first it has claimed (it takes them in order)."""
+        with self.lock:
+            tasks = sorted(self.pending, reverse=True)
+        for task in tasks:
+            future, folder = self.pending[task]
+            if future.done() or not claim(Path(folder)):
+                return
+            error = _draw_task(Path(folder))
+            with contextlib.suppress(InvalidStateError):  # the worker's end already failed it
+                if error is None:
+                    future.set_result(folder)
+                else:
+                    future.set_exception(RuntimeError(f"drawing the figures failed: {error}"))
+            self.drawn_here.append(task)
+
     def _read_replies(self) -> None:
         while True:
             try:
@@ -93,6 +126,8 @@ class FigureWriter:
             except (EOFError, OSError, pickle.UnpicklingError):
                 break
             future, folder = self.pending[task]
+            if error == CLAIMED:
+                continue  # draw_unstarted drew them and resolved the Future
             if error is None:
                 future.set_result(folder)
             else:
@@ -114,6 +149,18 @@ class FigureWriter:
         self.reader.join(timeout=5)
 
 
+def _draw_task(folder: Path) -> str | None:
+    """Draw the recipes submitted into `folder`; None, or the error that stopped it."""
+    try:
+        recipes_file = folder / RECIPES_FILE
+        recipes = pickle.loads(recipes_file.read_bytes())
+        recipes_file.unlink()  # the folder is logged as the run's plots/
+        write_figures(recipes, folder)
+    except Exception as err:  # reported to the member it belongs to
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
 def _serve() -> None:
     """The worker: for each (task, folder) read from stdin, draw the recipes in that folder;
     answer (task, error)."""
@@ -126,14 +173,7 @@ def _serve() -> None:
             task, folder = pickle.load(requests)
         except EOFError:
             return
-        try:
-            recipes_file = Path(folder) / RECIPES_FILE
-            recipes = pickle.loads(recipes_file.read_bytes())
-            recipes_file.unlink()  # the folder is logged as the run's plots/
-            write_figures(recipes, Path(folder))
-            error = None
-        except Exception as err:  # reported to the member it belongs to
-            error = f"{type(err).__name__}: {err}"
+        error = _draw_task(Path(folder)) if claim(Path(folder)) else CLAIMED
         pickle.dump((task, error), replies)
         replies.flush()
 

@@ -230,6 +230,7 @@ def train_population(
                     loggers[k], drawn.get(k),
                 )  # fmt: skip
                 finished.append((i, k, result))
+            figures.draw_unstarted()  # rather than wait for the worker: both cores draw
             # The figures last: the worker drew them while the members' other outputs were
             # written, so the training process does not wait for it member by member.
             for i, k, result in finished:
