@@ -160,12 +160,8 @@ def _save_model(path: Path, tmp: Path, mlmodel: Model, model, x_example, schema:
     pyfunc model of nnlab.nn.served_model, in folder `path`."""
     example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
     _skip_the_installed_packages_scan()
-    program = torch.export.export(
-        model.eval(),
-        (torch.as_tensor(example),),
-        dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),  # any number of rows
-    )
-    torch.export.save(program, tmp / "model.pt2")
+    program = _traced(model.eval(), torch.as_tensor(example))
+    torch.export.save(program, tmp / "model.pt2")  # saved at once: this member's weights
     (tmp / "schema.json").write_text(json.dumps(schema, indent=2))
     with warnings.catch_warnings():
         # MLflow asks for an input example; the signature names the columns already, and an
@@ -203,39 +199,51 @@ def _skip_the_installed_packages_scan() -> None:
         requirements_utils._MODULES_TO_PACKAGES = {"mlflow": ["mlflow"], "torch": ["torch"]}
 
 
+# shape -> its traced program, while one_export_per_shape is active
+_programs: dict | None = None
+
+
 @contextmanager
 def one_export_per_shape() -> Iterator[None]:
-    """While active, `torch.export.export` traces each model shape once; a model of a shape
-    already traced gets that program with its own weights and buffers copied in. The members
-    of a population share their graph and differ only in weights (and, with their own data
-    seeds, in the standardisation buffers); tracing is 0.14 s of a member's 0.27 s model
-    export. MLflow calls `torch.export.export` and saves the program at once, so each member's
-    saved file holds its own weights (tests/nn/test_logged_model.py checks every member)."""
-    real = torch.export.export
-    programs: dict = {}
-
-    def export(model, args, *rest, **kwargs):
-        state = model.state_dict()
-        shape = (
-            repr(model),
-            tuple((k, tuple(v.shape), v.dtype) for k, v in state.items()),
-            tuple((tuple(a.shape), a.dtype) for a in args),
-            repr(rest),
-            repr(sorted(kwargs.items())),
-        )
-        program = programs.get(shape)
-        if program is None:
-            # The program holds the model's own tensors: tracing a private copy keeps them
-            # apart from the member whose weights the next export copies in.
-            program = programs[shape] = real(copy.deepcopy(model), args, *rest, **kwargs)
-            return program
-        with torch.no_grad():
-            for name, tensor in program.state_dict.items():
-                tensor.copy_(state[name])
-        return program
-
-    torch.export.export = export
+    """While active, each model shape is traced once; a model of a shape already traced gets
+    that program with its own weights and buffers copied in. The members of a population
+    share their graph and differ only in weights (and, with their own data seeds, in the
+    standardisation buffers); tracing is 0.14 s of a member's 0.27 s model export. Each
+    member's program is saved before the next is copied in, so each saved file holds its own
+    weights (tests/nn/test_logged_model.py checks every member)."""
+    global _programs
+    outer, _programs = _programs, {}
     try:
         yield
     finally:
-        torch.export.export = real
+        _programs = outer
+
+
+def _traced(model: nn.Module, example: torch.Tensor):
+    """`model` traced by torch.export for any number of rows of `example`'s kind."""
+    if _programs is None:
+        return _trace(model, example)
+    state = model.state_dict()
+    shape = (
+        repr(model),
+        tuple((k, tuple(v.shape), v.dtype) for k, v in state.items()),
+        (tuple(example.shape), example.dtype),
+    )
+    program = _programs.get(shape)
+    if program is None:
+        # The program holds the model's own tensors: tracing a private copy keeps them apart
+        # from the member whose weights the next one copies in.
+        program = _programs[shape] = _trace(copy.deepcopy(model), example)
+        return program
+    with torch.no_grad():
+        for name, tensor in program.state_dict.items():
+            tensor.copy_(state[name])
+    return program
+
+
+def _trace(model: nn.Module, example: torch.Tensor):
+    return torch.export.export(
+        model,
+        (example,),
+        dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),  # any number of rows
+    )
