@@ -65,12 +65,16 @@ def curves_figure(history: Mapping[str, Curve], metric: str, title: str = "") ->
     loss_ax, metric_ax = fig.subplots(1, 2)
     plot_curve(loss_ax, history.get("train/loss", []), "train")
     plot_curve(loss_ax, history.get("val/loss", []), "val")
-    loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
+    # A title at a fixed height: placing it automatically measures every tick label (a tenth of
+    # the figure's drawing), and these axes have nothing above them to avoid.
+    loss_ax.set(xlabel="epoch", ylabel="loss")
+    loss_ax.set_title("loss", y=1.0)
     if spans_decades(history.get("train/loss", [])):
         loss_ax.set_yscale("log")
     loss_ax.legend()
     plot_curve(metric_ax, history.get(f"val/{metric}", []), "val", color="tab:orange")
-    metric_ax.set(xlabel="epoch", ylabel=metric, title=f"val/{metric}")
+    metric_ax.set(xlabel="epoch", ylabel=metric)
+    metric_ax.set_title(f"val/{metric}", y=1.0)
     fig.suptitle(title)
     return fig
 

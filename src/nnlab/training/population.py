@@ -186,13 +186,12 @@ def train_population(
         closers,
         resume_run_ids=resume.run_ids if resume is not None else None,
     ) as runs:
-        if resume is None and len(runs.ids) > 1:
-            for run_id in runs.ids:  # any member's id resumes the whole population
-                set_tags(client, run_id, {POPULATION_RUNS_TAG: ",".join(runs.ids)})
+        # Any member's id resumes the whole population.
+        together = {POPULATION_RUNS_TAG: ",".join(runs.ids)} if len(runs.ids) > 1 else {}
         for i, k in enumerate(logged):
             member, setup = members[k], setups[k]
             if resume is None:
-                log_run_inputs(client, runs.ids[i], member, specs[k].overrides, setup)
+                log_run_inputs(client, runs.ids[i], member, specs[k].overrides, setup, together)
             loggers[k].client, loggers[k].run_id = client, runs.ids[i]
             specs[k].run_id = runs.ids[i]
             loggers[k].run_name = names[k]

@@ -111,9 +111,12 @@ def describer(cfg: DictConfig, setup: RunSetup, history_of, parent):
     return describe
 
 
-def log_run_inputs(client, run_id: str, cfg: DictConfig, overrides, setup: RunSetup) -> None:
-    """Params, dataset inputs and the config: logged when a run opens (resume reads them)."""
-    log_params(client, run_id, experiment_params(cfg))
+def log_run_inputs(
+    client, run_id: str, cfg: DictConfig, overrides, setup: RunSetup, tags: dict | None = None
+) -> None:
+    """Params, dataset inputs and the config: logged when a run opens (resume reads them).
+    `tags`: more of the run's tags, written with its params."""
+    log_params(client, run_id, experiment_params(cfg), tags)
     log_dataset_inputs(client, run_id, cfg.data, setup.splits)
     _log_config(client, run_id, cfg, overrides, setup.table)
 

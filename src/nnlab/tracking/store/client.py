@@ -142,10 +142,20 @@ def code_source_tags() -> dict[str, str | None]:
     return {SOURCE_NAME_TAG: "nnlab-train", SOURCE_TYPE_TAG: "LOCAL", GIT_COMMIT_TAG: git_commit()}
 
 
-def log_params(client: MlflowClient, run_id: str, params: Mapping[str, Any]) -> None:
+def log_params(
+    client: MlflowClient,
+    run_id: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, Any] | None = None,
+) -> None:
+    """`params` (and `tags`, in the same write: a population opens many runs at once)."""
     items = [Param(k, redact(str(v))[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
-    for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
-        client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
+    tagged = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items() if v is not None]
+    if not items and not tagged:
+        return
+    for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
+        batch = items[start : start + MAX_PARAMS_PER_BATCH]
+        client.log_batch(run_id, params=batch, tags=tagged if start == 0 else [])
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
