@@ -91,8 +91,9 @@ def shares_a_population(hydra_context, sweep_config, overrides, in_a_trial: bool
     (a trial follows one run: nnlab.config.member_keys.why_not_population)."""
     # lazy: the override parser loads when a sweep groups jobs
     from nnlab.config.member_keys import why_not_population
+    from nnlab.sweeps.job_configs import composed_job
 
-    cfg = hydra_context.config_loader.load_sweep_config(sweep_config, list(overrides))
+    cfg = composed_job(hydra_context.config_loader, sweep_config, overrides)
     if cfg.resume is not None or cfg.trainer.get("population", "auto") is False:
         return False
     if in_a_trial and int(cfg.repeats) > 1:

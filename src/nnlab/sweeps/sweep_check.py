@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from nnlab.config.check import check_config
 from nnlab.config.rules import RULES, ConfigError, check_rules, overrides_as_written
 from nnlab.data.datasets import DataError
+from nnlab.sweeps.job_configs import composed_job
 from nnlab.sweeps.study import is_sweep_override
 
 SWEEP_WIDE_KEYS = ("tracking.uri", "tracking.experiment")
@@ -63,7 +64,7 @@ def grid_jobs(config: DictConfig) -> list[list[str]]:
 def _job_config(config: DictConfig, overrides: list[str]) -> DictConfig:
     """The config the job with `overrides` gets, as its task function sees it."""
 
-    job = GlobalHydra.instance().config_loader().load_sweep_config(config, list(overrides))
+    job = composed_job(GlobalHydra.instance().config_loader(), config, overrides)
     with open_dict(job):
         del job["hydra"]
     return job
