@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from mlflow.entities import Run
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from nnlab.nn.tasks import higher_is_better
@@ -40,6 +41,7 @@ class RunRow:
     metrics: dict[str, float]
     params: dict[str, str] = field(repr=False)
     tags: dict[str, str] = field(repr=False)
+    artifact_uri: str = field(default="", repr=False)
 
     @property
     def objective(self) -> float:
@@ -65,6 +67,7 @@ def to_row(run: Run) -> RunRow:
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
         tags=dict(tags),
+        artifact_uri=run.info.artifact_uri,
     )
 
 
@@ -249,10 +252,13 @@ def _download_boundaries(
                 reason = r.tags.get(ERROR_TAG, "")[:40]
                 images.append((f"{label}\nFAILED: {reason}", np.full((10, 10, 3), 0.92)))
                 continue
-            names = {a.path for a in client.list_artifacts(r.run_id, "plots")}
+            # The run's own folder, not runs:/<id>: MLflow resolves a runs:/ path by first
+            # searching the run's logged models (~25 ms a run here, twice).
+            repo = get_artifact_repository(r.artifact_uri, tracking_uri=client.tracking_uri)
+            names = {a.path for a in repo.list_artifacts("plots")}
             if "plots/decision_boundary.png" not in names:
                 continue
-            path = client.download_artifacts(r.run_id, "plots/decision_boundary.png", tmp)
+            path = repo.download_artifacts("plots/decision_boundary.png", tmp)
             images.append((f"{label}\n{r.objective_key}={_fmt(r.objective)}", imread(path)))
             Path(path).unlink()
     return images

@@ -198,7 +198,7 @@ def log_outputs(
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
         step_zero = _stored_step_zero(client, run_id, history, step_zero)
         log_model(client, run, model, raw_test, model_schema(setup, setup.dtype), step_zero)
-    drop_resume_checkpoint(run.info.artifact_uri)
+    drop_resume_checkpoint(run.info.artifact_uri, client.tracking_uri)
 
 
 def _stored_step_zero(client, run_id: str, history, step_zero: list[Metric]) -> list[Metric]:
@@ -210,9 +210,10 @@ def _stored_step_zero(client, run_id: str, history, step_zero: list[Metric]) -> 
     return [*step_zero, *(m for m in stored if m.step == 0)]
 
 
-def drop_resume_checkpoint(artifact_uri: str) -> None:
+def drop_resume_checkpoint(artifact_uri: str, tracking_uri: str) -> None:
     """A finished run needs no resume point: its periodic checkpoints/last.ckpt would only sit
-    beside the final model as a stale copy. `artifact_uri`: the run's artifact folder."""
-    repo = get_artifact_repository(artifact_uri)
+    beside the final model as a stale copy. `artifact_uri`: the run's artifact folder, which
+    a tracking server names relative to itself (mlflow-artifacts:/...)."""
+    repo = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
     if any(f.path == f"{ARTIFACT_DIR}/{LAST}" for f in repo.list_artifacts(ARTIFACT_DIR)):
         repo.delete_artifacts(f"{ARTIFACT_DIR}/{LAST}")
