@@ -191,7 +191,7 @@ def processes_naming(text: str) -> list[int]:
 
 
 def assert_model_records_what_mlflow_would(client, run_id: str) -> None:
-    """The run's logged model (nnlab.nn.export.log_model) holds what mlflow.models.Model.log
+    """The run's logged model (nnlab.tracking.logged_model) holds what mlflow.models.Model.log
     gives a model logged for a run: READY, from this run and its experiment, the run's params,
     and the run's step-0 metrics linked to it, each exactly once in the run's own curves."""
     run = client.get_run(run_id)

@@ -6,16 +6,15 @@ training split's statistics and applies the MLP (a NumPy or einsum network is co
 for weight, into its nn.Linear equivalent). It is traced by `torch.export` (a graph, loaded
 without unpickling code) and served by nnlab.nn.served_model, an MLflow "model from code":
 named input columns, class labels or per-class probabilities out (`params={"output": ...}`).
+This module makes the model's folder; nnlab.tracking.logged_model logs it as its run's.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import importlib.metadata
 import json
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,16 +24,12 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import torch
-from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Run
 from mlflow.models import Model, ModelSignature
-from mlflow.tracking import MlflowClient
-from mlflow.tracking.context import registry as context_registry
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.utils import requirements_utils
 from torch import nn
 
 from nnlab.nn.nets import TorchMLP
-from nnlab.tracking.store.client import code_source_tags, log_metrics
 
 MODEL_NAME = "model"
 SERVED_MODEL_CODE = Path(__file__).with_name("served_model.py")  # saved with the model
@@ -108,56 +103,10 @@ def model_signature(schema: dict):
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
-def log_model(
-    client: MlflowClient,
-    run: Run,
-    model: StandardisedNet,
-    x_example: np.ndarray,
-    schema: dict,
-    step_zero: list[Metric],
-) -> str:
-    """Log `model` as `run`'s MLflow Model (nnlab.nn.served_model); returns its URI.
-
-    What `mlflow.models.Model.log` records for a run, from what nnlab already holds: the
-    model in the run's experiment, with the run's params and its context tags, listed among
-    the run's outputs at step 0, and the run's step-0 metrics (`step_zero`, timestamps as
-    written) linked to it. Model.log reads those back (the run, then every metric's whole
-    history: ~0.2 s a member here, most of a population member's outputs) and takes the store
-    and experiment from MLflow's globals. tests/nn/test_logged_model.py holds the two equal."""
-    run_id = run.info.run_id
-    logged = client.create_logged_model(
-        run.info.experiment_id,
-        name=MODEL_NAME,
-        source_run_id=run_id,
-        params=dict(run.data.params),
-        tags=_context_tags(),
-    )
-    try:
-        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
-        linked = [
-            Metric(m.key, m.value, m.timestamp, 0, model_id=logged.model_id) for m in step_zero
-        ]
-        log_metrics(client, run_id, linked)
-        mlmodel = Model(
-            artifact_path=logged.artifact_location,
-            model_uuid=logged.model_id,
-            run_id=run_id,
-            model_id=logged.model_id,
-        )
-        with tempfile.TemporaryDirectory(prefix="nnlab-model-") as tmp:
-            saved = Path(tmp) / MODEL_NAME
-            _save_model(saved, Path(tmp), mlmodel, model, x_example, schema)
-            client.log_model_artifacts(logged.model_id, str(saved))
-    except BaseException:
-        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
-        raise
-    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
-    return f"models:/{logged.model_id}"
-
-
-def _save_model(path: Path, tmp: Path, mlmodel: Model, model, x_example, schema: dict) -> None:
+def save_model(path: Path, tmp: Path, mlmodel: Model, model, x_example, schema: dict) -> None:
     """`model` traced by torch.export (a graph, no pickle) and saved with its schema as the
-    pyfunc model of nnlab.nn.served_model, in folder `path`."""
+    pyfunc model of nnlab.nn.served_model, in folder `path` (`tmp`: a folder for the files
+    it is made from). `mlmodel`: the MLmodel it describes itself with (its ids)."""
     example = np.asarray(x_example[:EXAMPLE_ROWS], dtype=model.mean.numpy().dtype)
     _skip_the_installed_packages_scan()
     program = _traced(model.eval(), torch.as_tensor(example))
@@ -177,14 +126,6 @@ def _save_model(path: Path, tmp: Path, mlmodel: Model, model, x_example, schema:
         )
     for cache in list(path.rglob("__pycache__")):  # left by MLflow loading the code, if it did
         shutil.rmtree(cache, ignore_errors=True)
-
-
-@functools.cache  # the same for every run of this process
-def _context_tags() -> dict[str, str]:
-    """The tags MLflow gives a model it creates (who logged it), with the source its run
-    names: the entry point and the commit."""
-    source = {k: v for k, v in code_source_tags().items() if v is not None}
-    return {**context_registry.resolve_tags(), **source}
 
 
 def _skip_the_installed_packages_scan() -> None:

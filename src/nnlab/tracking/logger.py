@@ -36,8 +36,8 @@ class BufferedMlflowLogger(Logger):
         self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
         self._last_flush = time.monotonic()
         # The step-0 values as written (timestamps included): MLflow links a run's step-0
-        # metrics to the model it logs (nnlab.nn.export.log_model), and a copy that differs in
-        # its timestamp would be a second point in the run's curve.
+        # metrics to the model it logs (nnlab.tracking.logged_model), and a copy that
+        # differs in its timestamp would be a second point in the run's curve.
         self.step_zero: list[Metric] = []
         # key -> [(epoch, value)]: what the run holds. A resumed run starts from its stored
         # curves, and values for epochs it already has are not written again (recomputed

@@ -21,7 +21,7 @@ from nnlab.data.splits import (
     Splits,
     dataset_label,
 )
-from nnlab.nn.export import as_torch_mlp, exportable_model, log_model, model_schema
+from nnlab.nn.export import as_torch_mlp, exportable_model, model_schema
 from nnlab.nn.population_nets import TrainedMember
 from nnlab.nn.tasks import Task
 from nnlab.plots import run_figures as plots
@@ -30,6 +30,7 @@ from nnlab.plots.recipes import draw
 from nnlab.tracking.describe import (
     optimizer_name,
 )
+from nnlab.tracking.logged_model import log_model
 from nnlab.tracking.store.client import set_tags
 from nnlab.tracking.store.names import (
     BEST_EPOCH_TAG,
@@ -179,7 +180,7 @@ def log_outputs(
     """The trained network's figures (unless `figures_elsewhere`: drawn in a worker,
     nnlab.plots.background, and logged by the caller), its weights as `checkpoints/model.ckpt`
     (nn.Linear layers' state_dict) and its MLflow Model, which links the run's step-0 metrics
-    `step_zero` (nnlab.nn.export.log_model)."""
+    `step_zero` (nnlab.tracking.logged_model.log_model)."""
     with tempfile.TemporaryDirectory(prefix="nnlab-artifacts-") as tmp:
         out = Path(tmp)
         if cfg.tracking.log_plots and not figures_elsewhere:
