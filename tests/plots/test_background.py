@@ -114,6 +114,9 @@ def test_the_training_process_draws_what_the_worker_has_not_begun(tmp_path):
         writer.draw_unstarted()  # the worker is still starting: this process takes the last
         folders = [f.result(timeout=60) for f in futures]
     assert 5 in writer.drawn_here
+    # Leaving the block waited for the worker to answer every task, those it passed over too:
+    # only then may the folders go (nnlab.training.population removes them next).
+    assert writer.answered == set(range(6)) and writer.worker.returncode == 0
     for k, folder in enumerate(folders):
         assert sorted(p.name for p in Path(folder).iterdir()) == ["curves.png"], RECIPES_FILE
         inline = tmp_path / f"inline{k}"

@@ -69,6 +69,7 @@ class FigureWriter:
         self.worker = None
         self.pending: dict[int, tuple[Future, str]] = {}  # task -> (its Future, its folder)
         self.drawn_here: list[int] = []  # the tasks this process drew (draw_unstarted)
+        self.answered: set[int] = set()  # the tasks the worker has replied to
         self.lock = threading.Lock()
         if workers > 0:
             self.worker = subprocess.Popen(
@@ -126,15 +127,18 @@ class FigureWriter:
             except (EOFError, OSError, pickle.UnpicklingError):
                 break
             future, folder = self.pending[task]
+            self.answered.add(task)
             if error == CLAIMED:
                 continue  # draw_unstarted drew them and resolved the Future
-            if error is None:
-                future.set_result(folder)
-            else:
-                future.set_exception(RuntimeError(f"drawing the figures failed: {error}"))
+            with contextlib.suppress(InvalidStateError):  # resolved here already: cannot be
+                if error is None:
+                    future.set_result(folder)
+                else:
+                    future.set_exception(RuntimeError(f"drawing the figures failed: {error}"))
         for future, _ in list(self.pending.values()):  # the worker ended before answering
-            if not future.done():
-                future.set_exception(RuntimeError("the figure worker ended early"))
+            with contextlib.suppress(InvalidStateError):
+                if not future.done():
+                    future.set_exception(RuntimeError("the figure worker ended early"))
 
     def __enter__(self) -> FigureWriter:
         return self
@@ -142,7 +146,9 @@ class FigureWriter:
     def __exit__(self, kind, error, trace) -> None:
         if self.worker is None:
             return
-        self.worker.stdin.close()  # the worker exits once it has drawn what it was given
+        # The worker exits once it has answered every task it was given, those it passes over
+        # included: the folders it writes in must outlive this (nnlab.training.population).
+        self.worker.stdin.close()
         if kind is not None:
             self.worker.kill()  # on an error or Ctrl-C nothing more is waited for
         self.worker.wait()
@@ -173,7 +179,10 @@ def _serve() -> None:
             task, folder = pickle.load(requests)
         except EOFError:
             return
-        error = _draw_task(Path(folder)) if claim(Path(folder)) else CLAIMED
+        try:
+            error = _draw_task(Path(folder)) if claim(Path(folder)) else CLAIMED
+        except OSError as err:  # the claim could not be made: reported, not fatal
+            error = f"{type(err).__name__}: {err}"
         pickle.dump((task, error), replies)
         replies.flush()
 

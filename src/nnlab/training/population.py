@@ -204,9 +204,11 @@ def train_population(
                 pruning.note_run(k, runs.ids[i])
         workers = figure_workers(cfg.tracking.get("figure_workers", "auto"), len(logged))
         with (
+            # The folder outlives the worker: figures the training process drew are still in
+            # the worker's queue, to be passed over, when the training process is done.
+            tempfile.TemporaryDirectory(prefix="nnlab-figures-") as folder,
             # Started now, the figure worker's start-up overlaps the training.
             FigureWriter(workers if cfg.tracking.log_plots else 0) as figures,
-            tempfile.TemporaryDirectory(prefix="nnlab-figures-") as folder,
             one_export_per_shape(),  # the members share a graph: traced once
         ):
             fit_started = time.perf_counter()
