@@ -61,7 +61,7 @@ def finish_member(
         best = record_best_epoch(client, run_id, stopper, k)
         metrics.update({m.key: m.value for m in best})
         objective = stopper.best_value[k]  # what the run reports: its best epoch's
-    step_zero = [*logger.step_zero, *(m for m in best if m.step == 0)]
+    step_zero = step_zero_metrics(client, run_id, logger, best) if cfg.tracking.log_model else []
     log_outputs(client, run_id, cfg, net, setup, logger.history, step_zero, figures_elsewhere)
     trained = TrainedMember(net, setup.task, setup.loss_name)
     return RunResult(
@@ -197,18 +197,19 @@ def log_outputs(
         splits = setup.splits
         model = exportable_model(net, cfg.model.activation, splits, setup.dtype)
         raw_test = splits.x_test * splits.scale + splits.mean  # the model takes raw features
-        step_zero = _stored_step_zero(client, run_id, history, step_zero)
         log_model(client, run, model, raw_test, model_schema(setup, setup.dtype), step_zero)
     drop_resume_checkpoint(run.info.artifact_uri, client.tracking_uri)
 
 
-def _stored_step_zero(client, run_id: str, history, step_zero: list[Metric]) -> list[Metric]:
-    """`step_zero` with the step-0 points this process did not write: a resumed run's, written
-    by the process that began it (read back, as MLflow itself would)."""
-    missing = {k for k, points in history.items() if points and points[0][0] == 0}
-    missing -= {m.key for m in step_zero}
+def step_zero_metrics(client, run_id: str, logger, best: list[Metric]) -> list[Metric]:
+    """The run's step-0 metrics as written, which its MLflow Model links: what `logger` wrote
+    at epoch 0, the best epoch's when that was epoch 0, and the step-0 points this process did
+    not write (a resumed run's, from the process that began it: read back, as MLflow would)."""
+    written = [*logger.step_zero, *(m for m in best if m.step == 0)]
+    missing = {k for k, points in logger.history.items() if points and points[0][0] == 0}
+    missing -= {m.key for m in written}
     stored = [m for key in sorted(missing) for m in client.get_metric_history(run_id, key)]
-    return [*step_zero, *(m for m in stored if m.step == 0)]
+    return [*written, *(m for m in stored if m.step == 0)]
 
 
 def drop_resume_checkpoint(artifact_uri: str, tracking_uri: str) -> None:

@@ -151,11 +151,13 @@ def log_params(
     """`params` (and `tags`, in the same write: a population opens many runs at once)."""
     items = [Param(k, redact(str(v))[:MAX_PARAM_LENGTH]) for k, v in sorted(params.items())]
     tagged = [RunTag(k, redact(str(v))) for k, v in (tags or {}).items() if v is not None]
-    if not items and not tagged:
-        return
-    for start in range(0, max(len(items), 1), MAX_PARAMS_PER_BATCH):
-        batch = items[start : start + MAX_PARAMS_PER_BATCH]
-        client.log_batch(run_id, params=batch, tags=tagged if start == 0 else [])
+    batches = [
+        items[i : i + MAX_PARAMS_PER_BATCH] for i in range(0, len(items), MAX_PARAMS_PER_BATCH)
+    ]
+    if tagged and not batches:
+        batches = [[]]
+    for n, batch in enumerate(batches):
+        client.log_batch(run_id, params=batch, tags=tagged if n == 0 else [])
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
