@@ -2,7 +2,7 @@
 
 `backend=<name>` picks `conf/backend/<name>.yaml`, and that picks `nnlab.backends.<name>`.
 Importing a backend module is cheap, since its framework is imported only when a network is
-built (`nnlab.backends.lazy`). So the config check can read what every backend declares,
+built (`nnlab.lazy`). So the config check can read what every backend declares,
 without importing any framework:
 
 - `ACTIVATIONS` and `LOSSES`: name -> that framework's function. Their keys are what the

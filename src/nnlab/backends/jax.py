@@ -3,7 +3,7 @@ configured torch optimizer applies them. Same data, metrics and tracking."""
 
 from __future__ import annotations
 
-from nnlab.backends.lazy import LazyModule
+from nnlab.lazy import LazyModule
 from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 jax = LazyModule("jax")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from nnlab.backends.lazy import LazyModule
+from nnlab.lazy import LazyModule
 from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 SQRT2 = 2.0**0.5

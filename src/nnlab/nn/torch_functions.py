@@ -7,7 +7,7 @@ backends (nnlab.backends.torch, torch_scratch) re-export them as their own.
 
 from __future__ import annotations
 
-from nnlab.backends.lazy import LazyModule
+from nnlab.lazy import LazyModule
 from nnlab.nn.scratch import HUBER_DELTA, LEAKY_SLOPE
 
 nn = LazyModule("torch.nn")
