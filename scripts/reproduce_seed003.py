@@ -193,7 +193,7 @@ def _mean(group, metric: str) -> float:
 def _compare(rep: Reproduction, what: str, groups: dict, metric: str, higher_is_better: bool):
     """Notes: each configuration's mean and 95% interval beside its seed-42 value; which one
     the single seed called best and which the means do; and whether that can be told apart."""
-    from nnlab.report.stats import probability_better, rank_groups, summarize
+    from nnlab.stats import probability_better, rank_groups, summarize
 
     single = {}
     for value, g in groups.items():

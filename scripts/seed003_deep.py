@@ -24,7 +24,7 @@ import numpy as np
 
 from nnlab.config.seeds import effective_seeds
 from nnlab.nn.scratch import ACTIVATIONS, init_params
-from nnlab.report.stats import summarize
+from nnlab.stats import summarize
 from nnlab.tracking.store.client import get_client, tracking_uri
 from nnlab.tracking.store.queries import metric_history
 from nnlab.training.setup import run_setup

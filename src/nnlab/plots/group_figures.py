@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from nnlab.plots.run_figures import Curve, spans_decades
 from nnlab.plots.sweep_figures import mark_failed, sort_key
-from nnlab.report.stats import summarize
+from nnlab.stats import summarize
 
 
 def group_curves_figure(

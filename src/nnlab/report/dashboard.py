@@ -94,7 +94,7 @@ def trial_history(groups: Sequence[group_report.Group], title: str):
     """One point per trial (a trial's repeats share its job number: their mean)."""
     # lazy: only a search's history figure needs these
     from nnlab.plots.group_figures import objective_vs_trial_figure
-    from nnlab.report.stats import summarize
+    from nnlab.stats import summarize
 
     key = group_report.objective_key(groups) or "objective"
     trials = []

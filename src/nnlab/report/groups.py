@@ -6,7 +6,7 @@ made: a sweep's repeats, a `repeats=N` run, or plain runs with different seeds. 
 n, mean, 95% t interval, min and max of the objective and of each final test metric. Groups
 are ranked by mean objective; a group whose interval overlaps the best one's is marked as not
 distinguishable from it, and each gets the bootstrap probability that its mean beats the
-best's (nnlab.report.stats says which interval and why). No torch.
+best's (nnlab.stats says which interval and why). No torch.
 """
 
 from __future__ import annotations
@@ -16,21 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nnlab.nn.tasks import higher_is_better
-from nnlab.report.stats import (
+from nnlab.report.tables import RunRow, _fmt
+from nnlab.stats import (
     Ranked,
     difference_interval,
     probability_better,
     rank_groups,
     summarize,
 )
-from nnlab.report.tables import RunRow, _fmt
 from nnlab.tracking.store.names import GROUP_TAG, SEED_SUFFIX
 
 SEED_KEYS = ("seed", "seeds.data", "seeds.init", "seeds.order")
 OK = ("FINISHED", "SKIPPED")
-SMALL_N = (
-    5  # below this, resampling a handful of values understates the spread (nnlab.report.stats)
-)
+SMALL_N = 5  # below this, resampling a handful of values understates the spread (nnlab.stats)
 
 
 @dataclass

@@ -227,7 +227,7 @@ def sweep_description(
 def group_description(result, experiment_id: str) -> str:
     """A group's parent: its summary, then one linked line per member."""
     # lazy: scipy (via stats) loads only for an interval
-    from nnlab.report.stats import summarize
+    from nnlab.stats import summarize
 
     s = summarize([m.objective for m in result.members])
     key = result.objective_key

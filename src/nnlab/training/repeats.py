@@ -28,7 +28,7 @@ from nnlab.config.seeds import effective_seeds, group_id, member_config, varied_
 from nnlab.data.splits import make_splits
 from nnlab.nn.tasks import TRAIN_LOSS, VAL_LOSS
 from nnlab.plots.group_figures import group_curves_figure
-from nnlab.report.stats import summarize
+from nnlab.stats import summarize
 from nnlab.tracking.describe import group_description, run_name
 from nnlab.tracking.store.client import experiment_id, get_client, set_tags, tracking_uri
 from nnlab.tracking.store.names import (

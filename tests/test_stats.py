@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from nnlab.report import stats
+from nnlab import stats
 
 SAMPLE = [0.52, 0.47, 0.61, 0.55, 0.49]
 
