@@ -234,20 +234,19 @@ def backend_params(names: list[str]) -> list:
 # goes, whole (its module-scoped server starts once), to the start of the chunk with the least
 # estimated time so far; the short tests fill the chunks to xdist's sizes. The estimates are
 # seconds on this machine (`pytest --durations`); a wrong one costs time, never correctness.
-# They also decide which long modules run at the same time: the two with a Ray head
-# (test_tracking_server, test_ray_launcher) must not start together. Tried with estimates that
-# put them at the start of two chunks: both heads at once on 2 cores, and the killed-worker
-# Ray test took 333 s instead of ~80 (the suite 646 s instead of ~500).
+# Only tests/tracking/test_tracking_server.py starts a Ray head: two heads at once on 2 cores
+# once made a Ray test take 333 s instead of ~80 (the suite 646 s instead of ~500).
 LONG_MODULES = {
-    "tests/tracking/test_reliability.py": 200,
-    "tests/tracking/test_tracking_server.py": 180,
-    "tests/sweeps/test_sweeps.py": 170,
-    "tests/sweeps/test_optuna_sweeper.py": 160,
-    "tests/sweeps/test_ray_launcher.py": 130,
-    "tests/tracking/test_server_auth.py": 90,
-    "tests/tracking/test_mlflow_ui.py": 50,
-    "tests/sweeps/test_submitit.py": 50,
-    "tests/sweeps/test_population_sweeper.py": 45,
+    "tests/tracking/test_reliability.py": 210,
+    "tests/tracking/test_tracking_server.py": 200,
+    "tests/sweeps/test_sweeps.py": 125,
+    "tests/tracking/test_server_auth.py": 125,
+    "tests/training/test_population.py": 100,
+    "tests/sweeps/test_optuna_sweeper.py": 90,
+    "tests/config/test_bad_input_property.py": 70,
+    "tests/sweeps/test_submitit.py": 65,
+    "tests/nn/test_logged_model.py": 35,
+    "tests/tracking/test_mlflow_ui.py": 35,
 }
 
 
