@@ -4,49 +4,56 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.nnlab-installed
 PYTHON ?= python3
 
-.PHONY: setup backends browser postgres run test fuzz lint format ui server bench
+.PHONY: setup backends browser postgres debian-packages run test fuzz lint format ui server bench
 
 EXTRAS := dev,sweeps,ui,ray,slurm,server
+# --no-compile: pip's byte-compiling of every installed file (tensorflow, torch, jax, ray) took
+# 75 of a fresh install's 195 s here; Python compiles the modules a program imports on first
+# use instead, and keeps them.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile \
+	-c constraints.txt
 
 setup: $(STAMP)
 
 # Re-installs only when the project's requirements change, so a second `make setup` is instant.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[$(EXTRAS)]'
+	$(PIP_INSTALL) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # The jax and tensorflow backends' frameworks (~380 MB and ~1.4 GB): `make run` does not need
-# them, `make test` tests both backends.
+# them, `make test` tests both backends. One pip call for everything, not setup's and then
+# these: a second resolve of the whole environment cost ~20 s.
 BACKENDS_STAMP := $(VENV)/.nnlab-backends
 backends: $(BACKENDS_STAMP)
 
-$(BACKENDS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c constraints.txt -e '.[$(EXTRAS),jax,tensorflow]'
-	touch $(BACKENDS_STAMP)
+$(BACKENDS_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -e '.[$(EXTRAS),jax,tensorflow]'
+	touch $(STAMP) $(BACKENDS_STAMP)
 
 run: setup
 	$(BIN)/nnlab-train
 
 # The UI test drives Debian's chromium through Playwright (installed by setup, `ui` extra).
-# Needs root for apt-get, as on the project's machines; does nothing once chromium is there.
-browser:
-	command -v chromium >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
-
 # The shared-server tests start a real PostgreSQL (Debian's `postgresql`; the server script
 # runs it as the `postgres` user, since PostgreSQL refuses root) and make a self-signed
-# certificate with `openssl`. Needs root for apt-get.
+# certificate with `openssl`. Needs root for apt-get, as on the project's machines.
+# apt_install: the Debian packages of $(1) not installed yet, in one apt-get call (two at once
+# would fight over dpkg's lock); nothing once all are there.
+apt_install = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	[ -z "$$missing" ] || { echo "apt-get install" $$missing; apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
+browser:
+	@$(call apt_install,chromium)
 postgres:
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v openssl >/dev/null || \
-		{ apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql openssl >/dev/null; }
+	@$(call apt_install,postgresql openssl)
+debian-packages:
+	@$(call apt_install,chromium postgresql openssl)
 
-# Every test, on the pytest-xdist workers that pyproject.toml's addopts name. The inner loop,
-# without subprocesses, servers or browsers: .venv/bin/pytest -m "not slow".
-test: setup backends browser postgres
+# Python's packages and Debian's install side by side (pip unpacks while apt downloads).
+test:
+	$(MAKE) --no-print-directory -j2 backends debian-packages
 	$(BIN)/pytest
 
 # A longer, randomized search of the bad-input property (what `make test` runs derandomized):
