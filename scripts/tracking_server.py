@@ -118,8 +118,13 @@ def serve(args) -> int:
             write_env_file(
                 admin, values["MLFLOW_TRACKING_USERNAME"], values["MLFLOW_TRACKING_PASSWORD"], cert
             )
+    # Requests in flight get 5 s when the server stops. Without a bound, one client's idle
+    # keep-alive connection kept uvicorn "waiting for connections to close" until the 30 s
+    # below ran out and it was killed.
+    uvicorn_opts = "--timeout-graceful-shutdown 5"
     if cert is not None:
-        command += ["--uvicorn-opts", f"--ssl-certfile {cert} --ssl-keyfile {key}"]
+        uvicorn_opts += f" --ssl-certfile {cert} --ssl-keyfile {key}"
+    command += ["--uvicorn-opts", uvicorn_opts]
     server = subprocess.Popen(
         command,
         env=env,
