@@ -52,6 +52,8 @@ postgres:
 debian-packages:
 	@$(call apt_install,chromium postgresql openssl)
 
+# Every test, on the pytest-xdist workers that pyproject.toml's addopts name. The inner loop,
+# without subprocesses, servers or browsers: .venv/bin/pytest -m "not slow".
 # Python's packages and Debian's install side by side (pip unpacks while apt downloads).
 test:
 	$(MAKE) --no-print-directory -j2 backends debian-packages

@@ -50,12 +50,12 @@ def watch_running_jobs(url, stop: threading.Event, killed: list, seen: dict, mem
         running = (
             client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'") if exp else []
         )
-        open_runs: dict[str, int] = {}  # pid -> its runs now RUNNING
+        started: dict[str, int] = {}  # pid -> its RUNNING runs with their params logged
         for run in running:
             pid = run.data.tags.get(PID_TAG)
             if "mlflow.parentRunId" not in run.data.tags or not pid:
                 continue
-            open_runs[pid] = open_runs.get(pid, 0) + bool(run.data.params)
+            started[pid] = started.get(pid, 0) + bool(run.data.params)
             if run.info.run_id in seen:
                 continue
             try:
@@ -64,7 +64,7 @@ def watch_running_jobs(url, stop: threading.Event, killed: list, seen: dict, mem
                 continue  # it ended since the search
             if cmdline:  # empty: it exited and is not reaped yet
                 seen[run.info.run_id] = cmdline
-        training = [pid for pid, n in open_runs.items() if n == members]
+        training = [pid for pid, n in started.items() if n == members]
         if training and not killed:
             os.kill(int(training[0]), signal.SIGKILL)
             killed.append(training[0])
