@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.tracking.store import sqlite_wal  # noqa: E402, F401  (sqlite stores in WAL mode)
+from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics  # noqa: E402
 from nnlab.tracking.store.chart_view import ensure_chart_view  # noqa: E402
 from nnlab.tracking.store.interrupts import interrupts_held  # noqa: E402
 from nnlab.tracking.store.names import (  # noqa: E402
@@ -161,7 +162,13 @@ def log_params(
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
-    """`metrics` in as few writes as MLflow allows."""
+    """`metrics` in as few writes as the store allows: one bulk INSERT on a database store
+    (nnlab.tracking.store.bulk_metrics), batches of MLflow's `log_batch` otherwise."""
+    store = database_store(client)
+    if store is not None and metrics and all(m.model_id is None for m in metrics):
+        with interrupts_held():  # as every call of a SignalSafeClient (above)
+            if insert_metrics(store, run_id, metrics):
+                return
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
 

@@ -1,0 +1,91 @@
+"""nnlab's bulk metric writes (nnlab.tracking.store.bulk_metrics) leave a database store as
+MLflow's own log_batch leaves it: the same rows, the same latest values, the same refusals."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+
+import pytest
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
+
+from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics
+from nnlab.tracking.store.client import get_client, log_metrics
+
+T = 1_700_000_000_000  # a timestamp, ms
+
+
+def flushes() -> list[list[Metric]]:
+    """Three flushes as a run writes them, with what MLflow treats specially: NaN, both
+    infinities, a key that first appears later, a step older than the latest, and one step with
+    two timestamps (the latest is the later)."""
+    first = [Metric(k, 0.5 + step, T + step, step) for step in range(30) for k in ("a", "b")]
+    second = [
+        Metric("a", math.nan, T + 30, 30),
+        Metric("b", math.inf, T + 30, 30),
+        Metric("c", -math.inf, T + 31, 31),
+        Metric("c", 2.0, T + 32, 31),
+        Metric("a", 7.0, T + 33, 3),  # older step: not the latest
+    ]
+    third = [Metric("b", 1.25, T + 40, 40), Metric("a", -3.0, T + 41, 29)]
+    return [first, second, third]
+
+
+def rows(db: str, run_id: str, table: str) -> list[tuple]:
+    with sqlite3.connect(db) as con:
+        return sorted(
+            con.execute(
+                f"select key, value, timestamp, step, is_nan from {table} where run_uuid = ?",
+                (run_id,),
+            ).fetchall()
+        )
+
+
+def test_bulk_writes_equal_log_batch(store):
+    client = get_client(store)
+    exp = client.create_experiment("bulk")
+    by_mlflow, by_nnlab = (client.create_run(exp).info.run_id for _ in range(2))
+    db = client._tracking_client.store
+    assert database_store(client) is db
+    for batch in flushes():
+        client.log_batch(by_mlflow, metrics=batch)
+        assert insert_metrics(db, by_nnlab, batch)
+    path = store.removeprefix("sqlite:///")
+    for table in ("metrics", "latest_metrics"):
+        assert rows(path, by_nnlab, table) == rows(path, by_mlflow, table)
+    assert len(rows(path, by_nnlab, "metrics")) == 60 + 5 + 2
+    # What the UI and reports read: the run's latest values and each curve
+    mlflow_run, nnlab_run = client.get_run(by_mlflow), client.get_run(by_nnlab)
+    assert str(nnlab_run.data.metrics) == str(mlflow_run.data.metrics)  # nan == nan as text
+    assert nnlab_run.data.metrics["b"] == 1.25 and nnlab_run.data.metrics["c"] == 2.0
+    latest = [m for m in client.get_metric_history(by_nnlab, "a") if m.step == 30]
+    assert len(latest) == 1 and math.isnan(latest[0].value)
+
+
+def test_bulk_writes_refuse_what_log_batch_refuses(store):
+    client = get_client(store)
+    run_id = client.create_run(client.create_experiment("refused")).info.run_id
+    with pytest.raises(MlflowException, match="bad//name"):
+        log_metrics(client, run_id, [Metric("bad//name", 1.0, T, 0)])
+    client.delete_run(run_id)
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        log_metrics(client, run_id, [Metric("a", 1.0, T, 0)])
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        client.log_batch(run_id, metrics=[Metric("a", 1.0, T, 0)])
+    assert client.get_metric_history(run_id, "a") == []
+
+
+def test_a_duplicate_row_falls_back_to_log_batch(store):
+    """A row already in the store (a retried flush) is refused by the bulk INSERT's primary key;
+    nothing of that batch is half-written, and MLflow's log_batch then writes what is new."""
+    client = get_client(store)
+    run_id = client.create_run(client.create_experiment("again")).info.run_id
+    log_metrics(client, run_id, [Metric("a", 1.0, T, 0)])
+    assert not insert_metrics(
+        client._tracking_client.store, run_id, [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)]
+    )
+    assert [m.step for m in client.get_metric_history(run_id, "a")] == [0]
+    log_metrics(client, run_id, [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)])
+    assert [m.value for m in client.get_metric_history(run_id, "a")] == [1.0, 2.0]
+    assert client.get_run(run_id).data.metrics["a"] == 2.0
