@@ -182,3 +182,50 @@ def test_a_stacked_optimizer_resumes_from_a_checkpoint_as_if_never_stopped(
     for got, want in zip(resumed, straight, strict=True):
         assert [e for e, _ in got] == [4, 5, 6, 7]
         np.testing.assert_allclose([v for _, v in got], [v for _, v in want[4:]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_the_flat_step_equals_the_step_tensor_by_tensor_to_the_bit(optimizer, rng):
+    """A stacked optimizer steps the population's tensors laid end to end (one kernel an
+    operation, nnlab.training.flat_group); a parameter without a gradient makes it step the
+    others tensor by tensor instead. Both give the same float32 weights, bit for bit, and a
+    checkpoint of the flat one resumes exactly."""
+    shapes = [(4, 2, 6), (4, 6), (4, 6, 1), (4, 1)]
+    start = [torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes]
+    per_member = torch.tensor([0.01, 0.03, 0.1, 0.2], dtype=torch.float64)
+    settings = {
+        "sgd": {"lr": per_member, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.01},
+        "adam": {"lr": per_member, "beta1": 0.9, "beta2": per_member + 0.79, "eps": 1e-8,
+                 "weight_decay": 0.01},
+        "adamw": {"lr": 0.05, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8,
+                  "weight_decay": per_member},
+    }[optimizer]  # fmt: skip
+
+    def make(params):
+        if optimizer == "sgd":
+            return StackedSGD(params, settings)
+        return StackedAdam(params, settings, decoupled=optimizer == "adamw")
+
+    grads = [[torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes]
+             for _ in range(6)]  # fmt: skip
+    flat = [torch.nn.Parameter(t.clone()) for t in start]
+    by_tensor = [torch.nn.Parameter(t.clone()) for t in start]
+    idle = torch.nn.Parameter(torch.zeros(1))  # never has a gradient
+    flat_opt, tensor_opt = make(flat), make([*by_tensor, idle])
+    for step, these in enumerate(grads):
+        for p, q, g in zip(flat, by_tensor, these, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        flat_opt.step()
+        tensor_opt.step()
+        if step == 2:  # a checkpoint of the flat optimizer, loaded into a new one
+            saved = flat_opt.state_dict()
+            flat = [torch.nn.Parameter(p.detach().clone()) for p in flat]
+            flat_opt = make(flat)
+            flat_opt.load_state_dict(saved)
+    assert flat_opt._flat is not None and tensor_opt._flat is None
+    for p, q, first in zip(flat, by_tensor, start, strict=True):
+        assert torch.equal(p, q)
+        assert not torch.equal(p, first)  # it trained
+    # What a checkpoint holds: each parameter's own state, as before
+    state = flat_opt.state_dict()["state"]
+    assert all(v.shape == shapes[i] for i, s in state.items() for v in s.values())

@@ -23,6 +23,8 @@ import inspect
 import torch
 from hydra.utils import get_class
 
+from nnlab.training.flat_group import FlatGroup
+
 Value = float | torch.Tensor  # a hyperparameter: shared by every member, or one per member
 
 # Which optimizers have a stacked form, and the settings it implements: a member config with
@@ -93,17 +95,21 @@ class StackedOptimizer(torch.optim.Optimizer):
     def __init__(self, params, hyperparameters: dict[str, Value], **flags):
         super().__init__(params, {**hyperparameters, **flags, "step": 0})
         self._factors: dict[tuple, Value | list] = {}  # see `factor`
+        self._flat: FlatGroup | None = None  # see `stepped`
 
     def load_state_dict(self, state_dict) -> None:
         super().load_state_dict(state_dict)
         self._factors.clear()  # the loaded hyperparameters replace the group's
+        self._flat = None  # the loaded state is tensors of its own: flattened again
 
-    @staticmethod
-    def spread(value: Value, params: list[torch.Tensor]) -> float | list[torch.Tensor]:
+    def spread(self, value: Value, params: list[torch.Tensor]) -> float | list[torch.Tensor]:
         """A float as it is; (members,) values as a (members, 1, ...) view per parameter, in its
-        dtype, to broadcast over the member's elements."""
+        dtype, to broadcast over the member's elements (or, for the flat tensor, each element's
+        member's value)."""
         if not differs(value):
             return value
+        if self._flat is not None and params[0] is self._flat.params:
+            return [value.to(params[0].dtype)[self._flat.member_of]]
         cast = value.to(params[0].dtype)
         shaped = {p.dim(): cast.view(-1, *[1] * (p.dim() - 1)) for p in params}
         return [shaped[p.dim()] for p in params]
@@ -124,10 +130,22 @@ class StackedOptimizer(torch.optim.Optimizer):
         return torch._foreach_add(grads, torch._foreach_mul(params, decay))
 
     def stepped(self) -> tuple[list, list, list[dict]]:
-        """The group's parameters that have a gradient, their gradients and their states."""
-        group = self.param_groups[0]
-        params = [p for p in group["params"] if p.grad is not None]
-        return params, [p.grad for p in params], [self.state[p] for p in params]
+        """What a step updates: the group's parameters, their gradients and their states, as
+        one flat tensor each (nnlab.training.flat_group: each operation one kernel, not one a
+        layer); tensor by tensor, those with a gradient, when some parameter has none."""
+        params = self.param_groups[0]["params"]
+        if any(p.grad is None for p in params):
+            params = [p for p in params if p.grad is not None]
+            return params, [p.grad for p in params], [self.state[p] for p in params]
+        if self._flat is None or not self._flat.holds(params, self.state):
+            self._flat = FlatGroup(params, self.state)
+        return [self._flat.params], [self._flat.gradients(params)], [self._flat.state]
+
+    def share_state(self) -> None:
+        """After a step: each parameter's state (what a checkpoint saves) as views of the flat
+        state the step created."""
+        if self._flat is not None:
+            self._flat.share(self.param_groups[0]["params"], self.state)
 
 
 def undamped(group: dict) -> Value:
@@ -167,6 +185,7 @@ class StackedSGD(StackedOptimizer):
                 grads = buffers
         torch._foreach_sub_(params, torch._foreach_mul(grads, at("lr", lambda g: g["lr"])))
         group["step"] += 1
+        self.share_state()
         return None
 
 
@@ -212,6 +231,7 @@ class StackedAdam(StackedOptimizer):
         updates = torch._foreach_div(exp_avgs, denominators)
         torch._foreach_mul_(updates, self.spread(lr / (1 - beta1**step), params))
         torch._foreach_sub_(params, updates)
+        self.share_state()
         return None
 
 
