@@ -10,8 +10,9 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
-from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics
+from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics, metric_points
 from nnlab.tracking.store.client import get_client, log_metrics
+from nnlab.tracking.store.queries import metric_history
 
 T = 1_700_000_000_000  # a timestamp, ms
 
@@ -89,3 +90,22 @@ def test_a_duplicate_row_falls_back_to_log_batch(store):
     log_metrics(client, run_id, [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)])
     assert [m.value for m in client.get_metric_history(run_id, "a")] == [1.0, 2.0]
     assert client.get_run(run_id).data.metrics["a"] == 2.0
+
+
+def test_a_curve_read_back_in_one_select_equals_mlflows_history(store):
+    """metric_history reads a database store with one SELECT (bulk_metrics.metric_points): the
+    same points, in step then logging order, as MLflow's get_metric_history sorted so; NaN,
+    infinities and two points at one step included."""
+    client = get_client(store)
+    run_id = client.create_run(client.create_experiment("read")).info.run_id
+    for batch in flushes():
+        log_metrics(client, run_id, batch)
+    db = database_store(client)
+    for key in ("a", "b", "c", "never logged"):
+        mlflow = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+        expected = [(m.step, m.value) for m in mlflow]
+        got = metric_points(db, run_id, key)
+        assert str(got) == str(expected)  # nan == nan as text
+        assert str(metric_history(client, run_id, key)) == str(got)
+    steps = [step for step, _ in metric_points(db, run_id, "a")]
+    assert steps == sorted(steps) and steps.count(3) == 2 and len(steps) == 30 + 3

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from nnlab.tracking.store.bulk_metrics import database_store, metric_points
 from nnlab.tracking.store.names import SWEEP_TAG
 
 PAGE = 1000  # MLflow's search page size
@@ -60,6 +61,10 @@ def latest_sweep(client: MlflowClient, exp_ids: Sequence[str]) -> Run | None:
 
 
 def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
-    """A metric's whole history as [(step, value)], in step order (then logging order)."""
+    """A metric's whole history as [(step, value)], in step order (then logging order): one
+    SELECT on a database store (nnlab.tracking.store.bulk_metrics), else MLflow's query."""
+    store = database_store(client)
+    if store is not None:
+        return metric_points(store, run_id, key)
     points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
     return [(m.step, m.value) for m in points]
