@@ -33,7 +33,7 @@ class FlatGroup:
         # each element's member: parameters are stacked (members, ...)
         self.member_of = torch.cat(
             [torch.arange(p.shape[0]).repeat_interleave(p[0].numel()) for p in params]
-        )
+        ).to(self.params.device)
         self.state: dict[str, torch.Tensor] = {}
         names = {k for p in params for k, v in state.get(p, {}).items() if _per_element(v, p)}
         for name in names:  # a loaded checkpoint's state: flattened too

@@ -109,7 +109,7 @@ class StackedOptimizer(torch.optim.Optimizer):
         if not differs(value):
             return value
         if self._flat is not None and params[0] is self._flat.params:
-            return [value.to(params[0].dtype)[self._flat.member_of]]
+            return [value.to(params[0].device, params[0].dtype)[self._flat.member_of]]
         cast = value.to(params[0].dtype)
         shaped = {p.dim(): cast.view(-1, *[1] * (p.dim() - 1)) for p in params}
         return [shaped[p.dim()] for p in params]
