@@ -134,11 +134,15 @@ class StackedOptimizer(torch.optim.Optimizer):
         one flat tensor each (nnlab.training.flat_group: each operation one kernel, not one a
         layer); tensor by tensor, those with a gradient, when some parameter has none."""
         params = self.param_groups[0]["params"]
-        if any(p.grad is None for p in params):
+        if self._flat is None or not self._flat.holds(params, self.state):
+            # Flat only where every parameter has a gradient and the same state (a step that
+            # skipped some would leave them with less)
+            alike = len({frozenset(self.state.get(p, {})) for p in params}) == 1
+            has_grads = all(p.grad is not None for p in params)
+            self._flat = FlatGroup(params, self.state) if alike and has_grads else None
+        if self._flat is None or any(p.grad is None for p in params):
             params = [p for p in params if p.grad is not None]
             return params, [p.grad for p in params], [self.state[p] for p in params]
-        if self._flat is None or not self._flat.holds(params, self.state):
-            self._flat = FlatGroup(params, self.state)
         return [self._flat.params], [self._flat.gradients(params)], [self._flat.state]
 
     def share_state(self) -> None:
