@@ -8,7 +8,9 @@
    - per configuration: `hydra/sweeper=basic` (4 populations of 5, one after another: what a
      sweep did before the population sweeper);
    - the population sweeper (the default): one population of 20.
-   Also each member's cost outside training (the runs' `overhead_seconds` tag, median).
+   Also each member's cost outside training (the runs' `overhead_seconds` tag, median), and
+   the wall time split by the runs' tags into the fit, the outputs and the rest (what every
+   way pays once).
 2. member-epochs per second of one population at N = 1, 8, 20, 64 (moons 2-10-5-1, Adam,
    batch 32 and full batch, the difference of two run lengths), against the compute floor:
    the network's FLOPs per member-epoch over this machine's measured float32 GEMM rate.
@@ -44,47 +46,56 @@ WAYS = {
 }
 
 
-def overheads(uri: str) -> list[float]:
+def timings(uri: str) -> tuple[list[float], list[float]]:
+    """Each run's share of its fit and of its outputs (the `fit_seconds` and
+    `overhead_seconds` tags; a population's members split both evenly)."""
     from nnlab.tracking.store.client import get_client
-    from nnlab.tracking.store.names import OVERHEAD_SECONDS_TAG
+    from nnlab.tracking.store.names import FIT_SECONDS_TAG, OVERHEAD_SECONDS_TAG
 
     client = get_client(uri)
     exp = client.get_experiment_by_name("nnlab")
-    runs = client.search_runs([exp.experiment_id])
-    return [
-        float(r.data.tags[OVERHEAD_SECONDS_TAG])
-        for r in runs
-        if OVERHEAD_SECONDS_TAG in r.data.tags
+    tagged = [r.data.tags for r in client.search_runs([exp.experiment_id])]
+    tagged = [t for t in tagged if OVERHEAD_SECONDS_TAG in t]
+    return [float(t[FIT_SECONDS_TAG]) for t in tagged], [
+        float(t[OVERHEAD_SECONDS_TAG]) for t in tagged
     ]
 
 
-def timed_sweep(args: list[str], with_overheads: bool = False) -> tuple[float, float | None]:
+def timed_sweep(args: list[str], with_timings: bool = False):
     """One `nnlab-train -m` on a fresh sqlite store (benchmarks/population.py's fresh_env and
-    timed_command): its wall time, and the median of its runs' per-member output cost."""
+    timed_command): its wall time, and with_timings its runs' (fit, output) seconds."""
     sys.path.insert(0, str(Path(__file__).parent))
     from population import fresh_env, timed_command
 
     with tempfile.TemporaryDirectory() as tmp:
         env = fresh_env(tmp, "sweep")
         wall = timed_command(args, env)
-        if not with_overheads:
+        if not with_timings:
             return wall, None
-        return wall, statistics.median(overheads(env["MLFLOW_TRACKING_URI"]))
+        return wall, timings(env["MLFLOW_TRACKING_URI"])
 
 
 def end_to_end_section(epochs: int) -> list[str]:
+    """Each way's wall time, split by its runs' tags into the training (fit), the runs'
+    outputs, and the rest: what the command pays once whatever the way (imports, a fresh
+    store, composing and checking the jobs, the parent run, the summary)."""
     lines = [
         f"## A 4-lr x 5-seed sweep, {epochs} epochs, start-up included",
         "",
-        "| way | wall, s | vs one by one | output cost per member, s (median) |",
-        "|---|---|---|---|",
+        "| way | wall, s | vs one by one | output cost per member, s (median) "
+        "| fit, s | outputs, s | the rest, s |",
+        "|---|---|---|---|---|---|---|",
     ]
     walls = {}
     for way, extra in WAYS.items():
         args = [str(BIN / "nnlab-train"), "-m", *SWEEP, f"trainer.max_epochs={epochs}", *extra]
-        walls[way], cost = timed_sweep(args, with_overheads=True)
+        walls[way], (fits, costs) = timed_sweep(args, with_timings=True)
         first = next(iter(walls.values()))
-        lines.append(f"| {way} | {walls[way]:.1f} | {walls[way] / first:.2f} | {cost:.3f} |")
+        rest = walls[way] - sum(fits) - sum(costs)
+        lines.append(
+            f"| {way} | {walls[way]:.1f} | {walls[way] / first:.2f} "
+            f"| {statistics.median(costs):.3f} | {sum(fits):.1f} | {sum(costs):.1f} | {rest:.1f} |"
+        )
         print(lines[-1], file=sys.stderr, flush=True)
     per_config, together = list(walls.values())[1:]
     lines += [
