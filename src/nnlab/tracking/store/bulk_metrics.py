@@ -6,13 +6,14 @@ SQLAlchemy's unit of work: ~0.06-0.1 ms a value on this machine (more on a loade
 sweep's curves are tens of thousands of values (20 members x 500 epochs x 5 metrics = 50,000).
 Here the same rows go in as one executemany of MLflow's own `metrics` table, in the same
 transaction as MLflow's own update of the run's latest values (`latest_metrics`), with the same
-checks first (the run exists and is active, each metric is valid): 4-6x less a value
-(benchmarks/bulk_metrics.py). What the store then holds is what `log_batch` would have written,
-row for row (tests/tracking/test_bulk_metrics.py).
+checks first (the run exists and is active, each metric is valid): 0.22-0.27x of
+`log_batch`'s cost a value (benchmarks/bulk_metrics.py). What the store then holds is what
+`log_batch` would have written, row for row (tests/tracking/test_bulk_metrics.py).
 
 Reading a curve back (a sweep's summary reads two per job, a report or a resume every one) is
 one SELECT of the same rows, ordered as MLflow orders them, without an ORM object and a Metric
-entity a point: ~20x less a point (`metric_points`).
+entity a point (`metric_points`): the 40 curves of a 20-job sweep's summary in 0.10 s, not
+0.91 s.
 
 Only for a store MLflow itself reaches through SQLAlchemy (sqlite, PostgreSQL, MySQL URIs); a
 tracking server over HTTP takes `log_batch`. Anything unexpected (a duplicate row, another
