@@ -8,7 +8,6 @@ import os
 import platform
 import shutil
 import signal
-import sqlite3
 import sys
 import zlib
 from pathlib import Path
@@ -108,14 +107,12 @@ def rng(request) -> np.random.Generator:
 
 @pytest.fixture(scope="session")
 def migrated_store(tmp_path_factory) -> Path:
-    from mlflow.tracking import MlflowClient
+    """An empty migrated store to copy, made as nnlab makes every new store
+    (nnlab.tracking.store.new_store): MLflow adds the Default experiment where it opens a copy."""
+    from nnlab.tracking.store.new_store import create_store
 
     db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db}").search_experiments()  # creates and migrates the schema
-    # The store is in WAL mode (nnlab.tracking.store.sqlite_wal): the migration sits in
-    # mlflow.db-wal until checkpointed, and the tests copy mlflow.db alone.
-    with sqlite3.connect(db) as con:
-        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert create_store(db), "the store template could not be made (see new_store)"
     return db
 
 

@@ -39,6 +39,7 @@ from nnlab.tracking.store.names import (  # noqa: E402
     SOURCE_NAME_TAG,
     SOURCE_TYPE_TAG,
 )
+from nnlab.tracking.store.new_store import create_store  # noqa: E402
 from nnlab.tracking.store.redact import redact  # noqa: E402
 
 MAX_PARAMS_PER_BATCH = 100  # MLflow's log_batch limits
@@ -91,6 +92,11 @@ def get_client(uri: str) -> MlflowClient:
     store = local_store_dir(uri)
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
+        db = Path(uri.removeprefix("sqlite:///"))
+        # A plain file path (not ":memory:", no "?mode=..." query): a new one starts as a copy
+        # of an empty migrated store (~1 s sooner than MLflow's migrations).
+        if "?" not in uri and not db.name.startswith(":") and not db.exists():
+            create_store(db)
     return SignalSafeClient(tracking_uri=uri)
 
 
