@@ -59,9 +59,12 @@ def spawn_cli(
 
 
 def console_script(name: str):
-    """The function the installed `name` executable calls (pyproject's [project.scripts])."""
+    """The function the installed `name` executable calls (pyproject's [project.scripts]), less
+    its quick exit: each entry runs its module's `main` and then ends the process without the
+    interpreter's teardown (nnlab.cli.quick_exit), which would end this one."""
     (found,) = entry_points(group="console_scripts", name=name)
-    return found.load()
+    entry = found.load()
+    return vars(sys.modules[entry.__module__])["main"]
 
 
 def exit_status(code) -> tuple[int, str]:

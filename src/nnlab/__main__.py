@@ -1,3 +1,3 @@
-from nnlab.cli.train import main
+from nnlab.cli.train import entry
 
-main()
+entry()

@@ -19,6 +19,7 @@ import tempfile
 
 from omegaconf import OmegaConf
 
+from nnlab.cli.quick_exit import run_then_exit
 from nnlab.config.check import check_config
 from nnlab.data.splits import CSV, csv_table
 from nnlab.tracking.store.client import get_client, git_commit, tracking_uri
@@ -205,7 +206,7 @@ def _close(a: float, b: float, tolerance: float) -> bool:
 
 
 def entry() -> None:
-    sys.exit(main())
+    run_then_exit(main)  # nnlab.cli.quick_exit: no interpreter teardown after the command
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nnlab.cli.overrides import check_overrides
+from nnlab.cli.quick_exit import run_then_exit
 from nnlab.cli.train_summary import print_group_lines, print_group_where, print_summary
 from nnlab.config.check import check_config
 from nnlab.config.rules import ConfigError
@@ -245,5 +246,11 @@ def main() -> None:
         raise
 
 
+def entry() -> None:
+    """The `nnlab-train` command: main, then the process ends without the interpreter's
+    teardown (nnlab.cli.quick_exit)."""
+    run_then_exit(main)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -21,11 +21,18 @@ tracking server belongs anyway, README "Beyond one machine").
 Applied to every sqlite connection SQLAlchemy opens in a process that imports this module
 (nnlab.tracking.store.client imports it): MLflow's own engine included, which nnlab does not
 create. A store that cannot switch (read-only, locked by another writer) keeps its mode.
+
+sqlite folds the log back into the store, and removes it, when the store's last connection
+closes. nnlab's commands end without the interpreter's teardown (nnlab.cli.quick_exit), which
+is what used to close them: the engines this process used are closed by an exit handler
+instead, so a command leaves `mlflow.db` whole, without `-wal` and `-shm` files beside it.
 """
 
 from __future__ import annotations
 
+import atexit
 import sqlite3
+import weakref
 from pathlib import Path
 
 from sqlalchemy import event
@@ -59,6 +66,22 @@ def on_a_network_filesystem(db: Path) -> bool:
     except OSError:
         return False  # not Linux: nothing to tell; WAL as on any local disk
     return filesystem_type(db.parent, mounts) in NETWORK_FILESYSTEMS
+
+
+# Every engine that has handed out a connection in this process (weakly: one that is dropped
+# closes its own connections).
+_engines_used: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+@event.listens_for(Engine, "engine_connect")
+def _note_engine(connection) -> None:
+    _engines_used.add(connection.engine)
+
+
+@atexit.register
+def _close_engines() -> None:
+    for engine in list(_engines_used):
+        engine.dispose()  # closes the pooled connections: sqlite checkpoints the log
 
 
 @event.listens_for(Engine, "connect")
