@@ -16,7 +16,12 @@ from tests.commands import spawn_cli
 PROGRAM = textwrap.dedent(
     """
     import atexit, sys, threading, time
+    from concurrent.futures import ThreadPoolExecutor
     from nnlab.cli.quick_exit import run_then_exit
+
+    # An idle pool's worker, as MLflow's artifact uploads leave one: ended, not waited on.
+    pool = ThreadPoolExecutor(1)
+    pool.submit(print, end="").result()
 
     out = sys.argv[1]
     def main():
@@ -39,7 +44,7 @@ def run_program(tmp_path, result: str) -> subprocess.CompletedProcess:
         [sys.executable, "-c", PROGRAM.format(result=result), str(tmp_path / "mark")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=60,  # a command that waits forever at exit fails here
     )
 
 

@@ -41,10 +41,12 @@ def run_then_exit(main: Callable[[], object]) -> NoReturn:
 
 
 def end_process(status: int) -> NoReturn:
-    for thread in threading.enumerate():  # what the interpreter waits for before exiting
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # the handlers sys.exit would run, in the same order
+    # What the interpreter does first at exit: the threading module's exit callbacks (they
+    # tell idle thread pools, such as MLflow's artifact uploaders, to end), then it waits for
+    # every non-daemon thread. Joining those threads without the callbacks waits forever on
+    # an idle pool's worker.
+    threading._shutdown()
+    atexit._run_exitfuncs()  # then the exit handlers, as sys.exit would run them
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
