@@ -504,3 +504,15 @@ def test_early_stopping_state_survives_a_resume(tmp_path):
             np.testing.assert_allclose(
                 [v for _, v in got[key]], [v for _, v in expected[key]], rtol=1e-9
             )
+
+
+def test_outputs_run_torch_on_one_thread_and_give_the_threads_back():
+    import torch
+
+    from nnlab.training.population import one_torch_thread
+
+    before = torch.get_num_threads()
+    with pytest.raises(ZeroDivisionError), one_torch_thread():
+        assert torch.get_num_threads() == 1
+        1 / 0  # noqa: B018
+    assert torch.get_num_threads() == before

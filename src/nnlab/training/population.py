@@ -18,10 +18,11 @@ line saying why), true (a population, or one line saying why not and exit 2), fa
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,14 +224,17 @@ def train_population(
                     f"[{label}] trained; writing the {len(logged)} members' outputs",
                     file=sys.stderr,
                 )
-            drawn = _draw_figures(figures, Path(folder), logged, members, setups, module, loggers)
-            finished = []
-            for i, k in enumerate(logged):
-                result = _finish_member(
-                    client, runs, i, k, specs[k].line, members[k], setups[k], module, stopper,
-                    loggers[k], drawn.get(k),
-                )  # fmt: skip
-                finished.append((i, k, result))
+            with one_torch_thread() if figures.active else contextlib.nullcontext():
+                drawn = _draw_figures(
+                    figures, Path(folder), logged, members, setups, module, loggers
+                )
+                finished = []
+                for i, k in enumerate(logged):
+                    result = _finish_member(
+                        client, runs, i, k, specs[k].line, members[k], setups[k], module,
+                        stopper, loggers[k], drawn.get(k),
+                    )  # fmt: skip
+                    finished.append((i, k, result))
             figures.draw_unstarted()  # rather than wait for the worker: both cores draw
             # The figures last: the worker drew them while the members' other outputs were
             # written, so the training process does not wait for it member by member.
@@ -249,6 +253,24 @@ def train_population(
         for result in results:  # each member's share of the fit and of the fixed cost
             log_timings(client, result.run_id, cfg, fit_seconds / n, overhead)
     return [*skipped, *results], failures
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread while the figure worker draws on the other core: the members'
+    outputs run the network on a boundary's 40,000 grid points and trace the model, large
+    enough for torch to split over two threads, and a second thread sharing a core with the
+    worker only waits for it: a member's grid took 10-14 ms on two threads with the other
+    core busy, 3 ms on one."""
+    # lazy: torch is loaded by now (the population trained); this module's importers need not
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _note_skipped_job(client, tags: dict, twin) -> None:
