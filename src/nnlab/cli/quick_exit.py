@@ -2,8 +2,9 @@
 
 When a Python program ends, the interpreter runs its exit handlers and then frees every
 module and object one by one. With torch, Lightning and MLflow loaded that teardown took
-~1 s here (~3 s on a loaded machine): longer than a short run's training, for memory the
-operating system takes back at once anyway. nnlab's console commands end the way the
+1.6 s of a 3-epoch run's 9.6 s here (benchmarks/command_fixed_cost.py; ~3 s on a loaded
+machine): longer than the run's training, for memory the operating system takes back at once
+anyway. nnlab's console commands end the way the
 interpreter would up to that teardown: they wait for the threads it would wait for, run the
 exit handlers (MLflow's, logging's flush, temporary folders' clean-up), flush the output,
 and then end the process.
