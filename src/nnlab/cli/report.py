@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from nnlab.cli.quick_exit import run_then_exit
-from nnlab.tracking.store.client import get_client, local_store_dir, tracking_uri
+from nnlab.tracking.store.client import get_client, local_store_file, tracking_uri
 from nnlab.tracking.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG, SWEEPER_TAG
 from nnlab.tracking.store.runs import close_run, process_alive
 
@@ -86,7 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     uri = tracking_uri(args.uri)
-    if local_store_dir(uri) is not None and not Path(uri.removeprefix("sqlite:///")).exists():
+    db = local_store_file(uri)
+    if db is not None and not db.exists():
         print(f"nnlab-report: no store at {uri} (train something first: make run)", file=sys.stderr)
         return 1
 

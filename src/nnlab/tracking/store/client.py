@@ -62,11 +62,17 @@ def tracking_uri(configured: str | None = None) -> str:
     return f"sqlite:///{default_store_dir() / 'mlflow.db'}"
 
 
+def local_store_file(uri: str) -> Path | None:
+    """The sqlite store's file; None for a server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    return None
+
+
 def local_store_dir(uri: str) -> Path | None:
     """The folder holding a sqlite store (its artifacts go beside it); None for a server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent
-    return None
+    db = local_store_file(uri)
+    return db.parent if db is not None else None
 
 
 class SignalSafeClient(MlflowClient):
@@ -89,10 +95,9 @@ class SignalSafeClient(MlflowClient):
 
 
 def get_client(uri: str) -> MlflowClient:
-    store = local_store_dir(uri)
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-        db = Path(uri.removeprefix("sqlite:///"))
+    db = local_store_file(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
         # A plain file path (not ":memory:", no "?mode=..." query): a new one starts as a copy
         # of an empty migrated store (~1 s sooner than MLflow's migrations).
         if "?" not in uri and not db.name.startswith(":") and not db.exists():
