@@ -18,7 +18,6 @@ from nnlab.training.stacked_optimizers import StackedAdam, StackedOptimizer, Sta
 from tests.conftest import backend_params, compose_config
 from tests.training.test_population import FAST, POPULATION_BACKENDS, fit, plain_curves
 
-# Three jobs of one sweep: each differs from the others in several member keys at once.
 # Three jobs of one sweep: each differs from the others in several member keys at once, and
 # in its widths (padded to the widest, nnlab.nn.padding).
 SGD_JOBS = [
@@ -229,3 +228,32 @@ def test_the_flat_step_equals_the_step_tensor_by_tensor_to_the_bit(optimizer, rn
     # What a checkpoint holds: each parameter's own state, as before
     state = flat_opt.state_dict()["state"]
     assert all(v.shape == shapes[i] for i, s in state.items() for v in s.values())
+
+
+def test_a_stacked_step_runs_hooks_and_shows_in_the_profiler_without_torchs_wrapper():
+    """torch's per-class step wrapper (labels for the profiler, the step hooks) is skipped on
+    the stacked optimizers' fast path, not lost: hooks still run, in order, and a profiler
+    still sees the step by its name."""
+    params = [torch.nn.Parameter(torch.ones(3, 2, 2)), torch.nn.Parameter(torch.ones(3, 2))]
+    lrs = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    optimizer = StackedAdam(params, {"lr": lrs, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                     "weight_decay": 0.0})  # fmt: skip
+    assert not hasattr(type(optimizer).step, "__wrapped__")  # torch did not wrap it
+    calls = []
+    before = optimizer.register_step_pre_hook(lambda *_: calls.append("pre"))
+    after = optimizer.register_step_post_hook(lambda *_: calls.append("post"))
+    for p in params:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    assert calls == ["pre", "post"]
+    before.remove(), after.remove()
+    with torch.profiler.profile() as profiler:
+        optimizer.step()
+        optimizer.zero_grad()
+    names = {event.name for event in profiler.events()}
+    assert "Optimizer.step#StackedAdam.step" in names
+    assert "Optimizer.zero_grad#StackedAdam.zero_grad" in names
+    assert all(p.grad is None for p in params)
+    # Each member moved by its own lr: Adam's first steps are lr-sized
+    moved = (1 - params[0].detach()).flatten(1).mean(dim=1)
+    torch.testing.assert_close(moved, 2 * lrs.float(), rtol=1e-4, atol=0)
