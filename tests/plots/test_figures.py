@@ -1,7 +1,10 @@
 """Figures a student reads at a glance: legends that say what colours mean, failed jobs marked
 instead of missing, the best job starred, log axes where values span decades."""
 
+import io
+
 import numpy as np
+from matplotlib.image import imread
 
 from nnlab.plots import run_figures as plots
 from nnlab.plots import sweep_figures
@@ -22,6 +25,50 @@ def test_decision_boundary_has_a_legend_for_its_colours():
         lambda g: np.eye(3)[(g[:, 0] > 0).astype(int) + (g[:, 1] > 0)], x, y, 3
     )
     assert legend_texts(three.axes[0]) == ["class 0", "class 1", "class 2"]
+
+
+def pixels(fig) -> np.ndarray:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=plots.FIGURE_DPI)
+    buffer.seek(0)
+    return imread(buffer)
+
+
+def test_a_figure_drawn_over_another_is_the_same_as_a_new_one():
+    """A population's figures are drawn over the previous member's (run_figures.drawn_over):
+    scales, colours, limits, legends and titles must not carry over."""
+    decades = {"train/loss": [(e, 10 * np.exp(-e / 20) + 0.01) for e in range(300)],
+               "val/loss": [(e, 9 * np.exp(-e / 20) + 0.02) for e in range(300)],
+               "val/acc": [(e, 0.5 + e / 700) for e in range(300)]}  # fmt: skip
+    flat = {"train/loss": [(e, 0.7 - e / 2000) for e in range(500)],
+            "val/loss": [(e, 0.72 - e / 2100) for e in range(500)],
+            "val/acc": [(e, 0.6 + e / 2000) for e in range(500)]}  # fmt: skip
+    first = plots.curves_figure(decades, "acc", "first")  # a log axis
+    pixels(first)
+    second = plots.curves_figure(flat, "acc", "second", into=first)
+    assert second is first and second.axes[0].get_yscale() == "linear"
+    assert np.array_equal(pixels(second), pixels(plots.curves_figure(flat, "acc", "second")))
+    again = plots.curves_figure(decades, "acc", "first", into=second)
+    assert np.array_equal(pixels(again), pixels(plots.curves_figure(decades, "acc", "first")))
+
+    rng = np.random.default_rng(0)
+
+    def boundary(x, y, classes, into=None):
+        _, _, grid = plots.boundary_grid(x)
+        if classes == 2:
+            p = 1 / (1 + np.exp(-grid[:, 0] * grid[:, 1]))
+        else:
+            p = np.stack([np.exp(grid[:, 0]), np.exp(grid[:, 1]), np.ones(len(grid))], axis=1)
+        predict = plots.Tabulated(grid, p)
+        return plots.decision_boundary_figure(predict, x, y, classes, "t", into=into)
+
+    near, far = rng.normal(size=(100, 2)), rng.normal(size=(150, 2)) * 2 + 1
+    old = boundary(near, (near[:, 0] > 0).astype(int), 2)
+    pixels(old)
+    drawn = boundary(far, (far[:, 1] > 1).astype(int), 2, into=old)
+    assert np.array_equal(pixels(drawn), pixels(boundary(far, (far[:, 1] > 1).astype(int), 2)))
+    three = boundary(near, np.arange(100) % 3, 3, into=drawn)
+    assert np.array_equal(pixels(three), pixels(boundary(near, np.arange(100) % 3, 3)))
 
 
 def test_objective_vs_lr_marks_failed_jobs_and_the_best():

@@ -47,10 +47,20 @@ def claim(folder: Path) -> bool:
     return True
 
 
+# recipe name -> the last figure of that name this process drew and saved: the next one of
+# the same name is drawn over it (nnlab.plots.recipes.DRAWN_OVER). Only write_figures, which
+# saves each figure at once, draws over them.
+_last_drawn: dict[str, object] = {}
+
+
 def write_figures(recipes: dict[str, tuple[str, dict]], folder: Path) -> str:
     """Draw each recipe (nnlab.plots.recipes.draw) into `folder`/<file name>."""
     for file_name, recipe in recipes.items():
-        draw(recipe).savefig(Path(folder) / file_name, dpi=FIGURE_DPI)
+        name = recipe[0]
+        # Popped while drawn: a figure that fails half-drawn is not drawn over again
+        figure = draw(recipe, into=_last_drawn.pop(name, None))
+        figure.savefig(Path(folder) / file_name, dpi=FIGURE_DPI)
+        _last_drawn[name] = figure
     return str(folder)
 
 

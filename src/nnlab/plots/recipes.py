@@ -17,7 +17,15 @@ FIGURES = {
 }
 
 
-def draw(recipe: tuple[str, dict]) -> Figure:
-    """The figure of `recipe`: (a name in FIGURES, its keyword arguments)."""
+# The figures that can be drawn over one of their kind drawn before (`into=`, ~35% cheaper:
+# nnlab.plots.run_figures.drawn_over): the two every member of a population gets.
+DRAWN_OVER = {"curves_figure", "decision_boundary_figure"}
+
+
+def draw(recipe: tuple[str, dict], into: Figure | None = None) -> Figure:
+    """The figure of `recipe`: (a name in FIGURES, its keyword arguments). `into`: a figure of
+    the same recipe name, saved already, to draw over where the figure allows it."""
     name, kwargs = recipe
+    if into is not None and name in DRAWN_OVER:
+        return FIGURES[name](**kwargs, into=into)
     return FIGURES[name](**kwargs)
