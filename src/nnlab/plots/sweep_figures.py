@@ -169,6 +169,6 @@ def image_grid_figure(
         if image.dtype != np.uint8:  # floats in [0, 1]; a PNG's alpha is opaque here
             image = (np.asarray(image)[..., :3] * 255).round().astype(np.uint8)
         ax.imshow(image)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=8, y=1.0)
     fig.suptitle(title, y=1 - 0.1 / height, va="top")
     return fig
