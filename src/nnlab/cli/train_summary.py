@@ -20,7 +20,9 @@ def print_summary(result, experiment: str, in_sweep: bool) -> None:
         f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/")
     )
     verb = "skipped: an identical config already FINISHED as" if result.skipped else "finished"
-    experiment_id = get_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
+    experiment_id = result.experiment_id or (
+        get_client(result.tracking_uri).get_run(result.run_id).info.experiment_id
+    )
     print(f"nnlab: {result.run_name} {verb}", flush=True)
     print(f"  {shown}")
     print(f"  view    {ui_url(result.tracking_uri, experiment_id, result.run_id)}")

@@ -247,6 +247,7 @@ def train_population(
                     continue
                 if pruning is not None:
                     pruning.note_objective(k, result.objective)
+                result.experiment_id = runs.experiment_id
                 results.append(result)
                 print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)

@@ -80,7 +80,14 @@ def skipped_result(twin, cfg: DictConfig, uri: str) -> RunResult:
     metrics = dict(twin.data.metrics)
     objective = metrics.get(str(cfg.objective), math.nan)
     return RunResult(
-        twin.info.run_id, twin.info.run_name, objective, metrics, uri, None, skipped=True
+        twin.info.run_id,
+        twin.info.run_name,
+        objective,
+        metrics,
+        uri,
+        None,
+        skipped=True,
+        experiment_id=twin.info.experiment_id,
     )
 
 

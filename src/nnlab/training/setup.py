@@ -64,6 +64,7 @@ class RunResult:
     skipped: bool = False  # True: an identical FINISHED run was found (tracking.skip_finished)
     splits: Splits | None = None  # the data it trained and was tested on
     task: Task | None = None
+    experiment_id: str | None = None  # where the run is, when known without asking the store
 
 
 @dataclass

@@ -104,6 +104,7 @@ class OpenRuns:
     def __init__(self, client: MlflowClient, closing_tags: list):
         self.client = client
         self.ids: list[str] = []
+        self.experiment_id: str | None = None  # the experiment they were opened in
         self.closing_tags = closing_tags
         self.still_open: list[int] = []
 
@@ -128,6 +129,8 @@ def open_runs(
     as `open_run` would close it. `resume_run_ids`: reopen these runs instead (resume=)."""
     runs = OpenRuns(client, closing_tags)
     exp_id = experiment_id(client, experiment, uri)
+    if resume_run_ids is None:  # resumed runs stay wherever they were made
+        runs.experiment_id = exp_id
     base_tags = {PID_TAG: os.getpid(), HOST_TAG: socket.gethostname()}
     with interrupts_recorded() as received:
         try:
