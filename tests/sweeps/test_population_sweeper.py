@@ -97,6 +97,8 @@ def test_a_swept_grid_trains_as_populations_each_job_its_own_exact_run(store):
     }
     assert sorted(numbered) == [0, 1, 2, 3]
     assert {"optimizer.lr=0.03", "model.hidden=[4]"} <= numbered[2]
+    for child in children:  # each job's printed link opens its own run
+        assert f"#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}" in proc.stdout
     summary = client.download_artifacts(parent.info.run_id, "sweep_summary.csv")
     assert len(Path(summary).read_text().splitlines()) == 1 + 4
 
