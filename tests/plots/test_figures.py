@@ -154,20 +154,27 @@ def test_trial_history_draws_best_so_far_and_failed_trials():
 
 def test_image_grid_shows_each_image_in_its_own_colours_under_its_caption(tmp_path):
     """imread's float RGBA and 8-bit RGB tiles both keep their colours (the grid converts floats
-    to 8 bits before drawing), each under its caption, in reading order."""
+    to 8 bits), each under its caption, in reading order; saved at another dpi, the images
+    scale with the captions."""
     from matplotlib.image import imread
 
     red = np.zeros((40, 44, 4), dtype=np.float32)
     red[..., 0] = red[..., 3] = 1.0
     blue = np.zeros((40, 44, 3), dtype=np.uint8)
     blue[..., 2] = 255
+    labels = ["lr=0.1\nval/loss=0.3", "lr=1\nFAILED"]
     fig = sweep_figures.image_grid_figure(
-        [("lr=0.1\nval/loss=0.3", red), ("lr=1\nFAILED", blue)], title="sweep over lr"
+        list(zip(labels, [red, blue], strict=True)), title="sweep over lr"
     )
-    assert [ax.get_title() for ax in fig.axes] == ["lr=0.1\nval/loss=0.3", "lr=1\nFAILED"]
-    fig.savefig(tmp_path / "grid.png", dpi=fig.dpi)  # the pixels of get_window_extent
-    pixels = imread(tmp_path / "grid.png")[..., :3]
-    for ax, colour in zip(fig.axes, ([1, 0, 0], [0, 0, 1]), strict=True):
-        (x0, y0), (x1, y1) = ax.get_window_extent().get_points()
-        centre = pixels[pixels.shape[0] - int((y0 + y1) / 2), int((x0 + x1) / 2)]
-        np.testing.assert_allclose(centre, colour, atol=0.02)
+    captions = [t for t in fig.texts if t.get_text() in labels]
+    assert [t.get_text() for t in captions] == labels
+    for dpi in (fig.dpi, 2 * fig.dpi):
+        fig.savefig(tmp_path / "grid.png", dpi=dpi)
+        pixels = imread(tmp_path / "grid.png")[..., :3]
+        height, width = pixels.shape[:2]
+        assert (width, height) == tuple(round(v * dpi) for v in fig.get_size_inches())
+        for caption, colour in zip(captions, ([1, 0, 0], [0, 0, 1]), strict=True):
+            x, y = caption.get_position()  # the caption's foot, in figure fractions
+            below = pixels[int((1 - y) * height) + int(0.25 * dpi), int(x * width)]
+            np.testing.assert_allclose(below, colour, atol=0.02)
+        assert np.allclose(pixels[-1, -1], 1)  # white around the images
