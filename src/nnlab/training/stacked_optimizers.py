@@ -100,9 +100,10 @@ class StackedOptimizer(torch.optim.Optimizer):
 
     # torch wraps every optimizer class's `step` once (Optimizer._patch_step_function) in
     # Optimizer.profile_hook_step, which labels the step for the profiler and runs the step
-    # hooks. Its record_function costs ~50 us a step here, as much as a third of the stacked
-    # step, and zero_grad pays it again. A stacked optimizer is marked as already wrapped and
-    # takes torch's wrapper only when it has something to do: a profiler recording, or hooks.
+    # hooks, and zero_grad labels itself too: ~80 us of the issue's ~790 us population step
+    # (20 members, batch 32, BENCHMARKS.md section 11). A stacked optimizer is marked as
+    # already wrapped and takes torch's wrapper only when it has something to do: a profiler
+    # recording, or hooks.
     def step(self, closure=None):
         hooks = (
             self._optimizer_step_pre_hooks,
