@@ -64,6 +64,33 @@ def test_artifacts_of_a_local_store_live_beside_it(store):
     assert uri.startswith("file://" + store.removeprefix("sqlite:///").removesuffix("mlflow.db"))
 
 
+def test_a_new_runs_first_artifact_goes_where_mlflow_puts_it_without_reading_the_run(
+    store, tmp_path
+):
+    from nnlab.tracking.store.runs import open_runs
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.txt").write_text("a")
+    client = MlflowClient(store)
+    reads = []
+    store_reads_run = client._tracking_client.store.get_run
+    client._tracking_client.store.get_run = lambda run_id: (
+        reads.append(run_id) or store_reads_run(run_id)
+    )
+    with (
+        open_run(client, "t", store, "r", {}) as alone,
+        open_runs(client, "t", store, ["m0", "m1"], [{}, {}], [None, None]) as runs,
+    ):
+        for run_id in [alone, *runs.ids]:
+            client.log_artifacts(run_id, str(tmp_path / "out"), "x")
+    assert reads == []  # the runs' artifact folders were known from their creation
+    fresh = MlflowClient(store)  # one that knows nothing: MLflow's own way, reading each run
+    for run_id in [alone, *runs.ids]:
+        assert [f.path for f in fresh.list_artifacts(run_id, "x")] == ["x/a.txt"]
+        folder = Path(fresh.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+        assert (folder / "x" / "a.txt").read_text() == "a"
+
+
 def test_a_sqlite_store_writes_ahead_and_a_copy_of_it_after_a_checkpoint_is_whole(tmp_path):
     """nnlab's sqlite stores are in WAL mode with synchronous=NORMAL (sqlite_wal): commits
     append to mlflow.db-wal instead of syncing the store each time. What a process committed

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 
 from nnlab.nn.export import MODEL_NAME, StandardisedNet, save_model
-from nnlab.tracking.store.client import code_source_tags, log_metrics
+from nnlab.tracking.store.client import code_source_tags, log_metrics, remember_artifact_folder
 
 
 def log_model(
@@ -42,6 +42,7 @@ def log_model(
         params=dict(run.data.params),
         tags=_context_tags(),
     )
+    remember_artifact_folder(client, logged.model_id, logged.artifact_location)
     try:
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         linked = [

@@ -184,6 +184,28 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> Non
         client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
 
 
+def remember_artifact_folder(client: MlflowClient, owner_id: str, location: str) -> None:
+    """Tell `client` where run (or logged model) `owner_id` keeps its artifacts, `location`
+    as the store gave it on creation. MLflow's client otherwise reads the whole run (model)
+    back on its first artifact call to learn it: ~10 ms a run here, paid by every member of
+    a population for its config and again for its model. What is remembered is the
+    repository MLflow would make itself (`_get_artifact_repo` of the tracking service
+    client); its cache is private (mlflow is pinned in constraints.txt, and
+    tests/tracking/test_tracking.py holds the artifacts where MLflow puts them)."""
+    # lazy: MLflow's artifact registry loads every artifact backend's module
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracking._tracking_service import utils as service_utils
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+    cache = getattr(service_utils, "_artifact_repos_cache", None)
+    if cache is None or owner_id in cache:
+        return
+    if len(cache) > 1024:  # as MLflow bounds it
+        cache.popitem(last=False)
+    uri = add_databricks_profile_info_to_artifact_uri(location, client.tracking_uri)
+    cache[owner_id] = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
+
+
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
     client.log_batch(
         run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items() if v is not None]

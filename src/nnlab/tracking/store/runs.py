@@ -18,7 +18,7 @@ from typing import Any
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from nnlab.tracking.store.client import experiment_id, set_tags
+from nnlab.tracking.store.client import experiment_id, remember_artifact_folder, set_tags
 from nnlab.tracking.store.interrupts import RunInterrupted, interrupts_recorded
 from nnlab.tracking.store.names import ERROR_TAG, HOST_TAG, PID_TAG
 from nnlab.tracking.store.redact import redact
@@ -68,7 +68,9 @@ def open_run(
         run_id = resume_run_id
     else:
         exp_id = experiment_id(client, experiment, uri)
-        run_id = client.create_run(exp_id, run_name=redact(run_name), tags=all_tags).info.run_id
+        created = client.create_run(exp_id, run_name=redact(run_name), tags=all_tags).info
+        remember_artifact_folder(client, created.run_id, created.artifact_uri)
+        run_id = created.run_id
     with interrupts_recorded() as received:
         try:
             yield run_id
@@ -143,8 +145,9 @@ def open_runs(
                     client.update_run(run_id, status="RUNNING")
                     set_tags(client, run_id, all_tags)
                 else:
-                    run_id = client.create_run(exp_id, run_name=redact(name), tags=all_tags)
-                    run_id = run_id.info.run_id
+                    created = client.create_run(exp_id, run_name=redact(name), tags=all_tags).info
+                    remember_artifact_folder(client, created.run_id, created.artifact_uri)
+                    run_id = created.run_id
                 runs.ids.append(run_id)
                 runs.still_open.append(k)
             yield runs
