@@ -14,7 +14,15 @@ from nnlab.config.rules import ConfigError
 from nnlab.config.seeds import member_config
 from nnlab.paths import CONF_DIR
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-from nnlab.tracking.store.names import MEMBER_TAG, PARENT_TAG, POPULATION_TAG
+from nnlab.tracking.store.names import (
+    DESCRIPTION_TAG,
+    FIT_SECONDS_TAG,
+    MEMBER_TAG,
+    OBJECTIVE_TAG,
+    OVERHEAD_SECONDS_TAG,
+    PARENT_TAG,
+    POPULATION_TAG,
+)
 from nnlab.training.fit import fit_and_test, member_setups, population_module
 from nnlab.training.population import wanted
 from nnlab.training.repeats import run_group
@@ -178,6 +186,11 @@ def test_population_members_are_complete_runs(store):
         run = client.get_run(a.run_id)
         assert run.info.status == "FINISHED"
         assert run.data.tags[PARENT_TAG] == together.parent_run_id
+        # Written as it closed: its timings beside its description with the final numbers
+        tags = run.data.tags
+        assert float(tags[FIT_SECONDS_TAG]) > 0 and float(tags[OVERHEAD_SECONDS_TAG]) > 0
+        assert tags[OBJECTIVE_TAG] == cfg.objective
+        assert f"{a.metrics['test/loss']:.4g}" in tags[DESCRIPTION_TAG]
         assert run.data.params["seed"] == client.get_run(b.run_id).data.params["seed"]
         assert run.data.tags[MEMBER_TAG] == client.get_run(b.run_id).data.tags[MEMBER_TAG]
         assert set(a.metrics) == set(b.metrics)

@@ -76,18 +76,15 @@ def finish_member(
     )
 
 
-def log_timings(client, run_id: str, cfg: DictConfig, fit_seconds: float, overhead: float):
-    # Timings are tags, not metrics: they describe the machine, not the model, and must not
-    # enter metric comparisons (reproductions compare metrics exactly).
-    set_tags(
-        client,
-        run_id,
-        {
-            OBJECTIVE_TAG: cfg.objective,
-            FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
-            OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
-        },
-    )
+def timing_tags(cfg: DictConfig, fit_seconds: float, overhead: float) -> dict[str, str]:
+    """A run's training time and the rest of its time, with the objective they were spent on.
+    Timings are tags, not metrics: they describe the machine, not the model, and must not
+    enter metric comparisons (reproductions compare metrics exactly)."""
+    return {
+        OBJECTIVE_TAG: cfg.objective,
+        FIT_SECONDS_TAG: f"{fit_seconds:.3f}",
+        OVERHEAD_SECONDS_TAG: f"{overhead:.3f}",
+    }
 
 
 def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> list[Metric]:
@@ -96,8 +93,8 @@ def record_best_epoch(client, run_id: str, stopper: StopWhenStalled, k: int) -> 
     now = int(time.time() * 1000)
     epoch = stopper.best_epoch[k]
     best = [Metric(f"best/{key}", v, now, epoch) for key, v in stopper.best_metrics[k].items()]
-    client.log_batch(run_id, metrics=best)
-    set_tags(client, run_id, {BEST_EPOCH_TAG: str(epoch), STOPPED_EARLY_TAG: stopper.summary(k)})
+    tags = {BEST_EPOCH_TAG: str(epoch), STOPPED_EARLY_TAG: stopper.summary(k)}
+    set_tags(client, run_id, tags, metrics=best)  # one write: a population has many members
     return best
 
 

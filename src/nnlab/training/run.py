@@ -30,7 +30,13 @@ from nnlab.tracking.describe import (
     run_name,
 )
 from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
-from nnlab.tracking.store.client import code_source_tags, get_client, log_params, tracking_uri
+from nnlab.tracking.store.client import (
+    code_source_tags,
+    get_client,
+    log_params,
+    set_tags,
+    tracking_uri,
+)
 from nnlab.tracking.store.names import (
     CONFIG_HASH_TAG,
     CSV_COLUMNS_TAG,
@@ -49,7 +55,7 @@ from nnlab.tracking.store.runs import open_run
 from nnlab.training.early_stopping import StopWhenStalled
 from nnlab.training.engine import TrainingDiverged
 from nnlab.training.fit import fit_and_test, population_module
-from nnlab.training.outputs import finish_member, log_timings
+from nnlab.training.outputs import finish_member, timing_tags
 from nnlab.training.resume import ResumePoint
 from nnlab.training.setup import (
     RunResult,
@@ -192,7 +198,8 @@ def run_training(
         if module.pruned:
             raise module.pruned[0]  # TrialPruned: the run closes KILLED, tagged nnlab.pruned
         result = finish_member(client, run_id, cfg, setup, module, 0, stopper, logger, name)
-        log_timings(client, run_id, cfg, fit_seconds, time.perf_counter() - started - fit_seconds)
+        overhead = time.perf_counter() - started - fit_seconds
+        set_tags(client, run_id, timing_tags(cfg, fit_seconds, overhead))
     return result
 
 

@@ -206,7 +206,12 @@ def remember_artifact_folder(client: MlflowClient, owner_id: str, location: str)
     cache[owner_id] = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
 
 
-def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, Any]) -> None:
+def set_tags(
+    client: MlflowClient, run_id: str, tags: Mapping[str, Any], metrics: list[Metric] = ()
+) -> None:
+    """`tags` (None values left out), and `metrics` in the same write when given."""
     client.log_batch(
-        run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items() if v is not None]
+        run_id,
+        metrics=list(metrics),
+        tags=[RunTag(k, redact(str(v))) for k, v in tags.items() if v is not None],
     )

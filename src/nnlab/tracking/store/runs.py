@@ -110,9 +110,18 @@ class OpenRuns:
         self.closing_tags = closing_tags
         self.still_open: list[int] = []
 
-    def close(self, k: int, status: str, error: str | None = None) -> None:
+    def close(self, k: int, status: str, error: str | None = None, tags=None) -> None:
+        """Close run k now; `tags`: more tags to write as it closes, in the same write."""
         self.still_open.remove(k)
-        _close(self.client, self.ids[k], RunStatus.from_string(status), error, self.closing_tags[k])
+        closing = self.closing_tags[k]
+        if tags:
+            closing = _with(closing, tags)
+        _close(self.client, self.ids[k], RunStatus.from_string(status), error, closing)
+
+
+def _with(closing_tags, tags: Mapping[str, Any]):
+    """`closing_tags` (a function of the error, or None) with `tags` added."""
+    return lambda error: {**(closing_tags(error) if closing_tags else {}), **tags}
 
 
 @contextlib.contextmanager
