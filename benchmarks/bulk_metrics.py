@@ -64,7 +64,7 @@ def main() -> None:
                     client.log_batch(run_id, metrics=batch[i : i + 1000])
 
             mlflow_us.append(us_per_value(by_mlflow, batches))
-            nnlab_us.append(us_per_value(lambda b, r=run_b: insert_metrics(store, r, b), batches))
+            nnlab_us.append(us_per_value(lambda b, r=run_b: insert_metrics(store, {r: b}), batches))
     mlflow, nnlab = statistics.median(mlflow_us), statistics.median(nnlab_us)
     print(f"{args.epochs} epochs x {len(KEYS)} metrics a run, median of {args.rounds} rounds")
     print()

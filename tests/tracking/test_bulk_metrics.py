@@ -11,7 +11,7 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 
 from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics, metric_points
-from nnlab.tracking.store.client import get_client, log_metrics
+from nnlab.tracking.store.client import get_client, log_metrics, log_runs_metrics
 from nnlab.tracking.store.queries import metric_history
 
 T = 1_700_000_000_000  # a timestamp, ms
@@ -46,15 +46,21 @@ def rows(db: str, run_id: str, table: str) -> list[tuple]:
 def test_bulk_writes_equal_log_batch(store):
     client = get_client(store)
     exp = client.create_experiment("bulk")
-    by_mlflow, by_nnlab = (client.create_run(exp).info.run_id for _ in range(2))
+    by_mlflow, by_nnlab, shifted_by_mlflow, beside = (
+        client.create_run(exp).info.run_id for _ in range(4)
+    )
     db = client._tracking_client.store
     assert database_store(client) is db
     for batch in flushes():
         client.log_batch(by_mlflow, metrics=batch)
-        assert insert_metrics(db, by_nnlab, batch)
+        # Two runs in one write, as a population's members flush; the second's values differ
+        shifted = [Metric(m.key, m.value + 1, m.timestamp, m.step) for m in batch]
+        client.log_batch(shifted_by_mlflow, metrics=shifted)
+        assert insert_metrics(db, {by_nnlab: batch, beside: shifted})
     path = store.removeprefix("sqlite:///")
     for table in ("metrics", "latest_metrics"):
         assert rows(path, by_nnlab, table) == rows(path, by_mlflow, table)
+        assert rows(path, beside, table) == rows(path, shifted_by_mlflow, table)
     assert len(rows(path, by_nnlab, "metrics")) == 60 + 5 + 2
     # What the UI and reports read: the run's latest values and each curve
     mlflow_run, nnlab_run = client.get_run(by_mlflow), client.get_run(by_nnlab)
@@ -72,6 +78,13 @@ def test_bulk_writes_refuse_what_log_batch_refuses(store):
     client.delete_run(run_id)
     with pytest.raises(MlflowException, match="must be in the 'active' state"):
         log_metrics(client, run_id, [Metric("a", 1.0, T, 0)])
+    # Written with another run, the deleted one refuses the whole write: nothing half-written
+    other = client.create_run(client.get_run(run_id).info.experiment_id).info.run_id
+    with pytest.raises(MlflowException, match="must be in the 'active' state"):
+        log_runs_metrics(
+            client, {other: [Metric("a", 1.0, T, 0)], run_id: [Metric("a", 1.0, T, 0)]}
+        )
+    assert client.get_metric_history(other, "a") == []
     with pytest.raises(MlflowException, match="must be in the 'active' state"):
         client.log_batch(run_id, metrics=[Metric("a", 1.0, T, 0)])
     assert client.get_metric_history(run_id, "a") == []
@@ -84,7 +97,8 @@ def test_a_duplicate_row_falls_back_to_log_batch(store):
     run_id = client.create_run(client.create_experiment("again")).info.run_id
     log_metrics(client, run_id, [Metric("a", 1.0, T, 0)])
     assert not insert_metrics(
-        client._tracking_client.store, run_id, [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)]
+        client._tracking_client.store,
+        {run_id: [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)]},
     )
     assert [m.step for m in client.get_metric_history(run_id, "a")] == [0]
     log_metrics(client, run_id, [Metric("a", 2.0, T + 1, 1), Metric("a", 1.0, T, 0)])
@@ -109,3 +123,36 @@ def test_a_curve_read_back_in_one_select_equals_mlflows_history(store):
         assert str(metric_history(client, run_id, key)) == str(got)
     steps = [step for step, _ in metric_points(db, run_id, "a")]
     assert steps == sorted(steps) and steps.count(3) == 2 and len(steps) == 30 + 3
+
+
+def test_a_population_flushes_its_members_in_one_write(store, monkeypatch):
+    """PopulationLogger writes every member's pending values at once, on its own timer; each
+    run gets its own curve, and a member without a run (nnlab-reproduce's) writes nothing."""
+    from nnlab.tracking.logger import BufferedMlflowLogger, PopulationLogger
+    from nnlab.tracking.store import client as client_module
+
+    client = get_client(store)
+    exp = client.create_experiment("population")
+    run_ids = [client.create_run(exp).info.run_id for _ in range(3)]
+    members = [BufferedMlflowLogger(client, r) for r in run_ids] + [
+        BufferedMlflowLogger(None, None)
+    ]
+    writes = []
+    bulk = client_module.insert_metrics
+    monkeypatch.setattr(
+        client_module,
+        "insert_metrics",
+        lambda s, by_run: writes.append(list(by_run)) or bulk(s, by_run),
+    )
+    population = PopulationLogger(members, flush_every_s=3600)
+    for epoch in range(4):
+        for k in range(4):
+            population.record(k, epoch, {"val/loss": k + epoch / 10})
+    assert writes == []  # not due yet
+    population.flush_every_s = 0  # due at the next record
+    population.record(0, 4, {"val/loss": 0.4})
+    assert writes == [run_ids]  # one write for every member that has a run
+    for k, run_id in enumerate(run_ids):
+        expected = [k + e / 10 for e in range(4)] + ([0.4] if k == 0 else [])
+        assert [m.value for m in client.get_metric_history(run_id, "val/loss")] == expected
+    assert members[3].history["val/loss"][-1] == (3, 3.3)  # kept in memory all the same

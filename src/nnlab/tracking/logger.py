@@ -2,9 +2,9 @@
 
 Lightning's stock MLFlowLogger makes a store round-trip per `log_metrics` call (~3 ms on
 sqlite); a small net trains an epoch in well under that. Here values are kept in memory and
-flushed with `log_batch` (one write for up to 1,000 values) every few seconds and at the end,
-so tracking adds almost nothing to training. The in-memory history doubles as the source of
-the run's curve plots.
+flushed every few seconds and at the end, every member of a population in one write
+(nnlab.tracking.store.client.log_runs_metrics), so tracking adds almost nothing to training.
+The in-memory history doubles as the source of the run's curve plots.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
-from nnlab.tracking.store.client import log_metrics
+from nnlab.tracking.store.client import log_runs_metrics
 
 
 class BufferedMlflowLogger(Logger):
@@ -25,16 +25,13 @@ class BufferedMlflowLogger(Logger):
         self,
         client: MlflowClient | None,
         run_id: str | None,
-        flush_every_s: float = 5.0,
         history: dict[str, list[tuple[int, float]]] | None = None,
     ):
         super().__init__()
         self.client = client
         self.run_id = run_id
         self.run_name = ""  # what the run is called, for the lines that report it
-        self.flush_every_s = flush_every_s
         self._pending: list[tuple[str, float, int, int]] = []  # Metric()s are made at flush
-        self._last_flush = time.monotonic()
         # The step-0 values as written (timestamps included): MLflow links a run's step-0
         # metrics to the model it logs (nnlab.tracking.logged_model), and a copy that
         # differs in its timestamp would be a second point in the run's curve.
@@ -66,8 +63,9 @@ class BufferedMlflowLogger(Logger):
         self.append(epoch, metrics)
 
     def append(self, epoch: int, metrics: dict[str, float]) -> None:
-        """Keep `metrics` as epoch `epoch`'s; written at the next flush. The engine calls this
-        once per member and epoch, so it stays lean (no rank check, no dict copies)."""
+        """Keep `metrics` as epoch `epoch`'s; written at the next flush (its PopulationLogger's).
+        The engine calls this once per member and epoch, so it stays lean (no rank check, no
+        dict copies)."""
         now_ms = int(time.time() * 1000)
         for key, value in metrics.items():
             value = float(value)
@@ -78,14 +76,15 @@ class BufferedMlflowLogger(Logger):
             self._pending.append((key, value, now_ms, epoch))
             if epoch == 0:
                 self.step_zero.append(Metric(key, value, now_ms, 0))
-        if time.monotonic() - self._last_flush >= self.flush_every_s:
-            self.flush()
+
+    def take_pending(self) -> list[Metric]:
+        """What is not written yet, no longer pending: the caller writes it."""
+        pending = [Metric(*m) for m in self._pending]
+        self._pending.clear()
+        return pending
 
     def flush(self) -> None:
-        if self.client is not None and self.run_id is not None:
-            log_metrics(self.client, self.run_id, [Metric(*m) for m in self._pending])
-        self._pending.clear()
-        self._last_flush = time.monotonic()
+        PopulationLogger([self]).flush()
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -101,9 +100,11 @@ class PopulationLogger(Logger):
     its
     own run. What Lightning asks of a logger (flush at the end) is done for every member."""
 
-    def __init__(self, members: list[BufferedMlflowLogger]):
+    def __init__(self, members: list[BufferedMlflowLogger], flush_every_s: float = 5.0):
         super().__init__()
         self.members = members
+        self.flush_every_s = flush_every_s
+        self._last_flush = time.monotonic()
 
     @property
     def name(self) -> str:
@@ -124,6 +125,8 @@ class PopulationLogger(Logger):
 
     def record(self, k: int, epoch: int, metrics: dict[str, float]) -> None:
         self.members[k].append(epoch, metrics)
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
 
     @rank_zero_only
     def log_hyperparams(self, params, *args, **kwargs) -> None:
@@ -134,8 +137,16 @@ class PopulationLogger(Logger):
         pass  # members' metrics arrive through `record`
 
     def flush(self) -> None:
+        """Every member's pending metrics in one write: a write's fixed cost (~2 ms on sqlite)
+        is paid once per population, not once per member."""
+        by_run = {}
         for member in self.members:
-            member.flush()
+            pending = member.take_pending()  # an unlogged member's are dropped: it has no run
+            if member.client is not None and member.run_id is not None:
+                by_run[member.run_id] = pending
+        if by_run:
+            log_runs_metrics(self.client, by_run)
+        self._last_flush = time.monotonic()
 
     @rank_zero_only
     def finalize(self, status: str) -> None:

@@ -24,6 +24,7 @@ does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
@@ -41,37 +42,42 @@ def database_store(client: MlflowClient):
     return None
 
 
-def insert_metrics(store, run_id: str, metrics: list[Metric]) -> bool:
-    """`metrics` of run `run_id` written in one transaction; False (nothing written) where the
-    store refused them in a way `log_batch` knows how to handle (a duplicate row)."""
+def insert_metrics(store, by_run: Mapping[str, list[Metric]]) -> bool:
+    """The metrics of each run in `by_run` (run id -> its metrics) written in one transaction:
+    a population's members flush together. False (nothing written) where the store refused
+    them in a way `log_batch` knows how to handle (a duplicate row)."""
     # lazy: as above
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.models import SqlMetric
     from mlflow.utils.validation import _validate_metric
 
-    rows, latest = [], {}
-    for metric in metrics:
-        _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
-        is_nan, value = store.sanitize_metric_value(metric.value)
-        row = {
-            "run_uuid": run_id,
-            "key": metric.key,
-            "value": value,
-            "timestamp": metric.timestamp,
-            "step": metric.step,
-            "is_nan": is_nan,
-        }
-        rows.append(row)
-        order = (metric.step, metric.timestamp, value)  # MLflow's "more recent" order
-        if metric.key not in latest or order > latest[metric.key][0]:
-            latest[metric.key] = (order, row)
+    rows, latest_of_runs = [], []
+    for run_id, metrics in by_run.items():
+        latest = {}
+        for metric in metrics:
+            _validate_metric(metric.key, metric.value, metric.timestamp, metric.step)
+            is_nan, value = store.sanitize_metric_value(metric.value)
+            row = {
+                "run_uuid": run_id,
+                "key": metric.key,
+                "value": value,
+                "timestamp": metric.timestamp,
+                "step": metric.step,
+                "is_nan": is_nan,
+            }
+            rows.append(row)
+            order = (metric.step, metric.timestamp, value)  # MLflow's "more recent" order
+            if metric.key not in latest or order > latest[metric.key][0]:
+                latest[metric.key] = (order, row)
+        latest_of_runs.append([SqlMetric(**row) for _, row in latest.values()])
     with store.ManagedSessionMaker(read_only=False) as session:
-        store._check_run_is_active(store._get_run(run_uuid=run_id, session=session))
+        for run_id in by_run:
+            store._check_run_is_active(store._get_run(run_uuid=run_id, session=session))
         try:
-            session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
-            store._update_latest_metrics_if_necessary(
-                [SqlMetric(**row) for _, row in latest.values()], session
-            )
+            if rows:
+                session.execute(sqlalchemy.insert(SqlMetric.__table__), rows)
+            for latest in latest_of_runs:  # MLflow's update looks at one run at a time
+                store._update_latest_metrics_if_necessary(latest, session)
             session.commit()
         except sqlalchemy.exc.IntegrityError:
             session.rollback()

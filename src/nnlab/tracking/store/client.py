@@ -173,15 +173,27 @@ def log_params(
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> None:
-    """`metrics` in as few writes as the store allows: one bulk INSERT on a database store
-    (nnlab.tracking.store.bulk_metrics), batches of MLflow's `log_batch` otherwise."""
+    """`metrics` of run `run_id` in as few writes as the store allows (`log_runs_metrics`)."""
+    log_runs_metrics(client, {run_id: metrics})
+
+
+def log_runs_metrics(client: MlflowClient, by_run: Mapping[str, list[Metric]]) -> None:
+    """The metrics of several runs (run id -> its metrics): one bulk INSERT for all on a
+    database store (nnlab.tracking.store.bulk_metrics), batches of MLflow's `log_batch` per
+    run otherwise."""
+    by_run = {run_id: metrics for run_id, metrics in by_run.items() if metrics}
     store = database_store(client)
-    if store is not None and metrics and all(m.model_id is None for m in metrics):
+    if (
+        store is not None
+        and by_run
+        and all(m.model_id is None for metrics in by_run.values() for m in metrics)
+    ):
         with interrupts_held():  # as every call of a SignalSafeClient (above)
-            if insert_metrics(store, run_id, metrics):
+            if insert_metrics(store, by_run):
                 return
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+    for run_id, metrics in by_run.items():
+        for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
 
 
 def remember_artifact_folder(client: MlflowClient, owner_id: str, location: str) -> None:
