@@ -56,3 +56,61 @@ def test_a_member_saved_in_a_population_is_the_file_it_would_get_alone(tmp_path,
         torch.testing.assert_close(loaded(x), member(x), rtol=0, atol=0)
     # The members differ where they should: their weights and buffers
     assert entries(tmp_path / "member0.pt2") != entries(tmp_path / "member1.pt2")
+
+
+SCHEMA = {"columns": ["x1", "x2"], "categories": {}, "classes": ["0", "1"], "target": "y",
+          "task": "binary", "dtype": "float32"}  # fmt: skip
+
+
+def saved_folder(root, k: int, member, example) -> tuple:
+    """Member k's model folder, saved by export.save_model under `root`: (folder, its MLmodel
+    as a dict)."""
+    import yaml
+    from mlflow.models import Model
+
+    ids = {"model_uuid": f"m-{k}", "model_id": f"m-{k}", "run_id": f"run{k}"}
+    mlmodel = Model(artifact_path=f"file:///models/m-{k}/artifacts", **ids)
+    tmp, folder = root / f"tmp{k}", root / f"model{k}"
+    tmp.mkdir(parents=True)
+    export.save_model(folder, tmp, mlmodel, member, example, SCHEMA)
+    return folder, yaml.safe_load((folder / "MLmodel").read_text())
+
+
+def test_a_members_model_folder_made_from_the_first_is_the_one_mlflow_makes(tmp_path):
+    """In a population MLflow's pyfunc.save_model makes the first member's folder; the others
+    are made from it (export._save_like). Each must be the folder MLflow would make for it:
+    the same files, byte for byte but for its program's save id, and the same MLmodel but for
+    where its artifacts were copied from; and it must load and predict as its network."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    example = np.random.default_rng(0).normal(size=(5, 2))
+    members = [model(seed) for seed in range(3)]
+    with export.one_export_per_shape():
+        made = [saved_folder(tmp_path / "population", k, m, example) for k, m in enumerate(members)]
+    for k, member in enumerate(members):
+        folder, described = made[k]
+        by_mlflow, by_mlflow_described = saved_folder(tmp_path / "alone", k, member, example)
+        files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        assert files == sorted(
+            p.relative_to(by_mlflow).as_posix() for p in by_mlflow.rglob("*") if p.is_file()
+        )
+        for name in files:
+            if name == "artifacts/model.pt2":
+                assert entries(folder / name) == entries(by_mlflow / name)
+            elif name != "MLmodel":
+                assert (folder / name).read_bytes() == (by_mlflow / name).read_bytes(), name
+        for mlmodel in (described, by_mlflow_described):
+            mlmodel.pop("utc_time_created")
+            for artifact in mlmodel["flavors"]["python_function"]["artifacts"].values():
+                artifact.pop("uri")  # the file it was copied from: each save's own tmp folder
+        assert described == by_mlflow_described
+        assert described["run_id"] == f"run{k}" and described["model_size_bytes"] > 0
+        served = mlflow.pyfunc.load_model(str(folder))
+        x = np.random.default_rng(k).normal(size=(4, 2))
+        got = served.predict(
+            pd.DataFrame(x, columns=["x1", "x2"]), params={"output": "probabilities"}
+        )
+        with torch.no_grad():
+            logits = member(torch.as_tensor(x, dtype=torch.float32)).numpy().ravel()
+        np.testing.assert_allclose(np.asarray(got)[:, 1], 1 / (1 + np.exp(-logits)), rtol=1e-5)
