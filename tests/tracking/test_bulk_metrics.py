@@ -156,3 +156,46 @@ def test_a_population_flushes_its_members_in_one_write(store, monkeypatch):
         expected = [k + e / 10 for e in range(4)] + ([0.4] if k == 0 else [])
         assert [m.value for m in client.get_metric_history(run_id, "val/loss")] == expected
     assert members[3].history["val/loss"][-1] == (3, 3.3)  # kept in memory all the same
+
+
+def test_linking_written_metrics_to_a_model_leaves_what_log_batch_leaves(store, monkeypatch):
+    """A run's step-0 metrics linked to its logged model (as Model.log links them) through
+    nnlab's log_metrics: the same rows in both tables as MLflow's log_batch leaves; a metric the
+    run does not hold yet goes through log_batch, which writes it too."""
+    client = get_client(store)
+    exp = client.create_experiment("linked")
+    path = store.removeprefix("sqlite:///")
+    step_zero = [Metric("a", 0.5, T, 0), Metric("b", math.nan, T, 0), Metric("c", 2.0, T + 1, 0)]
+    tables = {}
+    for way in ("mlflow", "nnlab"):
+        run_id = client.create_run(exp).info.run_id
+        log_metrics(client, run_id, [*step_zero, Metric("a", 0.25, T + 5, 1)])
+        model_id = client.create_logged_model(exp, source_run_id=run_id).model_id
+        linked = [Metric(m.key, m.value, m.timestamp, 0, model_id=model_id) for m in step_zero]
+        if way == "mlflow":
+            client.log_batch(run_id, metrics=linked)
+        else:
+            batches = []
+            monkeypatch.setattr(client, "log_batch", lambda *a, b=batches, **k: b.append(a))
+            log_metrics(client, run_id, linked)
+            assert batches == []  # linked without MLflow's second try at the rows
+            monkeypatch.undo()
+        with sqlite3.connect(path) as con:
+            tables[way] = sorted(
+                con.execute(
+                    "select metric_name, metric_timestamp_ms, metric_step, metric_value,"
+                    " experiment_id from logged_model_metrics where model_id = ?",
+                    (model_id,),
+                ).fetchall()
+            )
+        tables[way + " metrics"] = rows(path, run_id, "metrics")
+        tables[way + " latest"] = rows(path, run_id, "latest_metrics")
+    assert len(tables["nnlab"]) == 3
+    for suffix in ("", " metrics", " latest"):
+        assert str(tables["nnlab" + suffix]) == str(tables["mlflow" + suffix])
+    # A step-0 point the run has not written yet: written and linked, as log_batch does
+    run_id = client.create_run(exp).info.run_id
+    model_id = client.create_logged_model(exp, source_run_id=run_id).model_id
+    log_metrics(client, run_id, [Metric("d", 1.5, T, 0, model_id=model_id)])
+    assert [m.value for m in client.get_metric_history(run_id, "d")] == [1.5]
+    assert [(m.key, m.value) for m in client.get_logged_model(model_id).metrics] == [("d", 1.5)]

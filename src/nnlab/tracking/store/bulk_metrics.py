@@ -85,6 +85,40 @@ def insert_metrics(store, by_run: Mapping[str, list[Metric]]) -> bool:
     return True
 
 
+def link_written_metrics(store, run_id: str, metrics: list[Metric]) -> bool:
+    """Metrics run `run_id` holds already, linked to the logged model each names (`model_id`):
+    what `log_batch` leaves, without its attempt to insert the rows again, which the primary
+    key refuses, rolled back and looked up one by one (~15 ms a population member here). False
+    (nothing written) when one is not among the run's rows yet: `log_batch` writes it."""
+    # lazy: as above
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+
+    if not hasattr(store, "_log_model_metrics"):  # another MLflow: log_batch knows best
+        return False
+    table = SqlMetric.__table__
+    wanted = set()
+    for metric in metrics:
+        is_nan, value = store.sanitize_metric_value(metric.value)
+        wanted.add((metric.key, metric.timestamp, metric.step, value, is_nan))
+    query = sqlalchemy.select(
+        table.c.key, table.c.timestamp, table.c.step, table.c.value, table.c.is_nan
+    ).where(
+        table.c.run_uuid == run_id,
+        table.c.key.in_({key for key, *_ in wanted}),
+        table.c.step.in_({step for _, _, step, *_ in wanted}),
+    )
+    with store.ManagedSessionMaker() as session:
+        run = store._get_run(run_uuid=run_id, session=session)
+        store._check_run_is_active(run)
+        experiment_id = run.experiment_id
+        held = {tuple(row) for row in session.execute(query).all()}
+    if not wanted <= held:
+        return False
+    store._log_model_metrics(run_id, metrics, experiment_id=experiment_id)
+    return True
+
+
 def metric_points(store, run_id: str, key: str) -> list[tuple[int, float]]:
     """Metric `key` of run `run_id` as [(step, value)], in step order, then in logging order
     (timestamp), as MLflow's get_metric_history gives them sorted so; a NaN is a NaN."""

@@ -31,7 +31,11 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from nnlab.paths import PROJECT_ROOT  # noqa: E402
 from nnlab.tracking.store import sqlite_wal  # noqa: E402, F401  (sqlite stores in WAL mode)
-from nnlab.tracking.store.bulk_metrics import database_store, insert_metrics  # noqa: E402
+from nnlab.tracking.store.bulk_metrics import (  # noqa: E402
+    database_store,
+    insert_metrics,
+    link_written_metrics,
+)
 from nnlab.tracking.store.chart_view import ensure_chart_view  # noqa: E402
 from nnlab.tracking.store.interrupts import interrupts_held  # noqa: E402
 from nnlab.tracking.store.names import (  # noqa: E402
@@ -179,17 +183,20 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: list[Metric]) -> Non
 
 def log_runs_metrics(client: MlflowClient, by_run: Mapping[str, list[Metric]]) -> None:
     """The metrics of several runs (run id -> its metrics): one bulk INSERT for all on a
-    database store (nnlab.tracking.store.bulk_metrics), batches of MLflow's `log_batch` per
-    run otherwise."""
+    database store (nnlab.tracking.store.bulk_metrics), and a run's metrics written already
+    linked to its model without writing them again; batches of MLflow's `log_batch` per run
+    otherwise."""
     by_run = {run_id: metrics for run_id, metrics in by_run.items() if metrics}
     store = database_store(client)
-    if (
-        store is not None
-        and by_run
-        and all(m.model_id is None for metrics in by_run.values() for m in metrics)
-    ):
+    linked = [m.model_id is not None for metrics in by_run.values() for m in metrics]
+    if store is not None and by_run and not any(linked):
         with interrupts_held():  # as every call of a SignalSafeClient (above)
             if insert_metrics(store, by_run):
+                return
+    if store is not None and len(by_run) == 1 and all(linked):  # a run's metrics, to its model
+        ((run_id, metrics),) = by_run.items()
+        with interrupts_held():
+            if link_written_metrics(store, run_id, metrics):
                 return
     for run_id, metrics in by_run.items():
         for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
