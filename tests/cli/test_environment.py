@@ -46,6 +46,18 @@ def test_redact_survives_a_thread_changing_the_environment(churning_environment,
         assert redact("token s3cret-value here") == "token *** here"
 
 
+def test_redact_follows_the_environment_as_it_changes(monkeypatch):
+    """The secrets are remembered with the environment they were found in: a secret set,
+    changed or removed since the last redact is masked (or not) all the same."""
+    assert redact("a s3cret-one b") == "a s3cret-one b"
+    monkeypatch.setenv("NNLAB_TEST_PASSWORD", "s3cret-one")
+    assert redact("a s3cret-one b") == "a *** b"
+    monkeypatch.setenv("NNLAB_TEST_PASSWORD", "s3cret-two")
+    assert redact("a s3cret-one s3cret-two b") == "a s3cret-one *** b"
+    monkeypatch.delenv("NNLAB_TEST_PASSWORD")
+    assert redact("a s3cret-two b") == "a s3cret-two b"
+
+
 def test_environment_snapshot_is_a_consistent_copy(churning_environment, monkeypatch):
     monkeypatch.setenv("NNLAB_TEST_STEADY", "kept")
     for _ in range(3000):
