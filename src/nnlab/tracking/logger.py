@@ -97,8 +97,8 @@ class BufferedMlflowLogger(Logger):
 
 class PopulationLogger(Logger):
     """The logger of a population (nnlab.training.engine): member k's metrics go to `members[k]`,
-    its
-    own run. What Lightning asks of a logger (flush at the end) is done for every member."""
+    its own run. It flushes every member's metrics together, every `flush_every_s` and when
+    Lightning asks (at the end)."""
 
     def __init__(self, members: list[BufferedMlflowLogger], flush_every_s: float = 5.0):
         super().__init__()
