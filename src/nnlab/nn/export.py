@@ -132,8 +132,8 @@ def save_model(path: Path, tmp: Path, mlmodel: Model, model, x_example, schema: 
         )
     for cache in list(path.rglob("__pycache__")):  # left by MLflow loading the code, if it did
         shutil.rmtree(cache, ignore_errors=True)
-    if _folders is not None:
-        _folders[schema_text] = _ModelFolder.of(path, mlmodel)
+    if _folders is not None and mlmodel.model_size_bytes is not None:  # None: MLflow could not
+        _folders[schema_text] = _ModelFolder.of(path, mlmodel)  # size it; it makes every one
 
 
 @dataclass
