@@ -21,6 +21,9 @@ from nnlab.tracking.store.client import log_runs_metrics
 
 
 class BufferedMlflowLogger(Logger):
+    """One run's metrics, kept in memory (its history) and pending until its PopulationLogger
+    writes them with the other members'."""
+
     def __init__(
         self,
         client: MlflowClient | None,
@@ -82,13 +85,6 @@ class BufferedMlflowLogger(Logger):
         pending = [Metric(*m) for m in self._pending]
         self._pending.clear()
         return pending
-
-    def flush(self) -> None:
-        PopulationLogger([self]).flush()
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        self.flush()
 
     def last(self, key: str) -> float | None:
         values = self.history.get(key)
