@@ -251,8 +251,8 @@ def train_population(
                 results.append(result)
                 print(f"  {result.run_name}: {cfg.objective} {result.objective:.5g}", flush=True)
         overhead = (time.perf_counter() - started - fit_seconds) / len(logged)
-        for result in results:  # each member's share of the fit and of the fixed cost
-            timings = timing_tags(cfg, fit_seconds / n, overhead)
+        timings = timing_tags(cfg, fit_seconds / n, overhead)  # a member's share of each
+        for result in results:
             runs.close(runs.ids.index(result.run_id), "FINISHED", tags=timings)  # one write
     return [*skipped, *results], failures
 
