@@ -147,6 +147,10 @@ def ray_head(tmp_path_factory):
     temp = tempfile.mkdtemp(prefix="nnlab-ray-", dir="/tmp")
     env = {k: v for k, v in environ_snapshot().items() if not k.startswith("NNLAB_")}
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{decoy}"
+    # Ray runs its workers at nice 15 (its `worker_niceness`): beside `make test`'s other
+    # workers at nice 0 they got ~2% of a core, and the one Ray sweep took 172-177 s instead of
+    # 21 s alone (37 s at nice 0 beside two busy cores). The head's raylet reads this variable.
+    env["RAY_worker_niceness"] = "0"
     start = [
         str(BIN / "ray"),
         "start",
