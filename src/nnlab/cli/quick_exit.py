@@ -9,8 +9,9 @@ interpreter would up to that teardown: they wait for the threads it would wait f
 exit handlers (MLflow's, logging's flush, temporary folders' clean-up), flush the output,
 and then end the process.
 
-Only the console entries do this: a command's `main` called from Python (the tests, a
-notebook) returns as usual.
+Only the console entries do this, and the figure worker (nnlab.plots.background), which the
+training process waits for: a command's `main` called from Python (the tests, a notebook)
+returns as usual.
 """
 
 from __future__ import annotations
