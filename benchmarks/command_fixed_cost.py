@@ -7,7 +7,7 @@
    (nnlab.tracking.store.new_store; the template already in the cache, as after the first
    store).
 2. `nnlab-train trainer.max_epochs=3` on a new store, wall time: the console command (which
-   ends without the interpreter's teardown, nnlab.cli.quick_exit) against the same `main`
+   ends without the interpreter's teardown, nnlab.quick_exit) against the same `main`
    ended by `sys.exit`, as before.
 
 The two ways alternate, median of `--repeats`, so a machine that slows down slows both.

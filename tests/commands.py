@@ -61,7 +61,7 @@ def spawn_cli(
 def console_script(name: str):
     """The function the installed `name` executable calls (pyproject's [project.scripts]), less
     its quick exit: each entry runs its module's `main` and then ends the process without the
-    interpreter's teardown (nnlab.cli.quick_exit), which would end this one."""
+    interpreter's teardown (nnlab.quick_exit), which would end this one."""
     (found,) = entry_points(group="console_scripts", name=name)
     entry = found.load()
     return vars(sys.modules[entry.__module__])["main"]

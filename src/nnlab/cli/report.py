@@ -19,7 +19,7 @@ import socket
 import sys
 from pathlib import Path
 
-from nnlab.cli.quick_exit import run_then_exit
+from nnlab.quick_exit import run_then_exit
 from nnlab.tracking.store.client import get_client, local_store_file, tracking_uri
 from nnlab.tracking.store.names import HOST_TAG, PID_TAG, REPEATS_TAG, SWEEP_TAG, SWEEPER_TAG
 from nnlab.tracking.store.runs import close_run, process_alive
@@ -253,7 +253,7 @@ def sort_group_lines(lines, key: str, ascending: bool):
 
 
 def entry() -> None:
-    run_then_exit(main)  # nnlab.cli.quick_exit: no interpreter teardown after the command
+    run_then_exit(main)  # nnlab.quick_exit: no interpreter teardown after the command
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import tempfile
 
 from omegaconf import OmegaConf
 
-from nnlab.cli.quick_exit import run_then_exit
 from nnlab.config.check import check_config
 from nnlab.data.splits import CSV, csv_table
+from nnlab.quick_exit import run_then_exit
 from nnlab.tracking.store.client import get_client, git_commit, tracking_uri
 from nnlab.tracking.store.names import (
     CSV_SHA256_TAG,
@@ -206,7 +206,7 @@ def _close(a: float, b: float, tolerance: float) -> bool:
 
 
 def entry() -> None:
-    run_then_exit(main)  # nnlab.cli.quick_exit: no interpreter teardown after the command
+    run_then_exit(main)  # nnlab.quick_exit: no interpreter teardown after the command
 
 
 if __name__ == "__main__":

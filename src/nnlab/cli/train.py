@@ -22,13 +22,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from nnlab.cli.overrides import check_overrides
-from nnlab.cli.quick_exit import run_then_exit
 from nnlab.cli.train_summary import print_group_lines, print_group_where, print_summary
 from nnlab.config.check import check_config
 from nnlab.config.rules import ConfigError
 from nnlab.console import quiet_startup
 from nnlab.data.datasets import DataError
 from nnlab.paths import CONF_DIR
+from nnlab.quick_exit import run_then_exit
 from nnlab.sweeps.callback import abort_active_sweep
 from nnlab.sweeps.population_jobs import MEMBERS_KEY, decode
 from nnlab.sweeps.scheduler import scheduler_job_id, scheduler_tags
@@ -248,7 +248,7 @@ def main() -> None:
 
 def entry() -> None:
     """The `nnlab-train` command: main, then the process ends without the interpreter's
-    teardown (nnlab.cli.quick_exit)."""
+    teardown (nnlab.quick_exit)."""
     run_then_exit(main)
 
 

@@ -201,6 +201,6 @@ if __name__ == "__main__":
     # lazy: only the worker ends this way. The training process waits for the worker to end
     # (its folders must outlive it), and the interpreter's teardown of matplotlib and NumPy
     # was 0.13-0.15 s of that wait, at the end of every population's outputs.
-    from nnlab.cli.quick_exit import run_then_exit
+    from nnlab.quick_exit import run_then_exit
 
     run_then_exit(_serve)

@@ -23,7 +23,7 @@ Applied to every sqlite connection SQLAlchemy opens in a process that imports th
 create. A store that cannot switch (read-only, locked by another writer) keeps its mode.
 
 sqlite folds the log back into the store, and removes it, when the store's last connection
-closes. nnlab's commands end without the interpreter's teardown (nnlab.cli.quick_exit), which
+closes. nnlab's commands end without the interpreter's teardown (nnlab.quick_exit), which
 is what used to close them: the engines this process used are closed by an exit handler
 instead, so a command leaves `mlflow.db` whole, without `-wal` and `-shm` files beside it.
 """

@@ -1,4 +1,4 @@
-"""A console command ends without the interpreter's teardown (nnlab.cli.quick_exit), and loses
+"""A console command ends without the interpreter's teardown (nnlab.quick_exit), and loses
 nothing to it: its exit status, its last output, the exit handlers and the threads the
 interpreter would wait for, a sqlite store folded back into one file."""
 
@@ -17,7 +17,7 @@ PROGRAM = textwrap.dedent(
     """
     import atexit, sys, threading, time
     from concurrent.futures import ThreadPoolExecutor
-    from nnlab.cli.quick_exit import run_then_exit
+    from nnlab.quick_exit import run_then_exit
 
     # An idle pool's worker, as MLflow's artifact uploads leave one: ended, not waited on.
     pool = ThreadPoolExecutor(1)
